@@ -1,0 +1,52 @@
+// vgw: the command-line entry point. Each subcommand lives in its own module.
+import { runCheck } from './check.ts';
+import { runServe } from './serve.ts';
+import { runVcl } from './vcl.ts';
+
+const USAGE = `usage: vgw <command> [options]
+
+commands:
+  serve DIR [--address A] [--admin-port N] [--admin-address A] [--work-dir D]
+              serve the Gateway API manifests in DIR through varnishd; DIR is watched
+  check DIR   print the computed status of every GatewayClass, Gateway and HTTPRoute (YAML)
+              exit 0: all accepted, 1: something is not accepted, 2: input unreadable
+  vcl DIR     print the VCL generated for DIR
+  echo --port N [--address A] [--pod NAME] [--namespace NS]
+              run an echo backend (the Gateway API conformance echo contract)
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return runServe(rest);
+    case 'check':
+      return runCheck(rest);
+    case 'vcl':
+      return runVcl(rest);
+    case 'echo': {
+      const { runEchoCommand } = await import('../echo/server.ts');
+      await runEchoCommand(rest);
+      return 0;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`vgw: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== 0 || process.exitCode === undefined) process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`vgw: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 2;
+  },
+);

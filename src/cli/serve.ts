@@ -1,0 +1,44 @@
+// vgw serve DIR: standalone gateway. Runs until SIGINT/SIGTERM.
+import { startAdminServer } from '../standalone/admin.ts';
+import { StandaloneServer } from '../standalone/server.ts';
+import { createLogger } from '../util/log.ts';
+import { parseDirArgs, reportUsage, UsageError } from './args.ts';
+
+export async function runServe(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseDirArgs(argv, {
+      address: { type: 'string', default: '127.0.0.1' },
+      'admin-port': { type: 'string', default: '9901' },
+      'admin-address': { type: 'string', default: '127.0.0.1' },
+      'work-dir': { type: 'string' },
+    });
+    const port = Number(parsed.values['admin-port']);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--admin-port must be a port number');
+  } catch (err) {
+    return reportUsage(err);
+  }
+  const log = createLogger();
+  const v = parsed.values;
+  const server = new StandaloneServer({
+    dir: parsed.dir,
+    defaultAddress: v.address as string,
+    workDir: v['work-dir'] as string | undefined,
+    logger: log,
+  });
+  const admin = await startAdminServer(v['admin-address'] as string, Number(v['admin-port']), () => server.state);
+  log.info({ event: 'admin-listening', address: admin.address() }, 'admin endpoint up');
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ event: 'shutdown', signal }, 'stopping');
+    admin.close();
+    await server.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  await server.start();
+  return 0;
+}

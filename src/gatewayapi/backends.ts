@@ -1,0 +1,47 @@
+// backendRef resolution: which Service port a reference names, whether the route may use it
+// (ReferenceGrant), and the ResolvedRefs reason when it may not.
+import type { HTTPBackendRef, HTTPRoute, ReferenceGrant, Service } from './types.ts';
+import { GATEWAY_GROUP } from './types.ts';
+
+export type BackendResolution =
+  | { ok: true; namespace: string; name: string; port: number; weight: number }
+  | { ok: false; weight: number; reason: 'InvalidKind' | 'RefNotPermitted' | 'BackendNotFound' | 'UnsupportedValue'; message: string };
+
+export interface BackendIndex {
+  services: Map<string, Service>;
+  grants: ReferenceGrant[];
+}
+
+export function resolveBackendRef(route: HTTPRoute, ref: HTTPBackendRef, index: BackendIndex): BackendResolution {
+  const weight = ref.weight ?? 1;
+  const routeNs = route.metadata.namespace as string;
+  const group = ref.group ?? '';
+  const kind = ref.kind ?? 'Service';
+  const namespace = ref.namespace ?? routeNs;
+  const what = `${group ? `${group}/` : ''}${kind} ${namespace}/${ref.name}`;
+  if (!Number.isInteger(weight) || weight < 0 || weight > 1_000_000) {
+    return { ok: false, weight: 0, reason: 'UnsupportedValue', message: `backendRef ${what}: weight must be 0-1000000` };
+  }
+  if (group !== '' || kind !== 'Service') {
+    return { ok: false, weight, reason: 'InvalidKind', message: `backendRef ${what}: only core Services are supported` };
+  }
+  if (namespace !== routeNs && !referenceGranted(index.grants, routeNs, namespace, ref.name)) {
+    return { ok: false, weight, reason: 'RefNotPermitted', message: `backendRef ${what}: no ReferenceGrant in ${namespace} allows HTTPRoutes from ${routeNs}` };
+  }
+  const svc = index.services.get(`${namespace}/${ref.name}`);
+  if (!svc) return { ok: false, weight, reason: 'BackendNotFound', message: `backendRef ${what}: Service not found` };
+  if (ref.port === undefined) return { ok: false, weight, reason: 'UnsupportedValue', message: `backendRef ${what}: port is required` };
+  if (!(svc.spec.ports ?? []).some((p) => p.port === ref.port)) {
+    return { ok: false, weight, reason: 'BackendNotFound', message: `backendRef ${what}: Service has no port ${ref.port}` };
+  }
+  return { ok: true, namespace, name: ref.name, port: ref.port, weight };
+}
+
+export function referenceGranted(grants: ReferenceGrant[], fromNs: string, toNs: string, serviceName: string): boolean {
+  return grants.some(
+    (g) =>
+      g.metadata.namespace === toNs &&
+      (g.spec.from ?? []).some((f) => f.group === GATEWAY_GROUP && f.kind === 'HTTPRoute' && f.namespace === fromNs) &&
+      (g.spec.to ?? []).some((t) => (t.group ?? '') === '' && t.kind === 'Service' && (t.name === undefined || t.name === '' || t.name === serviceName)),
+  );
+}

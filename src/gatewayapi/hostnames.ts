@@ -1,0 +1,68 @@
+// Hostname patterns as Gateway API defines them: exact names, "*.suffix" wildcards that match
+// one or more leading labels (never the apex), and "*" for "no hostname given".
+
+export const ANY_HOST = '*';
+
+const LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** RFC 1123 DNS name, lowercase, optionally with one leading "*." label. No IP addresses. */
+export function validHostname(h: string, allowWildcard: boolean): string | null {
+  if (h.length === 0 || h.length > 253) return 'must be 1-253 characters';
+  let rest = h;
+  if (h.startsWith('*.')) {
+    if (!allowWildcard) return 'wildcards are not allowed here';
+    rest = h.slice(2);
+  }
+  const labels = rest.split('.');
+  if (labels.some((l) => l.length > 63 || !LABEL.test(l))) {
+    return 'must be a lowercase RFC 1123 hostname (letters, digits, "-" and "."), optionally prefixed with "*."';
+  }
+  if (/^[0-9.]+$/.test(rest)) return 'must not be an IP address';
+  return null;
+}
+
+export function isWildcard(pattern: string): boolean {
+  return pattern.startsWith('*.');
+}
+
+/** Does hostname pattern `pattern` match the concrete host `host`? */
+export function hostMatches(pattern: string, host: string): boolean {
+  if (pattern === ANY_HOST) return true;
+  if (isWildcard(pattern)) return host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1;
+  return pattern === host;
+}
+
+/**
+ * Does `outer` accept every host that `inner` accepts? Used to decide which listener owns a
+ * route hostname. Both are patterns ("*", "*.x", or exact).
+ */
+export function patternCovers(outer: string, inner: string): boolean {
+  if (outer === ANY_HOST) return true;
+  if (inner === ANY_HOST) return false;
+  if (!isWildcard(outer)) return outer === inner;
+  if (!isWildcard(inner)) return hostMatches(outer, inner);
+  // "*.a.b" covers "*.a.b" and "*.x.a.b".
+  return inner === outer || inner.endsWith(outer.slice(1));
+}
+
+/** Higher is more specific: exact names beat wildcards, longer wildcards beat shorter ones. */
+export function specificity(pattern: string): number {
+  if (pattern === ANY_HOST) return 0;
+  if (isWildcard(pattern)) return 1 + pattern.length;
+  return 1_000 + pattern.length;
+}
+
+/**
+ * Hostnames a route serves through a listener: the intersection of the route's hostnames with
+ * the listener's. Empty when they share none (the route then does not attach there).
+ */
+export function intersectHostnames(listenerHostname: string | undefined, routeHostnames: string[]): string[] {
+  const listener = listenerHostname ?? ANY_HOST;
+  if (routeHostnames.length === 0) return [listener];
+  const out = new Set<string>();
+  for (const h of routeHostnames) {
+    if (patternCovers(listener, h)) out.add(h);
+    else if (patternCovers(h, listener)) out.add(listener);
+  }
+  return [...out];
+}

@@ -1,0 +1,196 @@
+// Gateway and listener validation: which listeners can carry traffic, on which sockets, and the
+// conditions that explain the rest.
+import { isIP } from 'node:net';
+import { condition } from './conditions.ts';
+import { ANY_HOST, validHostname } from './hostnames.ts';
+import { GATEWAY_GROUP, type Condition, type Gateway, type Listener } from './types.ts';
+
+export interface ListenerState {
+  gateway: Gateway;
+  listener: Listener;
+  /** "namespace/gateway/listener" */
+  id: string;
+  hostname: string;
+  /** Accepted and not conflicted: routes may attach and traffic is served. */
+  usable: boolean;
+  supportedKinds: { group: string; kind: string }[];
+  acceptedReason: string;
+  acceptedMessage: string;
+  resolvedRefsReason: string;
+  resolvedRefsMessage: string;
+  conflictedReason?: string;
+  attachedRoutes: number;
+  addresses: string[];
+}
+
+export interface GatewayState {
+  gateway: Gateway;
+  listeners: ListenerState[];
+  addresses: string[];
+  acceptedReason: string;
+  acceptedMessage: string;
+  accepted: boolean;
+}
+
+const SUPPORTED_ROUTE_KINDS = [{ group: GATEWAY_GROUP, kind: 'HTTPRoute' }];
+
+export function evaluateGateway(gateway: Gateway, defaultAddress: string): GatewayState {
+  const spec = gateway.spec;
+  const gwId = `${gateway.metadata.namespace}/${gateway.metadata.name}`;
+  let acceptedReason = 'Accepted';
+  let acceptedMessage = 'Gateway is accepted';
+  let accepted = true;
+
+  const addresses: string[] = [];
+  for (const a of spec.addresses ?? []) {
+    const type = a.type ?? 'IPAddress';
+    if (type !== 'IPAddress' || !a.value || isIP(a.value) === 0) {
+      accepted = false;
+      acceptedReason = 'UnsupportedAddress';
+      acceptedMessage = `address ${JSON.stringify(a.value ?? '')} of type ${type} is not supported: use IPAddress values`;
+    } else if (!addresses.includes(a.value)) {
+      addresses.push(a.value);
+    }
+  }
+  if (addresses.length === 0) addresses.push(defaultAddress);
+  if (spec.infrastructure?.parametersRef !== undefined) {
+    accepted = false;
+    acceptedReason = 'InvalidParameters';
+    acceptedMessage = 'spec.infrastructure.parametersRef is not supported';
+  }
+
+  const listeners = (spec.listeners ?? []).map((l) => evaluateListener(gwId, gateway, l, addresses));
+  markConflicts(listeners);
+
+  const anyUsable = listeners.some((l) => l.usable);
+  const anyInvalid = listeners.some((l) => !l.usable);
+  if (accepted && anyInvalid) {
+    // Spec: a Gateway with some invalid listeners stays Accepted (reason ListenersNotValid);
+    // with none valid it is not accepted.
+    acceptedReason = 'ListenersNotValid';
+    acceptedMessage = `listeners not valid: ${listeners.filter((l) => !l.usable).map((l) => l.listener.name).join(', ')}`;
+    if (!anyUsable) accepted = false;
+  }
+  if (!accepted) for (const l of listeners) l.usable = false;
+  return { gateway, listeners, addresses, acceptedReason, acceptedMessage, accepted };
+}
+
+function evaluateListener(gwId: string, gateway: Gateway, l: Listener, addresses: string[]): ListenerState {
+  const state: ListenerState = {
+    gateway,
+    listener: l,
+    id: `${gwId}/${l.name}`,
+    hostname: l.hostname ?? ANY_HOST,
+    usable: true,
+    supportedKinds: [],
+    acceptedReason: 'Accepted',
+    acceptedMessage: 'Listener is accepted',
+    resolvedRefsReason: 'ResolvedRefs',
+    resolvedRefsMessage: 'All references are resolved',
+    attachedRoutes: 0,
+    addresses,
+  };
+  const reject = (reason: string, message: string) => {
+    state.usable = false;
+    state.acceptedReason = reason;
+    state.acceptedMessage = message;
+  };
+  if (l.protocol === 'HTTP') {
+    const kinds = l.allowedRoutes?.kinds;
+    if (kinds === undefined || kinds.length === 0) {
+      state.supportedKinds = [...SUPPORTED_ROUTE_KINDS];
+    } else {
+      for (const k of kinds) {
+        const group = k.group ?? GATEWAY_GROUP;
+        if (group === GATEWAY_GROUP && k.kind === 'HTTPRoute') {
+          if (!state.supportedKinds.length) state.supportedKinds.push({ group, kind: k.kind });
+        } else {
+          state.resolvedRefsReason = 'InvalidRouteKinds';
+          state.resolvedRefsMessage = `route kind ${group}/${k.kind} is not supported on an HTTP listener`;
+        }
+      }
+      if (!state.supportedKinds.length) state.usable = false;
+    }
+  } else if (l.protocol === 'HTTPS' || l.protocol === 'TLS') {
+    reject('UnsupportedProtocol', `protocol ${l.protocol} is not supported yet (TLS termination is not implemented)`);
+  } else {
+    reject('UnsupportedProtocol', `protocol ${JSON.stringify(l.protocol)} is not supported; use HTTP`);
+  }
+  if (!Number.isInteger(l.port) || l.port < 1 || l.port > 65535) {
+    reject('UnsupportedValue', `port ${l.port} is out of range 1-65535`);
+  }
+  if (l.hostname !== undefined) {
+    const problem = validHostname(l.hostname, true);
+    if (problem) reject('UnsupportedValue', `hostname ${JSON.stringify(l.hostname)}: ${problem}`);
+  }
+  return state;
+}
+
+/** Listeners of one Gateway that share a port must differ in hostname and agree on protocol. */
+function markConflicts(listeners: ListenerState[]): void {
+  for (let i = 0; i < listeners.length; i++) {
+    const a = listeners[i];
+    for (let j = 0; j < i; j++) {
+      const b = listeners[j];
+      if (b.conflictedReason || a.listener.port !== b.listener.port) continue;
+      if (a.listener.name === b.listener.name) {
+        a.conflictedReason = 'HostnameConflict';
+        a.acceptedMessage = `listener name ${a.listener.name} is used twice`;
+      } else if (a.listener.protocol !== b.listener.protocol) {
+        a.conflictedReason = 'ProtocolConflict';
+        a.acceptedMessage = `port ${a.listener.port} is used by listener ${b.listener.name} with protocol ${b.listener.protocol}`;
+      } else if (a.hostname === b.hostname) {
+        a.conflictedReason = 'HostnameConflict';
+        a.acceptedMessage = `hostname ${a.hostname} on port ${a.listener.port} is used by listener ${b.listener.name}`;
+      }
+      if (a.conflictedReason) {
+        a.usable = false;
+        break;
+      }
+    }
+  }
+}
+
+/** Listeners of different Gateways bound to the same address:port and hostname conflict too. */
+export function markCrossGatewayConflicts(listeners: ListenerState[]): void {
+  const owner = new Map<string, ListenerState>();
+  for (const l of listeners) {
+    if (!l.usable) continue;
+    for (const address of l.addresses) {
+      const key = `${address}:${l.listener.port} ${l.hostname}`;
+      const prev = owner.get(key);
+      if (prev && prev.gateway !== l.gateway) {
+        l.usable = false;
+        l.conflictedReason = 'HostnameConflict';
+        l.acceptedMessage = `${address}:${l.listener.port} with hostname ${l.hostname} is already served by ${prev.id}`;
+        break;
+      }
+      owner.set(key, l);
+    }
+  }
+}
+
+export function listenerConditions(l: ListenerState, generation: number): Condition[] {
+  const conflicted = l.conflictedReason !== undefined;
+  const acceptedOk = l.acceptedReason === 'Accepted' && !conflicted;
+  const refsOk = l.resolvedRefsReason === 'ResolvedRefs';
+  return [
+    condition('Accepted', acceptedOk, conflicted ? 'Accepted' : l.acceptedReason, l.acceptedMessage, generation),
+    condition(
+      'Conflicted',
+      conflicted,
+      l.conflictedReason ?? 'NoConflicts',
+      conflicted ? l.acceptedMessage : 'No conflicts',
+      generation,
+    ),
+    condition('ResolvedRefs', refsOk, l.resolvedRefsReason, l.resolvedRefsMessage, generation),
+    condition(
+      'Programmed',
+      l.usable,
+      l.usable ? 'Programmed' : 'Invalid',
+      l.usable ? 'Listener is programmed' : 'Listener is not valid',
+      generation,
+    ),
+  ];
+}
+

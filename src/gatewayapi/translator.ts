@@ -1,0 +1,375 @@
+// Gateway API semantics: ResourceSnapshot -> routing IR + the status of every object we own.
+// Pure: no I/O, no clock (the caller passes the time used for lastTransitionTime).
+import type { IRBackendRef, IRRoute, IRService, IRSocket, IRVirtualHost, RoutingIR } from '../ir/types.ts';
+import { IR_VERSION, serviceKey } from '../ir/types.ts';
+import { resolveBackendRef, type BackendIndex, type BackendResolution } from './backends.ts';
+import { condition, withTransitionTime } from './conditions.ts';
+import { CONTROLLER_NAME, SUPPORTED_FEATURES } from './features.ts';
+import { intersectHostnames, patternCovers, specificity } from './hostnames.ts';
+import { evaluateGateway, listenerConditions, markCrossGatewayConflicts, type GatewayState, type ListenerState } from './listeners.ts';
+import { compareMatches, type RankedMatch } from './precedence.ts';
+import { RouteValueError, ruleAction, validateRoute, type ValidRule } from './rules.ts';
+import { namespaceAllowed } from './namespaces.ts';
+import type { Condition, Gateway, GatewayClass, HTTPRoute, ParentReference, ResourceSnapshot } from './types.ts';
+import { GATEWAY_GROUP } from './types.ts';
+
+export interface TranslateOptions {
+  /** Address a Gateway's listeners bind when it has no spec.addresses. */
+  defaultAddress: string;
+  /** RFC 3339 time stamped on conditions. */
+  now: string;
+}
+
+export interface ObjectStatus {
+  apiVersion: string;
+  kind: 'GatewayClass' | 'Gateway' | 'HTTPRoute';
+  metadata: { name: string; namespace?: string; generation: number };
+  status: Record<string, unknown>;
+}
+
+export interface TranslateResult {
+  ir: RoutingIR;
+  statuses: ObjectStatus[];
+  /** Objects that are ours and not accepted, as "Kind ns/name: reason" lines. */
+  problems: string[];
+}
+
+interface Attachment {
+  route: HTTPRoute;
+  listener: ListenerState;
+  hostnames: string[];
+}
+
+interface RouteState {
+  route: HTTPRoute;
+  rules: ValidRule[] | null;
+  invalidMessage?: string;
+  backends: BackendResolution[][];
+  parents: { ref: ParentReference; conditions: Condition[] }[];
+}
+
+export function translate(snapshot: ResourceSnapshot, options: TranslateOptions): TranslateResult {
+  const problems: string[] = [];
+  const statuses: ObjectStatus[] = [];
+
+  const classes = new Map<string, GatewayClass>();
+  for (const gc of sortObjects(snapshot.gatewayClasses)) {
+    if (gc.spec.controllerName !== CONTROLLER_NAME) continue;
+    classes.set(gc.metadata.name, gc);
+    const gen = generation(gc);
+    const ok = gc.spec.parametersRef === undefined;
+    if (!ok) problems.push(`GatewayClass ${gc.metadata.name}: parametersRef is not supported`);
+    statuses.push(
+      statusOf(gc, {
+        conditions: withTransitionTime(
+          [
+            condition(
+              'Accepted',
+              ok,
+              ok ? 'Accepted' : 'InvalidParameters',
+              ok ? 'GatewayClass is accepted' : 'spec.parametersRef is not supported',
+              gen,
+            ),
+          ],
+          options.now,
+        ),
+        supportedFeatures: [...SUPPORTED_FEATURES].sort().map((name) => ({ name })),
+      }),
+    );
+  }
+
+  const gateways: GatewayState[] = [];
+  for (const gw of sortObjects(snapshot.gateways)) {
+    const gc = classes.get(gw.spec.gatewayClassName);
+    if (!gc || gc.spec.parametersRef !== undefined) continue;
+    gateways.push(evaluateGateway(gw, options.defaultAddress));
+  }
+  markCrossGatewayConflicts(gateways.flatMap((g) => g.listeners));
+  const gatewayByKey = new Map(gateways.map((g) => [key(g.gateway), g]));
+
+  const index: BackendIndex = {
+    services: new Map(snapshot.services.map((s) => [key(s), s])),
+    grants: snapshot.referenceGrants,
+  };
+  const namespaceLabels = new Map(snapshot.namespaces.map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
+
+  const attachments: Attachment[] = [];
+  const routeStates: RouteState[] = [];
+  for (const route of sortObjects(snapshot.httpRoutes)) {
+    const state = evaluateRoute(route, gatewayByKey, index, namespaceLabels, attachments);
+    if (state) routeStates.push(state);
+  }
+
+  const services: IRService[] = [];
+  const serviceIds = new Map<string, number>();
+  const backendsOf = (state: RouteState, ruleIndex: number): IRBackendRef[] =>
+    state.backends[ruleIndex].filter((b) => b.weight > 0).map((b) => {
+      if (!b.ok) return { weight: b.weight, service: null };
+      const svc: IRService = { namespace: b.namespace, name: b.name, port: b.port };
+      const k = serviceKey(svc);
+      let id = serviceIds.get(k);
+      if (id === undefined) {
+        id = services.length;
+        services.push(svc);
+        serviceIds.set(k, id);
+      }
+      return { weight: b.weight, service: id };
+    });
+
+  const stateByRoute = new Map(routeStates.map((s) => [s.route, s]));
+  const sockets = buildSockets(gateways, attachments, (att, rule, matchIndex) => {
+    const state = stateByRoute.get(att.route) as RouteState;
+    const m = rule.matches[matchIndex];
+    return {
+      id: `${key(att.route)}/${rule.index}/${matchIndex}`,
+      match: m,
+      action: ruleAction(rule, backendsOf(state, rule.index), att.listener.listener.port, m.path.value),
+    } satisfies IRRoute;
+  }, stateByRoute);
+
+  for (const g of gateways) {
+    const gen = generation(g.gateway);
+    if (!g.accepted) problems.push(`Gateway ${key(g.gateway)}: ${g.acceptedMessage}`);
+    statuses.push(
+      statusOf(g.gateway, {
+        addresses: g.addresses.map((value) => ({ type: 'IPAddress', value })),
+        conditions: withTransitionTime(
+          [
+            condition('Accepted', g.accepted, g.acceptedReason, g.acceptedMessage, gen),
+            condition(
+              'Programmed',
+              g.accepted,
+              g.accepted ? 'Programmed' : 'Invalid',
+              g.accepted ? 'Gateway is programmed' : 'Gateway is not accepted',
+              gen,
+            ),
+          ],
+          options.now,
+        ),
+        listeners: g.listeners.map((l) => ({
+          name: l.listener.name,
+          supportedKinds: l.supportedKinds,
+          attachedRoutes: l.attachedRoutes,
+          conditions: withTransitionTime(listenerConditions(l, gen), options.now),
+        })),
+      }),
+    );
+  }
+  for (const s of routeStates) {
+    for (const p of s.parents) {
+      const bad = p.conditions.find((c) => c.status !== 'True' && c.type === 'Accepted');
+      if (bad) problems.push(`HTTPRoute ${key(s.route)} -> ${p.ref.namespace}/${p.ref.name}: ${bad.reason}: ${bad.message}`);
+    }
+    statuses.push(
+      statusOf(s.route, {
+        parents: s.parents.map((p) => ({
+          parentRef: p.ref,
+          controllerName: CONTROLLER_NAME,
+          conditions: withTransitionTime(p.conditions, options.now),
+        })),
+      }),
+    );
+  }
+
+  return { ir: { version: IR_VERSION, sockets, services }, statuses, problems };
+}
+
+function evaluateRoute(
+  route: HTTPRoute,
+  gateways: Map<string, GatewayState>,
+  index: BackendIndex,
+  namespaceLabels: Map<string, Record<string, string>>,
+  attachments: Attachment[],
+): RouteState | null {
+  const routeNs = route.metadata.namespace as string;
+  const gen = generation(route);
+  const refs = (route.spec.parentRefs ?? [])
+    .map((r) => ({ ...r, group: r.group ?? GATEWAY_GROUP, kind: r.kind ?? 'Gateway', namespace: r.namespace ?? routeNs }))
+    .filter((r) => r.group === GATEWAY_GROUP && r.kind === 'Gateway' && gateways.has(`${r.namespace}/${r.name}`));
+  if (refs.length === 0) return null; // Not ours: another controller (or nobody) reports on it.
+
+  const state: RouteState = { route, rules: null, backends: [], parents: [] };
+  try {
+    state.rules = validateRoute(route);
+  } catch (err) {
+    if (!(err instanceof RouteValueError)) throw err;
+    state.invalidMessage = err.message;
+  }
+  let refsOk = true;
+  let refsReason = 'ResolvedRefs';
+  let refsMessage = 'All references are resolved';
+  for (const rule of route.spec.rules ?? []) {
+    const resolved = (rule.backendRefs ?? []).map((b) => resolveBackendRef(route, b, index));
+    state.backends.push(resolved);
+    const bad = resolved.find((b) => !b.ok);
+    if (bad && !bad.ok && refsOk) {
+      refsOk = false;
+      refsReason = bad.reason === 'UnsupportedValue' ? 'BackendNotFound' : bad.reason;
+      refsMessage = bad.message;
+    }
+  }
+  if (state.backends.length === 0) state.backends.push([]);
+
+  for (const ref of refs) {
+    const gw = gateways.get(`${ref.namespace}/${ref.name}`) as GatewayState;
+    const candidates = gw.listeners.filter(
+      (l) => (ref.sectionName === undefined || l.listener.name === ref.sectionName) && (ref.port === undefined || l.listener.port === ref.port),
+    );
+    let accepted: [boolean, string, string];
+    const local: Attachment[] = [];
+    if (candidates.length === 0) {
+      accepted = [false, 'NoMatchingParent', describeMissingListener(ref)];
+    } else {
+      const allowed = candidates.filter(
+        (l) =>
+          l.usable &&
+          l.supportedKinds.some((k) => k.kind === 'HTTPRoute') &&
+          namespaceAllowed(l.listener.allowedRoutes, gw.gateway.metadata.namespace as string, routeNs, namespaceLabels),
+      );
+      if (allowed.length === 0) {
+        accepted = [false, 'NotAllowedByListeners', `no listener of ${ref.namespace}/${ref.name} allows this route`];
+      } else {
+        for (const l of allowed) {
+          const hostnames = intersectHostnames(l.listener.hostname, route.spec.hostnames ?? []);
+          if (hostnames.length) local.push({ route, listener: l, hostnames });
+        }
+        accepted = local.length
+          ? [true, 'Accepted', 'Route is accepted']
+          : [false, 'NoMatchingListenerHostname', 'no listener hostname intersects the route hostnames'];
+      }
+    }
+    if (accepted[0] && state.invalidMessage !== undefined) {
+      accepted = [false, 'UnsupportedValue', state.invalidMessage];
+    }
+    if (accepted[0]) {
+      for (const a of local) {
+        a.listener.attachedRoutes++;
+        attachments.push(a);
+      }
+    }
+    const parentRef: ParentReference = { group: ref.group, kind: ref.kind, namespace: ref.namespace, name: ref.name };
+    if (ref.sectionName !== undefined) parentRef.sectionName = ref.sectionName;
+    if (ref.port !== undefined) parentRef.port = ref.port;
+    state.parents.push({
+      ref: parentRef,
+      conditions: [condition('Accepted', ...accepted, gen), condition('ResolvedRefs', refsOk, refsReason, refsMessage, gen)],
+    });
+  }
+  return state;
+}
+
+function describeMissingListener(ref: ParentReference): string {
+  const parts = [];
+  if (ref.sectionName !== undefined) parts.push(`sectionName ${ref.sectionName}`);
+  if (ref.port !== undefined) parts.push(`port ${ref.port}`);
+  return `Gateway ${ref.namespace}/${ref.name} has no listener with ${parts.join(' and ')}`;
+}
+
+type RouteBuilder = (att: Attachment, rule: ValidRule, matchIndex: number) => IRRoute;
+
+/**
+ * One socket per address:port. A request first picks the most specific listener whose
+ * hostname matches it (listener isolation), then the most specific route hostname among that
+ * listener's routes. Both steps fold into one lookup: each vhost key belongs to the listener
+ * that would be chosen for it, and every listener's own hostname is a key, so a host never
+ * falls through to a less specific listener's routes.
+ */
+function buildSockets(
+  gateways: GatewayState[],
+  attachments: Attachment[],
+  build: RouteBuilder,
+  states: Map<HTTPRoute, RouteState>,
+): IRSocket[] {
+  const byAddress = new Map<string, { address: string; port: number; listeners: ListenerState[] }>();
+  for (const g of gateways) {
+    for (const l of g.listeners) {
+      if (!l.usable) continue;
+      for (const address of l.addresses) {
+        const k = `${address}|${l.listener.port}`;
+        const entry = byAddress.get(k) ?? { address, port: l.listener.port, listeners: [] };
+        entry.listeners.push(l);
+        byAddress.set(k, entry);
+      }
+    }
+  }
+  const sockets: IRSocket[] = [];
+  const names = new Set<string>();
+  const sorted = [...byAddress.values()].sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
+  for (const s of sorted) {
+    let name = `a${s.address.replace(/[^0-9a-fA-F]/g, '_')}_${s.port}`;
+    while (names.has(name)) name += '_';
+    names.add(name);
+    const owner = (pattern: string): ListenerState | undefined => {
+      let best: ListenerState | undefined;
+      for (const l of s.listeners) {
+        if (!patternCovers(l.hostname, pattern)) continue;
+        if (!best || specificity(l.hostname) > specificity(best.hostname)) best = l;
+      }
+      return best;
+    };
+    const vhosts = new Map<string, { vhost: IRVirtualHost; ranked: (RankedMatch & { route: IRRoute })[] }>();
+    const vhostFor = (hostname: string, l: ListenerState) => {
+      let v = vhosts.get(hostname);
+      if (!v) {
+        v = { vhost: { hostname, listener: l.id, routes: [] }, ranked: [] };
+        vhosts.set(hostname, v);
+      }
+      return v;
+    };
+    for (const l of s.listeners) vhostFor(l.hostname, l);
+    for (const att of attachments) {
+      if (!s.listeners.includes(att.listener)) continue;
+      const rules = states.get(att.route)?.rules ?? [];
+      for (const hostname of att.hostnames) {
+        if (owner(hostname) !== att.listener) continue;
+        const v = vhostFor(hostname, att.listener);
+        for (const rule of rules) {
+          rule.matches.forEach((m, matchIndex) => {
+            v.ranked.push({
+              match: m,
+              routeCreated: att.route.metadata.creationTimestamp ?? '',
+              routeKey: key(att.route),
+              ruleIndex: rule.index,
+              matchIndex,
+              route: build(att, rule, matchIndex),
+            });
+          });
+        }
+      }
+    }
+    const list = [...vhosts.values()].map(({ vhost, ranked }) => {
+      ranked.sort(compareMatches);
+      vhost.routes = ranked.map((r) => r.route);
+      return vhost;
+    });
+    list.sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+    sockets.push({ name, address: s.address, port: s.port, vhosts: list });
+  }
+  return sockets;
+}
+
+function sortObjects<T extends { metadata: { name: string; namespace?: string; creationTimestamp?: string } }>(list: T[]): T[] {
+  return [...list].sort((a, b) => {
+    const ta = a.metadata.creationTimestamp ?? '';
+    const tb = b.metadata.creationTimestamp ?? '';
+    if (ta !== tb) return ta < tb ? -1 : 1;
+    const ka = key(a);
+    const kb = key(b);
+    return ka < kb ? -1 : ka > kb ? 1 : 0;
+  });
+}
+
+function key(o: { metadata: { name: string; namespace?: string } }): string {
+  return o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;
+}
+
+function generation(o: { metadata: { generation?: number } }): number {
+  return o.metadata.generation ?? 1;
+}
+
+function statusOf(o: GatewayClass | Gateway | HTTPRoute, status: Record<string, unknown>): ObjectStatus {
+  const metadata: ObjectStatus['metadata'] = o.metadata.namespace
+    ? { name: o.metadata.name, namespace: o.metadata.namespace, generation: generation(o) }
+    : { name: o.metadata.name, generation: generation(o) };
+  return { apiVersion: o.apiVersion, kind: o.kind, metadata, status };
+}

@@ -1,0 +1,232 @@
+// Plain typed views of the Kubernetes objects the pipeline reads. Fields are optional where
+// the API allows omission; the translator validates and defaults them, never the loader.
+
+export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  observedGeneration: number;
+  lastTransitionTime?: string;
+}
+
+export interface GatewayClass {
+  apiVersion: string;
+  kind: 'GatewayClass';
+  metadata: ObjectMeta;
+  spec: { controllerName: string; description?: string; parametersRef?: unknown };
+}
+
+export interface AllowedRoutes {
+  namespaces?: {
+    from?: 'All' | 'Same' | 'Selector' | string;
+    selector?: LabelSelector;
+  };
+  kinds?: { group?: string; kind: string }[];
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: string; values?: string[] }[];
+}
+
+export interface Listener {
+  name: string;
+  hostname?: string;
+  port: number;
+  protocol: string;
+  tls?: unknown;
+  allowedRoutes?: AllowedRoutes;
+}
+
+export interface Gateway {
+  apiVersion: string;
+  kind: 'Gateway';
+  metadata: ObjectMeta;
+  spec: {
+    gatewayClassName: string;
+    listeners: Listener[];
+    addresses?: { type?: string; value?: string }[];
+    infrastructure?: { parametersRef?: unknown; labels?: unknown; annotations?: unknown };
+  };
+}
+
+export interface ParentReference {
+  group?: string;
+  kind?: string;
+  namespace?: string;
+  name: string;
+  sectionName?: string;
+  port?: number;
+}
+
+export interface HTTPPathMatch {
+  type?: 'Exact' | 'PathPrefix' | 'RegularExpression' | string;
+  value?: string;
+}
+
+export interface HTTPHeaderMatch {
+  type?: 'Exact' | 'RegularExpression' | string;
+  name: string;
+  value: string;
+}
+
+export interface HTTPRouteMatch {
+  path?: HTTPPathMatch;
+  headers?: HTTPHeaderMatch[];
+  queryParams?: HTTPHeaderMatch[];
+  method?: string;
+}
+
+export interface HTTPHeader {
+  name: string;
+  value: string;
+}
+
+export interface HTTPHeaderFilter {
+  set?: HTTPHeader[];
+  add?: HTTPHeader[];
+  remove?: string[];
+}
+
+export interface HTTPPathModifier {
+  type: 'ReplaceFullPath' | 'ReplacePrefixMatch' | string;
+  replaceFullPath?: string;
+  replacePrefixMatch?: string;
+}
+
+export interface HTTPRequestRedirectFilter {
+  scheme?: string;
+  hostname?: string;
+  path?: HTTPPathModifier;
+  port?: number;
+  statusCode?: number;
+}
+
+export interface HTTPRouteFilter {
+  type: string;
+  requestHeaderModifier?: HTTPHeaderFilter;
+  responseHeaderModifier?: HTTPHeaderFilter;
+  requestRedirect?: HTTPRequestRedirectFilter;
+  urlRewrite?: unknown;
+  requestMirror?: unknown;
+  extensionRef?: unknown;
+}
+
+export interface HTTPBackendRef {
+  group?: string;
+  kind?: string;
+  name: string;
+  namespace?: string;
+  port?: number;
+  weight?: number;
+  filters?: HTTPRouteFilter[];
+}
+
+export interface HTTPRouteRule {
+  name?: string;
+  matches?: HTTPRouteMatch[];
+  filters?: HTTPRouteFilter[];
+  backendRefs?: HTTPBackendRef[];
+  timeouts?: unknown;
+}
+
+export interface HTTPRoute {
+  apiVersion: string;
+  kind: 'HTTPRoute';
+  metadata: ObjectMeta;
+  spec: {
+    parentRefs?: ParentReference[];
+    hostnames?: string[];
+    rules?: HTTPRouteRule[];
+  };
+}
+
+export interface ReferenceGrant {
+  apiVersion: string;
+  kind: 'ReferenceGrant';
+  metadata: ObjectMeta;
+  spec: {
+    from: { group: string; kind: string; namespace: string }[];
+    to: { group: string; kind: string; name?: string }[];
+  };
+}
+
+export interface ServicePort {
+  name?: string;
+  port: number;
+  targetPort?: number | string;
+  protocol?: string;
+  appProtocol?: string;
+}
+
+export interface Service {
+  apiVersion: string;
+  kind: 'Service';
+  metadata: ObjectMeta;
+  spec: { ports?: ServicePort[]; type?: string; clusterIP?: string; selector?: Record<string, string> };
+}
+
+export interface EndpointSlice {
+  apiVersion: string;
+  kind: 'EndpointSlice';
+  metadata: ObjectMeta;
+  addressType?: string;
+  ports?: { name?: string; port?: number; protocol?: string; appProtocol?: string }[] | null;
+  endpoints?: { addresses: string[]; conditions?: { ready?: boolean; serving?: boolean; terminating?: boolean } }[] | null;
+}
+
+export interface Namespace {
+  apiVersion: string;
+  kind: 'Namespace';
+  metadata: ObjectMeta;
+}
+
+export interface Secret {
+  apiVersion: string;
+  kind: 'Secret';
+  metadata: ObjectMeta;
+  type?: string;
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+}
+
+/** Everything the translator needs, as read from one source (a directory or the API). */
+export interface ResourceSnapshot {
+  gatewayClasses: GatewayClass[];
+  gateways: Gateway[];
+  httpRoutes: HTTPRoute[];
+  referenceGrants: ReferenceGrant[];
+  services: Service[];
+  endpointSlices: EndpointSlice[];
+  namespaces: Namespace[];
+  secrets: Secret[];
+}
+
+export function emptySnapshot(): ResourceSnapshot {
+  return {
+    gatewayClasses: [],
+    gateways: [],
+    httpRoutes: [],
+    referenceGrants: [],
+    services: [],
+    endpointSlices: [],
+    namespaces: [],
+    secrets: [],
+  };
+}
+
+export function objectKey(meta: ObjectMeta): string {
+  return meta.namespace ? `${meta.namespace}/${meta.name}` : meta.name;
+}

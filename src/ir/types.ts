@@ -1,0 +1,103 @@
+// The routing IR: what the translator decides, in a form the VCL compiler can render without
+// knowing anything about Gateway API objects. It is plain JSON (see docs/routing-ir.md) so it
+// can be written to a ConfigMap by the operator and read by the chaperone.
+//
+// Endpoints are NOT part of the routing IR: they change far more often than routes and are
+// resolved separately (see src/gatewayapi/endpoints.ts), then merged at VCL compile time.
+
+export const IR_VERSION = 1;
+
+export interface RoutingIR {
+  version: typeof IR_VERSION;
+  /** Listen sockets, one per distinct address:port. */
+  sockets: IRSocket[];
+  /** Every Service port a route may send traffic to, referenced by id from IRBackendRef. */
+  services: IRService[];
+}
+
+export interface IRSocket {
+  /** Socket name given to varnishd (`-a name=...`) and seen in VCL as local.socket. */
+  name: string;
+  address: string;
+  port: number;
+  /** Virtual hosts reachable on this socket, keyed by hostname pattern. */
+  vhosts: IRVirtualHost[];
+}
+
+export interface IRVirtualHost {
+  /** "foo.example.com", "*.example.com" (suffix match, excludes the apex) or "*" (any host). */
+  hostname: string;
+  /** Listener that owns this vhost, as "namespace/gateway/listener" (for logs and metrics). */
+  listener: string;
+  /** Routes in precedence order: the first whose match holds wins. */
+  routes: IRRoute[];
+}
+
+export interface IRRoute {
+  /** Stable identity: "namespace/name/rule/match". */
+  id: string;
+  match: IRMatch;
+  action: IRAction;
+}
+
+export interface IRMatch {
+  path: { type: 'Exact' | 'PathPrefix' | 'RegularExpression'; value: string };
+  method?: string;
+  headers: IRValueMatch[];
+  queryParams: IRValueMatch[];
+}
+
+export interface IRValueMatch {
+  name: string;
+  type: 'Exact' | 'RegularExpression';
+  value: string;
+}
+
+export interface IRHeaderModifier {
+  set: { name: string; value: string }[];
+  add: { name: string; value: string }[];
+  remove: string[];
+}
+
+export interface IRRedirect {
+  statusCode: number;
+  scheme?: string;
+  hostname?: string;
+  /** Explicit port, or absent to derive it from the scheme or the listener port. */
+  port?: number;
+  /** Port of the listener the request arrived on, used when neither port nor scheme is given. */
+  listenerPort: number;
+  path?: { type: 'ReplaceFullPath'; value: string } | { type: 'ReplacePrefixMatch'; prefix: string; value: string };
+}
+
+export interface IRAction {
+  requestHeaders?: IRHeaderModifier;
+  /** When set, the route answers with a redirect and never reaches a backend. */
+  redirect?: IRRedirect;
+  /** Weighted choice; an entry with service null answers 500 for its share. Empty = 500. */
+  backends: IRBackendRef[];
+}
+
+export interface IRBackendRef {
+  weight: number;
+  /** Index into RoutingIR.services, or null for an unusable backendRef (500 for its share). */
+  service: number | null;
+}
+
+export interface IRService {
+  namespace: string;
+  name: string;
+  port: number;
+}
+
+export function serviceKey(s: IRService): string {
+  return `${s.namespace}/${s.name}:${s.port}`;
+}
+
+/** Ready endpoints per service key ("ns/name:port"). */
+export type EndpointMap = Map<string, IREndpoint[]>;
+
+export interface IREndpoint {
+  address: string;
+  port: number;
+}

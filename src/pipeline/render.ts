@@ -1,0 +1,50 @@
+// The whole pure pipeline in one call: snapshot -> translator -> IR (+ endpoints) -> VCL.
+// Used by `vgw check`, `vgw vcl` and `vgw serve`, so all three see the same result.
+import { resolveEndpoints } from '../gatewayapi/endpoints.ts';
+import { translate, type ObjectStatus } from '../gatewayapi/translator.ts';
+import type { ResourceSnapshot } from '../gatewayapi/types.ts';
+import type { EndpointMap, RoutingIR } from '../ir/types.ts';
+import { compileVcl, type CompileStats } from '../vcl/compile.ts';
+
+export interface RenderOptions {
+  defaultAddress: string;
+  now?: string;
+}
+
+export interface RenderedConfig {
+  ir: RoutingIR;
+  endpoints: EndpointMap;
+  vcl: string;
+  stats: CompileStats;
+  statuses: ObjectStatus[];
+  problems: string[];
+  /** varnishd listen sockets this config needs, in a stable order. */
+  sockets: { name: string; address: string; port: number }[];
+}
+
+export function render(snapshot: ResourceSnapshot, options: RenderOptions): RenderedConfig {
+  const { ir, statuses, problems } = translate(snapshot, {
+    defaultAddress: options.defaultAddress,
+    now: options.now ?? new Date().toISOString(),
+  });
+  const endpoints = resolveEndpoints(ir.services, snapshot.services, snapshot.endpointSlices);
+  const { vcl, stats } = compileVcl(ir, endpoints);
+  const sockets = ir.sockets.map(({ name, address, port }) => ({ name, address, port }));
+  return { ir, endpoints, vcl, stats, statuses, problems, sockets };
+}
+
+/** True when every Gateway and HTTPRoute we own is Accepted on every parent. */
+export function allAccepted(statuses: ObjectStatus[]): boolean {
+  return statuses.every((s) => {
+    if (s.kind === 'Gateway') return conditionTrue(s.status.conditions, 'Accepted');
+    if (s.kind === 'HTTPRoute') {
+      const parents = (s.status.parents ?? []) as { conditions: unknown }[];
+      return parents.every((p) => conditionTrue(p.conditions, 'Accepted'));
+    }
+    return true;
+  });
+}
+
+function conditionTrue(conditions: unknown, type: string): boolean {
+  return Array.isArray(conditions) && conditions.some((c) => c.type === type && c.status === 'True');
+}

@@ -1,0 +1,188 @@
+// Standalone mode: a directory of manifests drives the same pipeline a cluster would, and one
+// varnishd serves it. Changes in the directory go live without a restart; a change that cannot
+// be read or compiled is reported and the last good config keeps serving.
+import { chmod, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { render, type RenderedConfig } from '../pipeline/render.ts';
+import { loadManifestDir, ManifestLoadError } from '../providers/file/load.ts';
+import { watchDirectory, type DirectoryWatch } from '../providers/file/watch.ts';
+import { VclReloader, type ReloadResult } from '../varnish/reloader.ts';
+import { Varnishd, type VarnishListener } from '../varnish/varnishd.ts';
+
+export interface StandaloneOptions {
+  dir: string;
+  defaultAddress: string;
+  workDir?: string;
+  logger: Logger;
+  /** Extra varnishd -p parameters. */
+  params?: Record<string, string>;
+}
+
+export interface StandaloneStatus {
+  ready: boolean;
+  /** Number of configs that went live. */
+  generation: number;
+  activeVcl?: string;
+  lastReload?: Omit<ReloadResult, 'meta'>;
+  lastError?: { at: string; message: string };
+  problems: string[];
+  listeners: VarnishListener[];
+  stats?: RenderedConfig['stats'];
+}
+
+/** Parameters that make varnishd behave as a transparent gateway (see docs/architecture.md). */
+export const GATEWAY_PARAMS: Record<string, string> = {
+  // Keep Accept-Encoding and bodies exactly as client and backend sent them.
+  http_gzip_support: 'off',
+  // Bound the cost of user regexes (PCRE2 backtracking).
+  pcre2_match_limit: '10000',
+  vcc_allow_inline_c: 'off',
+};
+
+export class StandaloneServer {
+  private readonly opts: StandaloneOptions;
+  private readonly log: Logger;
+  private varnishd: Varnishd | null = null;
+  private reloader: VclReloader | null = null;
+  private watch: DirectoryWatch | null = null;
+  private workDir = '';
+  private listeners: VarnishListener[] = [];
+  private lastVcl = '';
+  private applying: Promise<void> | null = null;
+  private again = false;
+  private stopped = false;
+  readonly state: StandaloneStatus = { ready: false, generation: 0, problems: [], listeners: [] };
+
+  constructor(opts: StandaloneOptions) {
+    this.opts = opts;
+    this.log = opts.logger.child({ component: 'standalone' });
+  }
+
+  async start(): Promise<void> {
+    this.workDir = this.opts.workDir ?? (await mkdtemp(join(tmpdir(), 'vgw-')));
+    // varnishd drops privileges to its own user, which must read the files written here.
+    await chmod(this.workDir, 0o755);
+    this.watch = watchDirectory(this.opts.dir, () => this.schedule(), this.log);
+    await this.schedule();
+  }
+
+  /** Applies the directory's current content; overlapping calls collapse into one rerun. */
+  schedule(): Promise<void> {
+    if (this.applying) {
+      this.again = true;
+      return this.applying;
+    }
+    this.applying = (async () => {
+      do {
+        this.again = false;
+        await this.applyOnce().catch((err: unknown) => this.fail(err instanceof Error ? err.message : String(err)));
+      } while (this.again && !this.stopped);
+      this.applying = null;
+    })();
+    return this.applying;
+  }
+
+  private async applyOnce(): Promise<void> {
+    if (this.stopped) return;
+    let config: RenderedConfig;
+    try {
+      const { snapshot } = await loadManifestDir(this.opts.dir);
+      config = render(snapshot, { defaultAddress: this.opts.defaultAddress });
+    } catch (err) {
+      if (err instanceof ManifestLoadError) {
+        this.fail(`manifests rejected, last good config keeps serving:\n${err.message}`);
+        return;
+      }
+      throw err;
+    }
+    this.state.problems = config.problems;
+    for (const p of config.problems) this.log.warn({ event: 'object-not-accepted', detail: p }, p);
+    const listeners = config.sockets.map((s) => ({ name: s.name, address: s.address, port: s.port }));
+
+    if (!sameListeners(listeners, this.listeners) || !this.varnishd) {
+      await this.restartVarnish(listeners, config);
+      return;
+    }
+    if (config.vcl === this.lastVcl) return;
+    const result = await (this.reloader as VclReloader).submit(config.vcl);
+    this.recordReload(result, config);
+  }
+
+  /** Listen sockets are fixed per varnishd: a changed set needs a new one (its cache is lost). */
+  private async restartVarnish(listeners: VarnishListener[], config: RenderedConfig): Promise<void> {
+    const previous = this.varnishd;
+    if (previous) {
+      this.log.info({ event: 'varnishd-restart', listeners }, 'listeners changed, restarting varnishd');
+      await previous.stop();
+      this.varnishd = null;
+      this.reloader = null;
+    }
+    this.listeners = listeners;
+    this.state.listeners = listeners;
+    if (listeners.length === 0) {
+      this.lastVcl = config.vcl;
+      this.markLive(config, undefined);
+      this.log.info({ event: 'no-listeners' }, 'no accepted Gateway listener: nothing to serve');
+      return;
+    }
+    const varnishd = new Varnishd({
+      listeners,
+      workDir: join(this.workDir, `varnishd-${this.state.generation}`),
+      vcl: config.vcl,
+      params: { ...GATEWAY_PARAMS, ...this.opts.params },
+      logger: this.opts.logger,
+    });
+    try {
+      await varnishd.start();
+    } catch (err) {
+      await varnishd.stop().catch(() => undefined);
+      this.listeners = [];
+      throw new Error(`varnishd could not start: ${(err as Error).message}`);
+    }
+    varnishd.setLastGoodVcl(config.vcl);
+    this.varnishd = varnishd;
+    this.reloader = new VclReloader(varnishd, { logger: this.opts.logger });
+    this.lastVcl = config.vcl;
+    this.markLive(config, 'boot');
+    this.log.info({ event: 'varnishd-started', listeners: listeners.map((l) => `${l.name}=${l.address}:${l.port}`) }, 'serving');
+  }
+
+  private recordReload(result: ReloadResult, config: RenderedConfig): void {
+    const { meta: _meta, ...summary } = result;
+    this.state.lastReload = summary;
+    if (result.status === 'active') {
+      this.lastVcl = config.vcl;
+      this.markLive(config, result.name);
+      this.log.info({ event: 'vcl-active', vcl: result.name, compileMs: result.compileMs, totalMs: result.totalMs, ...config.stats }, 'config is live');
+    } else if (result.status === 'failed') {
+      this.fail(`VCL compile failed, last good config keeps serving: ${result.error ?? 'unknown error'}`);
+    }
+  }
+
+  private markLive(config: RenderedConfig, vclName: string | undefined): void {
+    this.state.generation++;
+    this.state.ready = true;
+    this.state.activeVcl = vclName;
+    this.state.stats = config.stats;
+    this.state.lastError = undefined;
+  }
+
+  private fail(message: string): void {
+    this.state.lastError = { at: new Date().toISOString(), message };
+    this.log.error({ event: 'config-rejected' }, message);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.watch?.close();
+    await this.applying?.catch(() => undefined);
+    await this.varnishd?.stop();
+    this.varnishd = null;
+  }
+}
+
+function sameListeners(a: VarnishListener[], b: VarnishListener[]): boolean {
+  return a.length === b.length && a.every((l, i) => l.name === b[i].name && l.address === b[i].address && l.port === b[i].port);
+}
