@@ -105,7 +105,11 @@ export class StandaloneServer {
       await this.restartVarnish(listeners, config);
       return;
     }
-    if (config.vcl === this.lastVcl) return;
+    if (config.vcl === this.lastVcl) {
+      // Same VCL as the one serving: the directory is good again, nothing to reload.
+      this.state.lastError = undefined;
+      return;
+    }
     const result = await (this.reloader as VclReloader).submit(config.vcl);
     this.recordReload(result, config);
   }

@@ -1,0 +1,161 @@
+// Standalone mode end to end: manifests on disk -> varnishd -> real echo backends.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile, unlink } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { stringify } from 'yaml';
+import { startEchoServer, type EchoServer } from '../../src/echo/server.ts';
+import { StandaloneServer } from '../../src/standalone/server.ts';
+import { silentLogger } from '../../src/util/log.ts';
+
+const GW_ADDRESS = '127.0.7.1';
+const GW_PORT = 18080;
+const NS = 'app';
+
+interface Got {
+  status: number;
+  body: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+function get(host: string, path: string, headers: Record<string, string> = {}): Promise<Got> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: GW_ADDRESS, port: GW_PORT, path, headers: { host, ...headers }, agent: false, timeout: 5000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+const podOf = (g: Got) => (g.status === 200 ? (JSON.parse(g.body) as { pod: string }).pod : `status ${g.status}`);
+
+async function eventually(fn: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await fn().catch(() => false)) return;
+    await sleep(50);
+  }
+  assert.fail(`timed out waiting for: ${what}`);
+}
+
+function service(name: string, backend: EchoServer): object[] {
+  const port = Number(new URL(backend.url).port);
+  return [
+    { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: NS }, spec: { ports: [{ name: 'http', port: 80, targetPort: port }] } },
+    {
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: `${name}-1`, namespace: NS, labels: { 'kubernetes.io/service-name': name } },
+      addressType: 'IPv4',
+      ports: [{ name: 'http', port }],
+      endpoints: [{ addresses: ['127.0.0.1'] }],
+    },
+  ];
+}
+
+function route(name: string, hostnames: string[], rules: object[]): object {
+  return {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name, namespace: NS },
+    spec: { parentRefs: [{ name: 'gw' }], hostnames, rules },
+  };
+}
+
+const yamlDocs = (docs: object[]) => docs.map((d) => stringify(d)).join('---\n');
+
+describe('vgw serve (standalone)', () => {
+  let dir = '';
+  let server: StandaloneServer;
+  let a: EchoServer;
+  let b: EchoServer;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'vgw-standalone-'));
+    a = await startEchoServer({ port: 0, pod: 'svc-a-1-1', namespace: NS });
+    b = await startEchoServer({ port: 0, pod: 'svc-b-1-1', namespace: NS });
+    await writeFile(
+      join(dir, 'gateway.yaml'),
+      yamlDocs([
+        { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'vgw' }, spec: { controllerName: 'vgw.dev/gateway-controller' } },
+        {
+          apiVersion: 'gateway.networking.k8s.io/v1',
+          kind: 'Gateway',
+          metadata: { name: 'gw', namespace: NS },
+          spec: { gatewayClassName: 'vgw', addresses: [{ type: 'IPAddress', value: GW_ADDRESS }], listeners: [{ name: 'http', protocol: 'HTTP', port: GW_PORT }] },
+        },
+        ...service('svc-a', a),
+        ...service('svc-b', b),
+      ]),
+    );
+    await writeFile(join(dir, 'route-a.yaml'), yamlDocs([route('a', ['a.example.com'], [{ backendRefs: [{ name: 'svc-a', port: 80 }] }])]));
+    server = new StandaloneServer({ dir, defaultAddress: '127.0.0.1', logger: silentLogger() });
+    await server.start();
+  });
+
+  after(async () => {
+    await server?.stop();
+    await a?.close();
+    await b?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('serves the initial config', async () => {
+    assert.equal(server.state.ready, true);
+    assert.equal(podOf(await get('a.example.com', '/')), 'svc-a-1-1');
+    assert.equal((await get('A.Example.COM:18080', '/x')).status, 200, 'host is case-insensitive, port ignored');
+    assert.equal((await get('unknown.example.com', '/')).status, 404);
+  });
+
+  test('a new route file goes live without a restart', async () => {
+    const generation = server.state.generation;
+    await writeFile(join(dir, 'route-b.yaml'), yamlDocs([route('b', ['b.example.com'], [{ backendRefs: [{ name: 'svc-b', port: 80 }] }])]));
+    await eventually(async () => (await get('b.example.com', '/')).status === 200, 'route b serving');
+    assert.equal(podOf(await get('b.example.com', '/')), 'svc-b-1-1');
+    assert.ok(server.state.generation > generation);
+    assert.equal(server.state.activeVcl?.startsWith('vgw_'), true, 'reloaded through vcl.inline, not a varnishd restart');
+  });
+
+  test('an unparsable file is reported and the last good config keeps serving', async () => {
+    await writeFile(join(dir, 'broken.yaml'), 'kind: HTTPRoute\nmetadata: [unclosed\n');
+    await eventually(async () => server.state.lastError !== undefined, 'error reported');
+    assert.match(server.state.lastError?.message ?? '', /broken\.yaml:\d+/);
+    assert.equal(podOf(await get('a.example.com', '/')), 'svc-a-1-1');
+    assert.equal(podOf(await get('b.example.com', '/')), 'svc-b-1-1');
+    await unlink(join(dir, 'broken.yaml'));
+    await eventually(async () => server.state.lastError === undefined, 'error cleared after the fix');
+  });
+
+  test('an invalid route is rejected alone; adversarial match values route literally', async () => {
+    const nasty = 'v"}{"; return (synth(200)); } sub vcl_recv { C{ abort(); }C';
+    await writeFile(
+      join(dir, 'route-c.yaml'),
+      yamlDocs([
+        route('c', ['c.example.com'], [
+          { matches: [{ headers: [{ name: 'X-Nasty', value: nasty }], path: { type: 'Exact', value: '/p"}{' } }], backendRefs: [{ name: 'svc-b', port: 80 }] },
+          { backendRefs: [{ name: 'svc-a', port: 80 }] },
+        ]),
+        route('bad', ['bad.example.com'], [{ matches: [{ path: { type: 'RegularExpression', value: '(unclosed' } }], backendRefs: [{ name: 'svc-a', port: 80 }] }]),
+      ]),
+    );
+    await eventually(async () => (await get('c.example.com', '/')).status === 200, 'route c serving');
+    assert.equal(podOf(await get('c.example.com', '/p"}{', { 'X-Nasty': nasty })), 'svc-b-1-1');
+    assert.equal(podOf(await get('c.example.com', '/p"}{', { 'X-Nasty': `${nasty} ` + 'x' })), 'svc-a-1-1');
+    assert.equal(podOf(await get('c.example.com', '/p"}{', { 'X-Nasty': 'v' })), 'svc-a-1-1');
+    assert.equal((await get('bad.example.com', '/')).status, 404, 'the invalid route is not served');
+    assert.ok(server.state.problems.some((p) => p.includes('app/bad') && p.includes('UnsupportedValue')), server.state.problems.join('\n'));
+    assert.equal(podOf(await get('a.example.com', '/')), 'svc-a-1-1', 'other routes keep serving');
+  });
+
+  test('removing a route file removes the route', async () => {
+    await unlink(join(dir, 'route-b.yaml'));
+    await eventually(async () => (await get('b.example.com', '/')).status === 404, 'route b gone');
+  });
+});
