@@ -19,6 +19,7 @@ export interface ListenerState {
   resolvedRefsReason: string;
   resolvedRefsMessage: string;
   conflictedReason?: string;
+  conflictMessage?: string;
   attachedRoutes: number;
   addresses: string[];
 }
@@ -44,7 +45,10 @@ export function evaluateGateway(gateway: Gateway, defaultAddress: string): Gatew
   const addresses: string[] = [];
   for (const a of spec.addresses ?? []) {
     const type = a.type ?? 'IPAddress';
-    if (type !== 'IPAddress' || !a.value || isIP(a.value) === 0) {
+    // Spec: an address without a value asks the implementation to assign one.
+    if (type === 'IPAddress' && !a.value) {
+      if (!addresses.includes(defaultAddress)) addresses.push(defaultAddress);
+    } else if (type !== 'IPAddress' || !a.value || isIP(a.value) === 0) {
       accepted = false;
       acceptedReason = 'UnsupportedAddress';
       acceptedMessage = `address ${JSON.stringify(a.value ?? '')} of type ${type} is not supported: use IPAddress values`;
@@ -61,18 +65,22 @@ export function evaluateGateway(gateway: Gateway, defaultAddress: string): Gatew
 
   const listeners = (spec.listeners ?? []).map((l) => evaluateListener(gwId, gateway, l, addresses));
   markConflicts(listeners);
-
-  const anyUsable = listeners.some((l) => l.usable);
-  const anyInvalid = listeners.some((l) => !l.usable);
-  if (accepted && anyInvalid) {
-    // Spec: a Gateway with some invalid listeners stays Accepted (reason ListenersNotValid);
-    // with none valid it is not accepted.
-    acceptedReason = 'ListenersNotValid';
-    acceptedMessage = `listeners not valid: ${listeners.filter((l) => !l.usable).map((l) => l.listener.name).join(', ')}`;
-    if (!anyUsable) accepted = false;
-  }
-  if (!accepted) for (const l of listeners) l.usable = false;
   return { gateway, listeners, addresses, acceptedReason, acceptedMessage, accepted };
+}
+
+/**
+ * Settles Gateway acceptance once every listener's fate is known, cross-Gateway conflicts
+ * included. Spec: a Gateway with some invalid listeners stays Accepted (reason
+ * ListenersNotValid); with none valid it is not accepted.
+ */
+export function settleGateway(g: GatewayState): void {
+  const invalid = g.listeners.filter((l) => !l.usable);
+  if (g.accepted && invalid.length) {
+    g.acceptedReason = 'ListenersNotValid';
+    g.acceptedMessage = `listeners not valid: ${invalid.map((l) => l.listener.name).join(', ')}`;
+    if (invalid.length === g.listeners.length) g.accepted = false;
+  }
+  if (!g.accepted) for (const l of g.listeners) l.usable = false;
 }
 
 function evaluateListener(gwId: string, gateway: Gateway, l: Listener, addresses: string[]): ListenerState {
@@ -126,26 +134,30 @@ function evaluateListener(gwId: string, gateway: Gateway, l: Listener, addresses
   return state;
 }
 
-/** Listeners of one Gateway that share a port must differ in hostname and agree on protocol. */
+/**
+ * Listeners of one Gateway that share a port must differ in hostname and agree on protocol.
+ * Spec: no conflicting listener may win, so every listener of a conflicting pair is marked.
+ */
 function markConflicts(listeners: ListenerState[]): void {
+  const mark = (l: ListenerState, reason: string, message: string) => {
+    if (l.conflictedReason) return;
+    l.conflictedReason = reason;
+    l.conflictMessage = message;
+    l.usable = false;
+  };
   for (let i = 0; i < listeners.length; i++) {
     const a = listeners[i];
     for (let j = 0; j < i; j++) {
       const b = listeners[j];
-      if (b.conflictedReason || a.listener.port !== b.listener.port) continue;
+      if (a.listener.port !== b.listener.port) continue;
       if (a.listener.name === b.listener.name) {
-        a.conflictedReason = 'HostnameConflict';
-        a.acceptedMessage = `listener name ${a.listener.name} is used twice`;
+        mark(a, 'HostnameConflict', `listener name ${a.listener.name} is used twice`);
       } else if (a.listener.protocol !== b.listener.protocol) {
-        a.conflictedReason = 'ProtocolConflict';
-        a.acceptedMessage = `port ${a.listener.port} is used by listener ${b.listener.name} with protocol ${b.listener.protocol}`;
+        mark(a, 'ProtocolConflict', `port ${a.listener.port} is used by listener ${b.listener.name} with protocol ${b.listener.protocol}`);
+        mark(b, 'ProtocolConflict', `port ${b.listener.port} is used by listener ${a.listener.name} with protocol ${a.listener.protocol}`);
       } else if (a.hostname === b.hostname) {
-        a.conflictedReason = 'HostnameConflict';
-        a.acceptedMessage = `hostname ${a.hostname} on port ${a.listener.port} is used by listener ${b.listener.name}`;
-      }
-      if (a.conflictedReason) {
-        a.usable = false;
-        break;
+        mark(a, 'HostnameConflict', `hostname ${a.hostname} on port ${a.listener.port} is also used by listener ${b.listener.name}`);
+        mark(b, 'HostnameConflict', `hostname ${b.hostname} on port ${b.listener.port} is also used by listener ${a.listener.name}`);
       }
     }
   }
@@ -159,10 +171,11 @@ export function markCrossGatewayConflicts(listeners: ListenerState[]): void {
     for (const address of l.addresses) {
       const key = `${address}:${l.listener.port} ${l.hostname}`;
       const prev = owner.get(key);
+      // The older Gateway keeps serving: creating a Gateway must not break a running one.
       if (prev && prev.gateway !== l.gateway) {
         l.usable = false;
         l.conflictedReason = 'HostnameConflict';
-        l.acceptedMessage = `${address}:${l.listener.port} with hostname ${l.hostname} is already served by ${prev.id}`;
+        l.conflictMessage = `${address}:${l.listener.port} with hostname ${l.hostname} is already served by ${prev.id}`;
         break;
       }
       owner.set(key, l);
@@ -171,18 +184,12 @@ export function markCrossGatewayConflicts(listeners: ListenerState[]): void {
 }
 
 export function listenerConditions(l: ListenerState, generation: number): Condition[] {
-  const conflicted = l.conflictedReason !== undefined;
-  const acceptedOk = l.acceptedReason === 'Accepted' && !conflicted;
+  const conflict = l.conflictedReason;
+  const accepted = conflict === undefined && l.acceptedReason === 'Accepted';
   const refsOk = l.resolvedRefsReason === 'ResolvedRefs';
   return [
-    condition('Accepted', acceptedOk, conflicted ? 'Accepted' : l.acceptedReason, l.acceptedMessage, generation),
-    condition(
-      'Conflicted',
-      conflicted,
-      l.conflictedReason ?? 'NoConflicts',
-      conflicted ? l.acceptedMessage : 'No conflicts',
-      generation,
-    ),
+    condition('Accepted', accepted, conflict ?? l.acceptedReason, conflict ? (l.conflictMessage ?? '') : l.acceptedMessage, generation),
+    condition('Conflicted', conflict !== undefined, conflict ?? 'NoConflicts', l.conflictMessage ?? 'No conflicts', generation),
     condition('ResolvedRefs', refsOk, l.resolvedRefsReason, l.resolvedRefsMessage, generation),
     condition(
       'Programmed',
@@ -193,4 +200,3 @@ export function listenerConditions(l: ListenerState, generation: number): Condit
     ),
   ];
 }
-

@@ -11,12 +11,13 @@ export interface RankedMatch {
   matchIndex: number;
 }
 
-const PATH_RANK = { Exact: 0, PathPrefix: 1, RegularExpression: 2 } as const;
+// Regexes rank between exact paths and prefixes: a catch-all "/" prefix must not shadow them.
+const PATH_RANK = { Exact: 0, RegularExpression: 1, PathPrefix: 2 } as const;
 
 export function compareMatches(a: RankedMatch, b: RankedMatch): number {
   const pa = a.match.path;
   const pb = b.match.path;
-  // 1. Exact path, then prefix by length, then regex (ours: longer pattern first).
+  // 1. Exact path, then regex (longer pattern first), then prefix by length.
   if (pa.type !== pb.type) return PATH_RANK[pa.type] - PATH_RANK[pb.type];
   if (pa.value.length !== pb.value.length) return pb.value.length - pa.value.length;
   // 2. A method match beats none.

@@ -6,7 +6,7 @@ import { resolveBackendRef, type BackendIndex, type BackendResolution } from './
 import { condition, withTransitionTime } from './conditions.ts';
 import { CONTROLLER_NAME, SUPPORTED_FEATURES } from './features.ts';
 import { intersectHostnames, patternCovers, specificity } from './hostnames.ts';
-import { evaluateGateway, listenerConditions, markCrossGatewayConflicts, type GatewayState, type ListenerState } from './listeners.ts';
+import { evaluateGateway, listenerConditions, markCrossGatewayConflicts, settleGateway, type GatewayState, type ListenerState } from './listeners.ts';
 import { compareMatches, type RankedMatch } from './precedence.ts';
 import { RouteValueError, ruleAction, validateRoute, type ValidRule } from './rules.ts';
 import { namespaceAllowed } from './namespaces.ts';
@@ -85,6 +85,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
     gateways.push(evaluateGateway(gw, options.defaultAddress));
   }
   markCrossGatewayConflicts(gateways.flatMap((g) => g.listeners));
+  for (const g of gateways) settleGateway(g);
   const gatewayByKey = new Map(gateways.map((g) => [key(g.gateway), g]));
 
   const index: BackendIndex = {
