@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { render, type RenderedConfig } from '../pipeline/render.ts';
-import { loadManifestDir, ManifestLoadError } from '../providers/file/load.ts';
+import { ManifestLoader, ManifestLoadError } from '../providers/file/load.ts';
 import { watchDirectory, type DirectoryWatch } from '../providers/file/watch.ts';
 import { VclReloader, type ReloadResult } from '../varnish/reloader.ts';
 import { Varnishd, type VarnishListener } from '../varnish/varnishd.ts';
@@ -47,6 +47,7 @@ export class StandaloneServer {
   private varnishd: Varnishd | null = null;
   private reloader: VclReloader | null = null;
   private watch: DirectoryWatch | null = null;
+  private readonly loader = new ManifestLoader();
   private workDir = '';
   private listeners: VarnishListener[] = [];
   private lastVcl = '';
@@ -88,7 +89,7 @@ export class StandaloneServer {
     if (this.stopped) return;
     let config: RenderedConfig;
     try {
-      const { snapshot } = await loadManifestDir(this.opts.dir);
+      const { snapshot } = await this.loader.load(this.opts.dir);
       config = render(snapshot, { defaultAddress: this.opts.defaultAddress });
     } catch (err) {
       if (err instanceof ManifestLoadError) {

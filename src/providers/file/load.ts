@@ -1,7 +1,7 @@
 // Reads a directory of Kubernetes manifests into a ResourceSnapshot. Any file that cannot be
 // read or parsed makes the whole load fail: applying half a directory could silently drop
 // routes, so callers keep the previous snapshot instead.
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { LineCounter, parseAllDocuments } from 'yaml';
 import { emptySnapshot, type ResourceSnapshot } from '../../gatewayapi/types.ts';
@@ -55,33 +55,81 @@ export interface LoadedManifests {
   files: string[];
 }
 
-export async function loadManifestDir(dir: string): Promise<LoadedManifests> {
-  let files: string[];
-  try {
-    files = await listManifestFiles(dir);
-  } catch (err) {
-    throw new ManifestLoadError([{ file: dir, message: `cannot read directory: ${(err as Error).message}` }]);
+/** One-shot load, for commands that read the directory once. */
+export function loadManifestDir(dir: string): Promise<LoadedManifests> {
+  return new ManifestLoader().load(dir);
+}
+
+interface CachedFile {
+  /** mtime, ctime, size and inode: a rewrite or an atomic rename changes at least one. */
+  version: string;
+  objects: ParsedObject[];
+  errors: ManifestError[];
+}
+
+/**
+ * Loads a directory repeatedly, re-parsing only files whose size or mtime changed: with
+ * thousands of routes, YAML parsing, not routing, would otherwise dominate each reload.
+ */
+export class ManifestLoader {
+  private cache = new Map<string, CachedFile>();
+
+  async load(dir: string): Promise<LoadedManifests> {
+    let files: string[];
+    try {
+      files = await listManifestFiles(dir);
+    } catch (err) {
+      throw new ManifestLoadError([{ file: dir, message: `cannot read directory: ${(err as Error).message}` }]);
+    }
+    const snapshot = emptySnapshot();
+    const errors: ManifestError[] = [];
+    const seen = new Map<string, string>();
+    const next = new Map<string, CachedFile>();
+    for (const path of files) {
+      const file = relative(process.cwd(), path) || path;
+      let parsed: CachedFile | undefined;
+      try {
+        parsed = await this.parseFile(path, file);
+      } catch (err) {
+        errors.push({ file, message: (err as Error).message });
+        continue;
+      }
+      if (!parsed) continue;
+      next.set(path, parsed);
+      errors.push(...parsed.errors);
+      for (const { object, line } of parsed.objects) {
+        // Each load hands out its own copies: callers may keep old snapshots around.
+        addObject(snapshot, structuredClone(object), file, line, errors, seen);
+      }
+    }
+    this.cache = next;
+    if (errors.length) throw new ManifestLoadError(errors);
+    return { snapshot, files };
   }
-  const snapshot = emptySnapshot();
-  const errors: ManifestError[] = [];
-  const seen = new Map<string, string>();
-  for (const path of files) {
-    const file = relative(process.cwd(), path) || path;
+
+  private async parseFile(path: string, file: string): Promise<CachedFile | undefined> {
+    let info;
+    try {
+      info = await stat(path);
+    } catch (err) {
+      // A file removed between listing and reading is simply gone.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    const cached = this.cache.get(path);
+    const version = `${info.mtimeMs}/${info.ctimeMs}/${info.size}/${info.ino}`;
+    if (cached && cached.version === version) return cached;
     let text: string;
     try {
       text = await readFile(path, 'utf8');
     } catch (err) {
-      // A file removed between listing and reading is simply gone.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      errors.push({ file, message: (err as Error).message });
-      continue;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
     }
-    for (const { object, line } of parseManifestText(text, file, errors)) {
-      addObject(snapshot, object, file, line, errors, seen);
-    }
+    const errors: ManifestError[] = [];
+    const objects = parseManifestText(text, file, errors);
+    return { version, objects, errors };
   }
-  if (errors.length) throw new ManifestLoadError(errors);
-  return { snapshot, files };
 }
 
 interface ParsedObject {
