@@ -9,6 +9,13 @@ export const SUPPORTED_FEATURES = [
   'HTTPRouteParentRefPort',
   'GatewayHTTPListenerIsolation',
   'GatewayPort8080',
+  'HTTPRouteNamedRouteRule',
+  'HTTPRoutePathRedirect',
+  'HTTPRoutePortRedirect',
+  'HTTPRouteSchemeRedirect',
+  'HTTPRoute303RedirectStatusCode',
+  'HTTPRoute307RedirectStatusCode',
+  'HTTPRoute308RedirectStatusCode',
 ] as const;
 
 export const CONTROLLER_NAME = 'vgw.dev/gateway-controller';

@@ -171,3 +171,23 @@ test('runEchoCommand serves until SIGTERM', async () => {
   const [code] = await once(child, 'exit');
   assert.equal(code, 0);
 });
+
+test('Go duration syntax', async () => {
+  const { parseGoDuration } = await import('../../src/echo/duration.ts');
+  assert.equal(parseGoDuration('1s'), 1000);
+  assert.equal(parseGoDuration('500ms'), 500);
+  assert.equal(parseGoDuration('1.5h'), 5_400_000);
+  assert.equal(parseGoDuration('1m30s'), 90_000);
+  assert.equal(parseGoDuration('0'), 0);
+  assert.equal(parseGoDuration('-2s'), -2000);
+  assert.equal(parseGoDuration('.5s'), 500);
+  for (const bad of ['', '1', 's', '1x', '.s', '1s2']) assert.throws(() => parseGoDuration(bad), /time: /, bad);
+});
+
+test('Go header-name canonicalization', async () => {
+  const { canonicalHeaderKey } = await import('../../src/echo/headers.ts');
+  assert.equal(canonicalHeaderKey('x-header-set'), 'X-Header-Set');
+  assert.equal(canonicalHeaderKey('X-HEADER'), 'X-Header');
+  assert.equal(canonicalHeaderKey('content_type'), 'Content_type');
+  assert.equal(canonicalHeaderKey('bad name'), 'bad name');
+});

@@ -1,0 +1,102 @@
+// Running one declarative case (upstream MakeRequestAndExpectEventuallyConsistentResponse and
+// friends) against a gateway address.
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { TrafficCase } from './data.ts';
+import { compareRoundTrip } from './compare.ts';
+import { roundTrip, wireHeaders, type Exchange, type Target } from './client.ts';
+import { awaitConvergence, type ConvergenceOptions } from './converge.ts';
+import type { EchoFleet } from './fleet.ts';
+
+export interface CaseResult {
+  name: string;
+  ok: boolean;
+  attempts: number;
+  detail?: string;
+}
+
+export const REQUEST_ID_PARAM = 'gateway-api-conformance-request-id';
+
+/** upstream AddRequestIDQueryParam, applied to the request and the expected backend path. */
+export function withRequestId(c: TrafficCase, id: string): TrafficCase {
+  const add = (p: string) => `${p}${p.includes('?') ? '&' : '?'}${REQUEST_ID_PARAM}=${encodeURIComponent(id)}`;
+  return {
+    ...c,
+    request: { ...c.request, path: add(c.request.path) },
+    ...(c.expectedRequest ? { expectedRequest: { ...c.expectedRequest, ...(c.expectedRequest.path !== undefined ? { path: add(c.expectedRequest.path) } : {}) } } : {}),
+  };
+}
+
+/** `{uuid}` placeholders get a fresh value per request (HTTPRouteRetry). */
+export function instantiate(c: TrafficCase): TrafficCase {
+  if (!c.request.path.includes('{uuid}')) return c;
+  const id = randomUUID();
+  return {
+    ...c,
+    request: { ...c.request, path: c.request.path.replaceAll('{uuid}', id) },
+    ...(c.expectedRequest?.path ? { expectedRequest: { ...c.expectedRequest, path: c.expectedRequest.path.replaceAll('{uuid}', id) } } : {}),
+  };
+}
+
+export function send(c: TrafficCase, target: Target): Promise<Exchange> {
+  return roundTrip({
+    target,
+    host: c.request.host,
+    method: c.request.method || 'GET',
+    path: c.request.path,
+    headers: wireHeaders(c.request.headers, c.backendSetResponseHeaders),
+    ...(c.request.unfollowRedirect ? { unfollowRedirect: true } : {}),
+    ...(c.request.protocol ? { protocol: c.request.protocol } : {}),
+  });
+}
+
+export async function checkOnce(c: TrafficCase, target: Target): Promise<string | undefined> {
+  const concrete = instantiate(c);
+  const ex = await send(concrete, target);
+  return compareRoundTrip(concrete, ex.url, ex);
+}
+
+export async function runCase(c: TrafficCase, target: Target, convergence: ConvergenceOptions, fleet: EchoFleet, requestIds: boolean): Promise<CaseResult> {
+  if (c.mode === 'expectRequestError') {
+    try {
+      const ex = await send(instantiate(c), target);
+      return { name: c.name, ok: false, attempts: 1, detail: `expected a transport error, got HTTP ${ex.response.status}` };
+    } catch {
+      return { name: c.name, ok: true, attempts: 1 };
+    }
+  }
+  const concrete = requestIds || c.mirroredTo?.length ? withRequestId(c, randomUUID()) : c;
+  const r = await awaitConvergence(() => checkOnce(concrete, target), convergence);
+  if (!r.ok) return { name: c.name, ok: false, attempts: r.attempts, detail: `not consistent within ${Math.round(convergence.timeoutMs / 1000)} s: ${r.lastFailure}` };
+  const mirrorFailure = await checkMirrors(concrete, fleet);
+  if (mirrorFailure) return { name: c.name, ok: false, attempts: r.attempts, detail: mirrorFailure };
+  return { name: c.name, ok: true, attempts: r.attempts };
+}
+
+// upstream ExpectMirroredRequest: each mirror backend must have echoed the exact request URI
+// within the request timeout; the harness reads its own echo records instead of pod logs.
+async function checkMirrors(c: TrafficCase, fleet: EchoFleet, timeoutMs = 10_000): Promise<string | undefined> {
+  if (!c.mirroredTo?.length) return undefined;
+  const until = Date.now() + timeoutMs;
+  let missing = c.mirroredTo;
+  while (missing.length) {
+    missing = missing.filter((m) => !fleet.requestsOf(m.namespace, m.name).some((r) => r.path === c.request.path));
+    if (!missing.length || Date.now() > until) break;
+    await sleep(100);
+  }
+  return missing.length ? `no mirrored request ${c.request.path} seen by ${missing.map((m) => `${m.namespace}/${m.name}`).join(', ')}` : undefined;
+}
+
+/** Runs tasks with at most `limit` in flight, keeping result order. */
+export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

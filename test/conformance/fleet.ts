@@ -1,0 +1,48 @@
+// The echo pods of the current test, run in-process. Pods of Deployments that stay (the base
+// manifests) keep running from one test to the next, as they would in a cluster.
+import { startEchoServer, type EchoServer, type RecordedRequest } from '../../src/echo/server.ts';
+import { ECHO_H2C_PORT, ECHO_HTTP_PORT, type Pod } from './world.ts';
+
+interface Running {
+  pod: Pod;
+  server: EchoServer;
+}
+
+export class EchoFleet {
+  #running = new Map<string, Running>();
+
+  /** Starts the pods that are missing and stops those no longer wanted. */
+  async sync(pods: Pod[]): Promise<void> {
+    const wanted = new Map(pods.map((p) => [`${p.namespace}/${p.name}`, p]));
+    for (const [key, r] of this.#running) {
+      if (!wanted.has(key)) {
+        this.#running.delete(key);
+        await r.server.close();
+      }
+    }
+    for (const [key, pod] of wanted) {
+      if (this.#running.has(key)) continue;
+      const server = await startEchoServer({
+        port: ECHO_HTTP_PORT,
+        h2cPort: ECHO_H2C_PORT,
+        address: pod.ip,
+        pod: pod.name,
+        namespace: pod.namespace,
+      });
+      this.#running.set(key, { pod, server });
+    }
+  }
+
+  /** Requests echoed by any pod of a Deployment. */
+  requestsOf(namespace: string, deployment: string): RecordedRequest[] {
+    return [...this.#running.values()]
+      .filter((r) => r.pod.namespace === namespace && r.pod.deployment === deployment)
+      .flatMap((r) => r.server.requests);
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.#running.values()];
+    this.#running.clear();
+    await Promise.allSettled(all.map((r) => r.server.close()));
+  }
+}

@@ -1,0 +1,172 @@
+// One test from start to finish: compose the world, start echo pods and `vgw serve`, assert the
+// status `vgw check` reports, then the traffic cases, phases and procedures.
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { StatusCheck, TrafficCase, TrafficTest } from './data.ts';
+import type { Target } from './client.ts';
+import type { ConvergenceOptions } from './converge.ts';
+import { pool, runCase, type CaseResult } from './cases.ts';
+import { EchoFleet } from './fleet.ts';
+import { runCheck, startServe, waitHealthy, waitPortsClosed, type Serve } from './product.ts';
+import { patchedEndpointSlices, perBackendHeaderConsistency, weightedDistribution } from './procedures.ts';
+import { evaluateStatusCheck, parseStatusStream, type SpecListeners } from './status.ts';
+import { AddressBook, composeWorld, loadManifests, objectKey, ServeDir, type World } from './world.ts';
+
+export interface Row extends CaseResult {
+  kind: 'case' | 'status' | 'setup' | 'procedure';
+}
+
+export interface TestOutcome {
+  name: string;
+  ok: boolean;
+  rows: Row[];
+  elapsedMs: number;
+  logFile?: string;
+  logTail?: string;
+}
+
+export interface RunnerEnv {
+  workDir: string;
+  book: AddressBook;
+  fleet: EchoFleet;
+  convergence: ConvergenceOptions;
+  readyTimeoutMs: number;
+  caseConcurrency: number;
+  /** Called with the running serve so a signal handler can stop it. */
+  onServe?: (serve: Serve | undefined) => void;
+  /** Gateway addresses of the previous test, which must be released before the next serve. */
+  previousListeners?: { ip: string; port: number }[];
+}
+
+export async function runTrafficTest(test: TrafficTest, env: RunnerEnv): Promise<TestOutcome> {
+  const started = Date.now();
+  const rows: Row[] = [];
+  const outcome = (extra: Partial<TestOutcome> = {}): TestOutcome => ({
+    name: test.name,
+    ok: rows.every((r) => r.ok),
+    rows,
+    elapsedMs: Date.now() - started,
+    ...extra,
+  });
+
+  const world = composeWorld(loadManifests(test.manifests), env.book);
+  const testDir = path.join(env.workDir, test.name);
+  const serveDir = new ServeDir(path.join(testDir, 'config'));
+  await mkdir(testDir, { recursive: true });
+  await serveDir.writeAll(world.objects);
+  await env.fleet.sync(world.pods);
+
+  const stillOpen = await waitPortsClosed(env.previousListeners ?? []);
+  if (stillOpen.length) rows.push({ kind: 'setup', name: 'previous gateway stopped', ok: false, attempts: 1, detail: `still accepting on ${stillOpen.join(', ')}` });
+  env.previousListeners = listenerAddresses(world);
+
+  // serve's varnishd state goes into the test's folder, which the run removes when done.
+  const varnishDir = path.join(testDir, 'varnish');
+  await mkdir(varnishDir, { recursive: true });
+  const serve = await startServe(serveDir.dir, path.join(testDir, 'serve.log'), varnishDir);
+  env.onServe?.(serve);
+  try {
+    const unhealthy = await waitHealthy(serve, env.readyTimeoutMs);
+    if (unhealthy) {
+      rows.push({ kind: 'setup', name: 'serve /healthz', ok: false, attempts: 1, detail: unhealthy });
+      return outcome({ logFile: serve.logFile, logTail: serve.tail() });
+    }
+
+    rows.push(...(await statusRows(test.statusChecks ?? [], serveDir.dir, world)));
+
+    if (test.procedural?.type === 'patchEndpointSlices') {
+      for (const slice of patchedEndpointSlices(test, world.objects, world.pods)) await serveDir.put(slice);
+    }
+
+    const phases = [...new Set(test.cases.map((c) => c.phase ?? 1))].sort((a, b) => a - b);
+    for (const phase of phases) {
+      const action = test.phases?.find((p) => p.phase === phase)?.action;
+      if (action?.delete) {
+        const d = action.delete;
+        const removed = await serveDir.remove(objectKey({ kind: d.kind, metadata: { name: d.name, ...(d.namespace ? { namespace: d.namespace } : {}) } }));
+        if (!removed) rows.push({ kind: 'setup', name: `phase ${phase}: delete ${d.kind} ${d.namespace ?? ''}/${d.name}`, ok: false, attempts: 1, detail: 'object not in the serve folder' });
+      }
+      const cases = test.cases.filter((c) => (c.phase ?? 1) === phase);
+      const results = await pool(cases, env.caseConcurrency, (c) => runCase(c, targetOf(c, test, world), env.convergence, env.fleet, test.addRequestIdQueryParam === true));
+      rows.push(...results.map((r) => ({ ...r, kind: 'case' as const })));
+    }
+
+    if (test.procedural?.type === 'weightedDistribution') {
+      const sanity = test.cases[0];
+      const sane = rows.find((r) => r.kind === 'case' && r.name === sanity.name)?.ok;
+      if (sane) rows.push({ kind: 'procedure', ...(await weightedDistribution(test, sanity, targetOf(sanity, test, world))) });
+      else rows.push({ kind: 'procedure', name: 'weighted distribution', ok: false, attempts: 0, detail: 'not attempted: the sanity request did not pass' });
+    }
+    if (test.procedural?.type === 'perBackendHeaderConsistency') {
+      rows.push({ kind: 'procedure', ...(await perBackendHeaderConsistency(test, targetOf(test.cases[0], test, world))) });
+    }
+  } finally {
+    await serve.stop();
+    env.onServe?.(undefined);
+  }
+  const result = outcome();
+  return result.ok ? result : { ...result, logFile: serve.logFile, logTail: serve.tail() };
+}
+
+/** Status-only tests need no traffic: `check` on the composed folder is all there is. */
+export async function runStatusOnlyTest(name: string, manifests: string[], checks: StatusCheck[], env: RunnerEnv): Promise<TestOutcome> {
+  const started = Date.now();
+  const world = composeWorld(loadManifests(manifests), env.book);
+  const serveDir = new ServeDir(path.join(env.workDir, name, 'config'));
+  await serveDir.writeAll(world.objects);
+  const rows = await statusRows(checks, serveDir.dir, world);
+  return { name, ok: rows.every((r) => r.ok), rows, elapsedMs: Date.now() - started };
+}
+
+async function statusRows(checks: StatusCheck[], dir: string, world: World): Promise<Row[]> {
+  if (checks.length === 0) return [];
+  const run = await runCheck(dir);
+  if (run.code !== 0 && run.code !== 1) {
+    return [{ kind: 'status', name: 'vgw check', ok: false, attempts: 1, detail: `exited with ${run.code}: ${lastLines(run.stderr || run.stdout)}` }];
+  }
+  let docs;
+  try {
+    docs = parseStatusStream(run.stdout);
+  } catch (err) {
+    return [{ kind: 'status', name: 'vgw check', ok: false, attempts: 1, detail: (err as Error).message }];
+  }
+  const spec = specListeners(world);
+  return checks.map((c) => {
+    const r = evaluateStatusCheck(c, docs, spec);
+    const label = `status${c.precondition ? ' (precondition)' : ''}: ${r.label}`;
+    return r.failure === undefined
+      ? { kind: 'status' as const, name: label, ok: true, attempts: 1 }
+      : { kind: 'status' as const, name: label, ok: false, attempts: 1, detail: r.failure };
+  });
+}
+
+function specListeners(world: World): SpecListeners {
+  const out: SpecListeners = new Map();
+  for (const o of world.objects) {
+    if (o.kind !== 'Gateway') continue;
+    out.set(`${o.metadata.namespace ?? 'default'}/${o.metadata.name}`, (o.spec?.listeners ?? []).map((l: { name: string }) => l.name));
+  }
+  return out;
+}
+
+function targetOf(c: TrafficCase, test: TrafficTest, world: World): Target {
+  const gw = c.gateway ?? test.gateway;
+  const ip = world.gatewayIps.get(`${gw.namespace}/${gw.name}`);
+  if (!ip) throw new Error(`${test.name}: Gateway ${gw.namespace}/${gw.name} is not in the manifests`);
+  return { ip, port: gw.port, scheme: gw.scheme };
+}
+
+function listenerAddresses(world: World): { ip: string; port: number }[] {
+  const out: { ip: string; port: number }[] = [];
+  for (const o of world.objects) {
+    if (o.kind !== 'Gateway') continue;
+    const ip = world.gatewayIps.get(`${o.metadata.namespace ?? 'default'}/${o.metadata.name}`);
+    if (!ip) continue;
+    for (const port of new Set<number>((o.spec?.listeners ?? []).map((l: { port: number }) => l.port))) out.push({ ip, port });
+  }
+  return out;
+}
+
+function lastLines(s: string, n = 5): string {
+  return s.trim().split('\n').slice(-n).join(' | ');
+}

@@ -1,0 +1,271 @@
+// The status assertions of the upstream tests (kubernetes helpers such as HTTPRouteMustHaveParents,
+// HTTPRouteMustHaveCondition, GatewayListenersMustHaveConditions, GatewayStatusMustHaveListeners),
+// evaluated against the documents `vgw check` prints. Pure, for unit tests.
+import { parseAllDocuments } from 'yaml';
+import { CONTROLLER_NAME } from '../../src/gatewayapi/features.ts';
+import type { Condition, StatusCheck } from './data.ts';
+
+export interface StatusDoc {
+  apiVersion?: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; generation?: number };
+  // Status is whatever the implementation printed; each check narrows what it reads.
+  status?: any;
+}
+
+export interface CheckOutcome {
+  label: string;
+  failure?: string;
+}
+
+interface ActualCondition {
+  type?: string;
+  status?: string;
+  reason?: string;
+  observedGeneration?: number;
+}
+
+const GROUP = 'gateway.networking.k8s.io';
+
+export function parseStatusStream(text: string): StatusDoc[] {
+  const out: StatusDoc[] = [];
+  for (const doc of parseAllDocuments(text)) {
+    if (doc.errors.length) throw new Error(`check output is not YAML: ${doc.errors[0].message}`);
+    const v = doc.toJS() as StatusDoc | null;
+    if (v && typeof v === 'object' && v.kind && v.metadata?.name) out.push(v);
+  }
+  return out;
+}
+
+/** Spec listener names per Gateway ("ns/name"), so "all listeners" can be held to the spec. */
+export type SpecListeners = Map<string, string[]>;
+
+export function evaluateStatusCheck(check: StatusCheck, docs: StatusDoc[], specListeners: SpecListeners = new Map()): CheckOutcome {
+  const label = describeCheck(check);
+  try {
+    const failure = evaluate(check, docs, specListeners);
+    return failure === undefined ? { label } : { label, failure };
+  } catch (err) {
+    return { label, failure: (err as Error).message };
+  }
+}
+
+function evaluate(check: StatusCheck, docs: StatusDoc[], specListeners: SpecListeners): string | undefined {
+  switch (check.check) {
+    case 'HTTPRouteParentAccepted':
+      return routeParentAccepted(docs, str(check.route), str(check.parent), check.condition as Condition);
+    case 'HTTPRouteCondition':
+      return routeCondition(docs, str(check.route), str(check.parent), check.condition as Condition);
+    case 'HTTPRouteParents':
+      return routeParents(docs, str(check.route), check.parents as ExpectedParent[]);
+    case 'GatewayListenersConditions': {
+      if (check.listeners !== 'all') return `unsupported listeners selector ${JSON.stringify(check.listeners)}`;
+      return gatewayListenersConditions(docs, str(check.gateway), undefined, check.conditions as Condition[], specListeners);
+    }
+    case 'GatewayListenerConditions':
+      return gatewayListenersConditions(docs, str(check.gateway), str(check.listener), check.conditions as Condition[], specListeners);
+    case 'GatewayStatusListeners':
+      return gatewayStatusListeners(docs, str(check.gateway), check.listeners as ExpectedListener[]);
+    case 'GatewayCondition': {
+      const gw = find(docs, 'Gateway', str(check.gateway));
+      return conditionsFailure([check.condition as Condition], gw.status?.conditions, gw, 'Gateway conditions');
+    }
+    case 'GatewayAddress': {
+      const gw = find(docs, 'Gateway', str(check.gateway));
+      const addrs: { value?: string }[] = gw.status?.addresses ?? [];
+      return addrs.some((a) => a?.value) ? undefined : 'status.addresses is empty';
+    }
+    default:
+      return `unknown status check kind ${JSON.stringify(check.check)}`;
+  }
+}
+
+function routeParentAccepted(docs: StatusDoc[], routeRef: string, gwRef: string, cond: Condition): string | undefined {
+  const route = find(docs, 'HTTPRoute', routeRef);
+  const [gwNs, gwName] = splitRef(gwRef);
+  const routeNs = route.metadata.namespace ?? 'default';
+  const candidates = parentsFor(route, gwNs, gwName);
+  if (candidates.length === 0) return `no status.parents entry for Gateway ${gwRef} (${parentSummary(route)})`;
+  let firstFailure: string | undefined;
+  for (const p of candidates) {
+    const failure = parentFailure(p, route, { group: GROUP, kind: 'Gateway', namespace: gwNs, name: gwName }, routeNs !== gwNs, [cond], false);
+    if (failure === undefined) return undefined;
+    firstFailure ??= failure;
+  }
+  return firstFailure;
+}
+
+function routeCondition(docs: StatusDoc[], routeRef: string, gwRef: string, cond: Condition): string | undefined {
+  const route = find(docs, 'HTTPRoute', routeRef);
+  const [gwNs, gwName] = splitRef(gwRef);
+  const parents: any[] = route.status?.parents ?? [];
+  for (const p of parents) {
+    const stale = generationFailure(p?.conditions, route);
+    if (stale) return `parent ${refString(p?.parentRef)}: ${stale}`;
+  }
+  const matching = parents.filter((p) => p?.parentRef?.name === gwName && (p.parentRef.namespace === undefined || p.parentRef.namespace === gwNs));
+  if (matching.length === 0) return `no status.parents entry for Gateway ${gwRef} (${parentSummary(route)})`;
+  if (matching.some((p) => conditionsFailure([cond], p.conditions, route, '') === undefined)) return undefined;
+  return conditionsFailure([cond], matching[0].conditions, route, `parent ${gwRef}`);
+}
+
+interface ExpectedParent {
+  parentRef: { group?: string; kind?: string; namespace?: string; name: string; sectionName?: string; port?: number };
+  controllerName?: string;
+  conditions: Condition[];
+}
+
+function routeParents(docs: StatusDoc[], routeRef: string, expected: ExpectedParent[]): string | undefined {
+  const route = find(docs, 'HTTPRoute', routeRef);
+  const actual: any[] = route.status?.parents ?? [];
+  if (actual.length !== expected.length) return `expected ${expected.length} status.parents entries, got ${actual.length} (${parentSummary(route)})`;
+  for (let i = 0; i < expected.length; i++) {
+    const failure = parentFailure(actual[i], route, expected[i].parentRef, true, expected[i].conditions, true, expected[i].controllerName);
+    if (failure) return `parents[${i}]: ${failure}`;
+  }
+  return undefined;
+}
+
+// upstream parentsForRouteMatch for one entry: group and kind must be spelled out in status,
+// namespace too unless the route lives in the Gateway's namespace.
+function parentFailure(
+  actual: any,
+  route: StatusDoc,
+  want: ExpectedParent['parentRef'],
+  namespaceRequired: boolean,
+  conditions: Condition[],
+  exactSection: boolean,
+  controllerName = CONTROLLER_NAME,
+): string | undefined {
+  const ref = actual?.parentRef ?? {};
+  if (actual?.controllerName !== controllerName) return `controllerName ${JSON.stringify(actual?.controllerName)}, expected ${JSON.stringify(controllerName)}`;
+  if ((want.group ?? GROUP) !== ref.group) return `parentRef.group ${JSON.stringify(ref.group)}, expected ${JSON.stringify(want.group ?? GROUP)}`;
+  if ((want.kind ?? 'Gateway') !== ref.kind) return `parentRef.kind ${JSON.stringify(ref.kind)}, expected ${JSON.stringify(want.kind ?? 'Gateway')}`;
+  if (want.name !== ref.name) return `parentRef.name ${JSON.stringify(ref.name)}, expected ${JSON.stringify(want.name)}`;
+  if (want.namespace !== ref.namespace && (namespaceRequired || ref.namespace !== undefined)) {
+    return `parentRef.namespace ${JSON.stringify(ref.namespace)}, expected ${JSON.stringify(want.namespace)}`;
+  }
+  if (exactSection && want.sectionName !== ref.sectionName) return `parentRef.sectionName ${JSON.stringify(ref.sectionName)}, expected ${JSON.stringify(want.sectionName)}`;
+  return conditionsFailure(conditions, actual?.conditions, route, '');
+}
+
+interface ExpectedListener {
+  name: string;
+  supportedKinds: string[];
+  conditions: Condition[];
+  attachedRoutes: number;
+}
+
+function gatewayStatusListeners(docs: StatusDoc[], gwRef: string, expected: ExpectedListener[]): string | undefined {
+  const gw = find(docs, 'Gateway', gwRef);
+  const actual: any[] = gw.status?.listeners ?? [];
+  if (actual.length !== expected.length) return `expected ${expected.length} listener statuses, got ${actual.length}`;
+  for (const want of expected) {
+    const got = actual.find((l) => l?.name === want.name);
+    if (!got) return `no status for listener ${want.name}`;
+    const kinds: { group?: string; kind?: string }[] = got.supportedKinds ?? [];
+    const gotKinds = kinds.map((k) => `${k.group ?? ''}/${k.kind ?? ''}`);
+    if (gotKinds.join(' ') !== want.supportedKinds.join(' ')) return `listener ${want.name}: supportedKinds [${gotKinds.join(', ')}], expected [${want.supportedKinds.join(', ')}]`;
+    if (got.attachedRoutes !== want.attachedRoutes) return `listener ${want.name}: attachedRoutes ${got.attachedRoutes}, expected ${want.attachedRoutes}`;
+    const failure = conditionsFailure(want.conditions, got.conditions, gw, `listener ${want.name}`);
+    if (failure) return failure;
+  }
+  return undefined;
+}
+
+function gatewayListenersConditions(docs: StatusDoc[], gwRef: string, only: string | undefined, conditions: Condition[], specListeners: SpecListeners): string | undefined {
+  const gw = find(docs, 'Gateway', gwRef);
+  const actual: any[] = gw.status?.listeners ?? [];
+  const names = only ? [only] : (specListeners.get(gwRef) ?? actual.map((l) => String(l?.name)));
+  if (names.length === 0) return 'no listener statuses';
+  for (const name of names) {
+    const got = actual.find((l) => l?.name === name);
+    if (!got) return `no status for listener ${name}`;
+    const failure = conditionsFailure(conditions, got.conditions, gw, `listener ${name}`);
+    if (failure) return failure;
+  }
+  return undefined;
+}
+
+function conditionsFailure(expected: Condition[], actual: ActualCondition[] | undefined, owner: StatusDoc, where: string): string | undefined {
+  const list = actual ?? [];
+  const prefix = where ? `${where}: ` : '';
+  for (const want of expected) {
+    const got = list.find((c) => c?.type === want.type);
+    if (!got) return `${prefix}no ${want.type} condition (have ${conditionSummary(list)})`;
+    if (got.status !== want.status || (want.reason && got.reason !== want.reason)) {
+      return `${prefix}${want.type}=${got.status}/${got.reason ?? ''}, expected ${want.type}=${want.status}${want.reason ? `/${want.reason}` : ''}`;
+    }
+  }
+  const stale = generationFailure(list, owner);
+  return stale ? `${prefix}${stale}` : undefined;
+}
+
+function generationFailure(conditions: ActualCondition[] | undefined, owner: StatusDoc): string | undefined {
+  const gen = owner.metadata.generation;
+  if (typeof gen !== 'number') return 'metadata.generation missing';
+  const stale = (conditions ?? []).find((c) => c?.observedGeneration !== gen);
+  return stale ? `${stale.type} observedGeneration ${stale.observedGeneration}, metadata.generation ${gen}` : undefined;
+}
+
+function parentsFor(route: StatusDoc, gwNs: string, gwName: string): any[] {
+  const routeNs = route.metadata.namespace ?? 'default';
+  const parents: any[] = route.status?.parents ?? [];
+  return parents.filter((p) => p?.parentRef?.name === gwName && (p.parentRef.namespace ?? routeNs) === gwNs && (p.parentRef.kind ?? 'Gateway') === 'Gateway');
+}
+
+function find(docs: StatusDoc[], kind: string, ref: string): StatusDoc {
+  const [ns, name] = splitRef(ref);
+  const doc = docs.find((d) => d.kind === kind && d.metadata.name === name && (d.metadata.namespace ?? 'default') === ns);
+  if (!doc) throw new Error(`${kind} ${ref} is not in the check output`);
+  return doc;
+}
+
+function splitRef(ref: string): [string, string] {
+  const i = ref.indexOf('/');
+  return i < 0 ? ['default', ref] : [ref.slice(0, i), ref.slice(i + 1)];
+}
+
+function str(v: unknown): string {
+  if (typeof v !== 'string') throw new Error(`malformed status check: expected a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function refString(ref: any): string {
+  if (!ref) return '(no parentRef)';
+  return `${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}${ref.sectionName ? `#${ref.sectionName}` : ''}`;
+}
+
+function parentSummary(route: StatusDoc): string {
+  const parents: any[] = route.status?.parents ?? [];
+  if (parents.length === 0) return 'status.parents is empty';
+  return `parents: ${parents.map((p) => `${refString(p?.parentRef)} [${conditionSummary(p?.conditions ?? [])}]`).join('; ')}`;
+}
+
+function conditionSummary(list: ActualCondition[]): string {
+  return list.length ? list.map((c) => `${c.type}=${c.status}/${c.reason ?? ''}`).join(', ') : 'none';
+}
+
+export function describeCheck(check: StatusCheck): string {
+  const cond = (c: unknown) => {
+    const x = c as Condition | undefined;
+    return x ? `${x.type}=${x.status}${x.reason ? `/${x.reason}` : ''}` : '';
+  };
+  switch (check.check) {
+    case 'HTTPRouteParentAccepted':
+    case 'HTTPRouteCondition':
+      return `${check.check} ${check.route} @ ${check.parent}: ${cond(check.condition)}`;
+    case 'HTTPRouteParents':
+      return `${check.check} ${check.route}: ${(check.parents as ExpectedParent[]).map((p) => `${p.parentRef.name} ${p.conditions.map(cond).join(',')}`).join('; ')}`;
+    case 'GatewayListenersConditions':
+      return `${check.check} ${check.gateway} (${check.listeners}): ${(check.conditions as Condition[]).map(cond).join(',')}`;
+    case 'GatewayListenerConditions':
+      return `${check.check} ${check.gateway}#${check.listener}: ${(check.conditions as Condition[]).map(cond).join(',')}`;
+    case 'GatewayStatusListeners':
+      return `${check.check} ${check.gateway}: ${(check.listeners as ExpectedListener[]).map((l) => `${l.name} attachedRoutes=${l.attachedRoutes}`).join(', ')}`;
+    case 'GatewayCondition':
+      return `${check.check} ${check.gateway}: ${cond(check.condition)}`;
+    default:
+      return `${check.check} ${String(check.gateway ?? check.route ?? '')}`;
+  }
+}
