@@ -26,7 +26,13 @@ export async function runServe(argv: string[]): Promise<number> {
     workDir: v['work-dir'] as string | undefined,
     logger: log,
   });
-  const admin = await startAdminServer(v['admin-address'] as string, Number(v['admin-port']), () => server.state);
+  let admin;
+  try {
+    admin = await startAdminServer(v['admin-address'] as string, Number(v['admin-port']), () => server.state);
+  } catch (err) {
+    process.stderr.write(`vgw: admin endpoint: ${(err as Error).message}\n`);
+    return 2;
+  }
   log.info({ event: 'admin-listening', address: admin.address() }, 'admin endpoint up');
   let stopping = false;
   const stop = async (signal: string) => {
@@ -39,6 +45,15 @@ export async function runServe(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
-  await server.start();
+  try {
+    await server.start();
+  } catch (err) {
+    // Only set-up failures reach here (e.g. an unusable --work-dir); config errors are
+    // reported and waited out, since a fixed manifest can still go live.
+    process.stderr.write(`vgw: ${(err as Error).message}\n`);
+    admin.close();
+    await server.stop().catch(() => undefined);
+    return 2;
+  }
   return 0;
 }

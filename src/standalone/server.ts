@@ -1,7 +1,7 @@
 // Standalone mode: a directory of manifests drives the same pipeline a cluster would, and one
 // varnishd serves it. Changes in the directory go live without a restart; a change that cannot
 // be read or compiled is reported and the last good config keeps serving.
-import { chmod, mkdtemp } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -49,6 +49,7 @@ export class StandaloneServer {
   private watch: DirectoryWatch | null = null;
   private readonly loader = new ManifestLoader();
   private workDir = '';
+  private ownsWorkDir = false;
   private listeners: VarnishListener[] = [];
   private lastVcl = '';
   private applying: Promise<void> | null = null;
@@ -62,7 +63,13 @@ export class StandaloneServer {
   }
 
   async start(): Promise<void> {
-    this.workDir = this.opts.workDir ?? (await mkdtemp(join(tmpdir(), 'vgw-')));
+    if (this.opts.workDir) {
+      await mkdir(this.opts.workDir, { recursive: true });
+      this.workDir = this.opts.workDir;
+    } else {
+      this.workDir = await mkdtemp(join(tmpdir(), 'vgw-'));
+      this.ownsWorkDir = true;
+    }
     // varnishd drops privileges to its own user, which must read the files written here.
     await chmod(this.workDir, 0o755);
     this.watch = watchDirectory(this.opts.dir, () => this.schedule(), this.log);
@@ -185,6 +192,7 @@ export class StandaloneServer {
     await this.applying?.catch(() => undefined);
     await this.varnishd?.stop();
     this.varnishd = null;
+    if (this.ownsWorkDir) await rm(this.workDir, { recursive: true, force: true });
   }
 }
 

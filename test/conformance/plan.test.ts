@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import type { StatusOnlyTest, TrafficCase, TrafficTest } from './data.ts';
 import { loadCases } from './data.ts';
 import { planAll, planStatusOnlyTest, planTrafficTest } from './plan.ts';
+import { TLS_REASON } from './status-only.ts';
 
 const gw = { namespace: 'ns', name: 'gw', port: 80, scheme: 'http' as const };
 const plain: TrafficCase = { name: 'c', request: { host: '', method: 'GET', path: '/' }, response: { statusCodes: [200] }, backend: '', namespace: '' };
@@ -18,7 +19,7 @@ test('missing features are named', () => {
 
 test('TLS-only and mixed tests are skipped as a whole', () => {
   assert.match((planTrafficTest(t({ cases: [tlsCase] }), ['Gateway', 'HTTPRoute']) as { reason: string }).reason, /needs TLS/);
-  assert.match((planTrafficTest(t({ cases: [plain, tlsCase] }), ['Gateway', 'HTTPRoute']) as { reason: string }).reason, /mixes 1 plain-HTTP case\(s\) with 1 TLS/);
+  assert.match((planTrafficTest(t({ cases: [plain, tlsCase] }), ['Gateway', 'HTTPRoute']) as { reason: string }).reason, /^needs TLS .*: 1 of its 2 cases use TLS/);
 });
 
 test('procedures the harness lacks are skipped with their name', () => {
@@ -26,9 +27,23 @@ test('procedures the harness lacks are skipped with their name', () => {
   assert.deepEqual(planTrafficTest(t({ procedural: { type: 'weightedDistribution' } }), ['Gateway', 'HTTPRoute']), { run: true });
 });
 
-test('status-only tests written as prose are skipped', () => {
+test('status-only tests: expectations, TLS and TLS parts decide', () => {
   const so: StatusOnlyTest = { name: 'S', features: ['Gateway'], manifests: [], kind: 'status-only', statusSummary: 'words' };
-  assert.deepEqual(planStatusOnlyTest(so, ['Gateway']), { run: false, reason: 'status-only prose' });
+  const checks = [{ check: 'GatewayZeroRoutes', gateway: 'ns/gw' }];
+  assert.match((planStatusOnlyTest(so, ['Gateway']) as { reason: string }).reason, /status-only\.ts/);
+  assert.deepEqual(planStatusOnlyTest(so, ['Gateway'], { phases: [{ checks }] }), { run: true });
+  assert.deepEqual(planStatusOnlyTest(so, [], { phases: [{ checks }] }), { run: false, reason: 'unsupported feature(s): Gateway' });
+  assert.deepEqual(planStatusOnlyTest(so, ['Gateway'], { needsTls: 'why', phases: [{ checks }] }), { run: false, reason: `${TLS_REASON}: why` });
+  const partial = planStatusOnlyTest(so, ['Gateway'], { tlsParts: [{ description: 'the HTTPS Gateway', checks }], phases: [{ checks }] });
+  assert.deepEqual(partial, { run: true, note: `without its TLS part (the HTTPS Gateway): ${TLS_REASON}` });
+});
+
+// The suite's rule: a test is skipped only for a feature the product lacks or for TLS.
+test('every status-only test runs unless it needs an unsupported feature or TLS', () => {
+  for (const p of planAll(loadCases()).filter((x) => x.kind === 'status-only')) {
+    if (p.decision.run) continue;
+    assert.match(p.decision.reason, /^(unsupported feature\(s\)|needs TLS \(HTTPS listeners are not supported yet\))/, p.name);
+  }
 });
 
 test('every test in cases.json gets a decision', () => {

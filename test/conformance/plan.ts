@@ -2,13 +2,15 @@
 // runner so `run.ts --list` and the docs describe exactly what a run would do.
 import { SUPPORTED_FEATURES } from '../../src/gatewayapi/features.ts';
 import type { CasesFile, StatusOnlyTest, TrafficCase, TrafficTest } from './data.ts';
+import { statusOnlyExpectations, TLS_REASON, type StatusOnlyExpectations } from './status-only.ts';
 
 /** Procedural blocks the runner knows how to execute. */
 export const IMPLEMENTED_PROCEDURES: readonly string[] = ['weightedDistribution', 'perBackendHeaderConsistency', 'patchEndpointSlices'];
 /** Request protocols the harness client speaks (absent = plain HTTP/1.1). */
 export const IMPLEMENTED_PROTOCOLS: readonly string[] = ['H2C_PRIOR_KNOWLEDGE'];
 
-export type Decision = { run: true } | { run: false; reason: string };
+/** `note` on a test that runs says what of it is left out, and why. */
+export type Decision = { run: true; note?: string } | { run: false; reason: string };
 
 export interface PlannedTest {
   name: string;
@@ -29,9 +31,9 @@ export function planTrafficTest(test: TrafficTest, supported: readonly string[] 
   if (missing.length) return { run: false, reason: `unsupported feature(s): ${missing.join(', ')}` };
 
   const tls = test.cases.filter((c) => needsTls(c, test)).length;
-  if (tls === test.cases.length && tls > 0) return { run: false, reason: 'needs TLS (HTTPS listeners and generated certificates are not provided by the harness)' };
+  if (tls === test.cases.length && tls > 0) return { run: false, reason: TLS_REASON };
   if (tls > 0) {
-    return { run: false, reason: `mixes ${test.cases.length - tls} plain-HTTP case(s) with ${tls} TLS case(s); TLS is not provided by the harness, and the test is not run partially` };
+    return { run: false, reason: `${TLS_REASON}: ${tls} of its ${test.cases.length} cases use TLS, and the test is not run partially` };
   }
 
   const protocols = new Set(test.cases.map((c) => c.request.protocol).filter((p): p is string => p !== undefined && !IMPLEMENTED_PROTOCOLS.includes(p)));
@@ -47,10 +49,18 @@ export function planTrafficTest(test: TrafficTest, supported: readonly string[] 
   return { run: true };
 }
 
-export function planStatusOnlyTest(test: StatusOnlyTest, supported: readonly string[] = SUPPORTED_FEATURES): Decision {
+export function planStatusOnlyTest(
+  test: StatusOnlyTest,
+  supported: readonly string[] = SUPPORTED_FEATURES,
+  expectations: StatusOnlyExpectations | undefined = statusOnlyExpectations(test),
+): Decision {
   const missing = missingFeatures(test.features, supported);
   if (missing.length) return { run: false, reason: `unsupported feature(s): ${missing.join(', ')}` };
-  if (!test.statusChecks?.length) return { run: false, reason: 'status-only prose' };
+  if (expectations?.needsTls) return { run: false, reason: `${TLS_REASON}: ${expectations.needsTls}` };
+  // Every status-only test has expectations in status-only.ts; this only guards a newer cases.json.
+  if (!expectations?.phases.some((p) => p.checks.length)) return { run: false, reason: 'no structured expectations (add them to test/conformance/status-only.ts)' };
+  const parts = expectations.tlsParts ?? [];
+  if (parts.length) return { run: true, note: `without ${parts.length === 1 ? 'its TLS part' : `its ${parts.length} TLS parts`} (${parts.map((p) => p.description).join('; ')}): ${TLS_REASON}` };
   return { run: true };
 }
 

@@ -6,12 +6,16 @@ const NAME_WIDTH = 80;
 
 export function formatOutcome(o: TestOutcome, verbose: boolean): string {
   const lines = [`=== ${o.ok ? 'PASS' : 'FAIL'} ${o.name} (${(o.elapsedMs / 1000).toFixed(1)} s)`];
-  const rows = verbose ? o.rows : collapsePassingStatus(o.rows);
-  const width = Math.min(NAME_WIDTH, Math.max(4, ...rows.map((r) => r.name.length)));
+  // Folding passing status rows keeps a traffic test's table about its cases; a status-only test
+  // has nothing but status rows, so they are all shown.
+  const rows = verbose || !o.rows.some((r) => r.kind === 'case') ? o.rows : collapsePassingStatus(o.rows);
+  // --verbose shows every name whole; otherwise long ones are cut to keep the columns readable.
+  const width = Math.min(verbose ? Infinity : NAME_WIDTH, Math.max(4, ...rows.map((r) => r.name.length)));
   lines.push(`  ${'case'.padEnd(width)}  result  attempts  detail`);
   for (const r of rows) {
     const name = r.name.length > width ? `${r.name.slice(0, width - 1)}…` : r.name.padEnd(width);
-    lines.push(`  ${name}  ${(r.ok ? 'pass' : 'FAIL').padEnd(6)}  ${String(r.attempts).padStart(8)}  ${r.ok ? '' : (r.detail ?? '')}`.trimEnd());
+    const result = r.skipped ? 'skip' : r.ok ? 'pass' : 'FAIL';
+    lines.push(`  ${name}  ${result.padEnd(6)}  ${String(r.attempts).padStart(8)}  ${r.ok && !r.skipped ? '' : (r.detail ?? '')}`.trimEnd());
   }
   if (!o.ok && o.logFile) {
     lines.push(`  serve log: ${o.logFile}`);
@@ -21,12 +25,13 @@ export function formatOutcome(o: TestOutcome, verbose: boolean): string {
 }
 
 function collapsePassingStatus(rows: Row[]): Row[] {
-  const passing = rows.filter((r) => r.kind === 'status' && r.ok);
+  const folded = (r: Row) => r.kind === 'status' && r.ok && !r.skipped;
+  const passing = rows.filter(folded);
   if (passing.length <= 1) return rows;
   const out: Row[] = [];
   let placed = false;
   for (const r of rows) {
-    if (r.kind === 'status' && r.ok) {
+    if (folded(r)) {
       if (!placed) out.push({ kind: 'status', name: `status checks (${passing.length} passing, --verbose lists them)`, ok: true, attempts: 1 });
       placed = true;
       continue;
@@ -48,6 +53,6 @@ export function tally(passed: number, failed: number, skipped: number): string {
 export function planMarkdown(plan: PlannedTest[]): string {
   const cell = (s: string) => s.replaceAll('|', '\\|');
   const lines = ['| Test | Kind | Runs? |', '|---|---|---|'];
-  for (const p of plan) lines.push(`| ${p.name} | ${p.kind} | ${p.decision.run ? 'yes' : `skipped: ${cell(p.decision.reason)}`} |`);
+  for (const p of plan) lines.push(`| ${p.name} | ${p.kind} | ${p.decision.run ? (p.decision.note ? `yes, ${cell(p.decision.note)}` : 'yes') : `skipped: ${cell(p.decision.reason)}`} |`);
   return lines.join('\n');
 }

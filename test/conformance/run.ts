@@ -1,5 +1,5 @@
-// Gateway API conformance (HTTPRoute/Gateway traffic tests of upstream v1.6.x) against `vgw serve`,
-// without a cluster. Usage:
+// Gateway API conformance (HTTPRoute/Gateway traffic and status-only tests of upstream v1.6.x)
+// against `vgw serve` and `vgw check`, without a cluster. Usage:
 //   node test/conformance/run.ts [--only Name1,Name2 [--force]] [--verbose] [--list] [--keep]
 //                                [--timeout SECONDS] [--ready-timeout SECONDS]
 //   node test/conformance/run.ts --update-docs   (rewrites the run/skip table in the docs)
@@ -15,6 +15,7 @@ import { planAll } from './plan.ts';
 import { killAllChildren, type Serve } from './product.ts';
 import { formatOutcome, formatSkip, planMarkdown, tally } from './report.ts';
 import { runStatusOnlyTest, runTrafficTest, type RunnerEnv } from './runner.ts';
+import { statusOnlyExpectations } from './status-only.ts';
 import { AddressBook } from './world.ts';
 
 interface Args {
@@ -105,7 +106,7 @@ async function main(): Promise<number> {
   }
 
   if (args.list) {
-    for (const p of plan) console.log(p.decision.run ? `run   ${p.name} (${p.kind})` : `skip  ${p.name}: ${p.decision.reason}`);
+    for (const p of plan) console.log(p.decision.run ? `run   ${p.name} (${p.kind})${p.decision.note ? `, ${p.decision.note}` : ''}` : `skip  ${p.name}: ${p.decision.reason}`);
     const runs = plan.filter((p) => p.decision.run).length;
     console.log(`${runs} to run, ${plan.length - runs} skipped (source ${cases.source.repository} ${cases.source.tag})`);
     return 0;
@@ -158,9 +159,7 @@ async function main(): Promise<number> {
       try {
         const traffic = byName.get(p.name);
         const so = statusOnly.get(p.name);
-        const outcome = traffic
-          ? await runTrafficTest(traffic, env)
-          : await runStatusOnlyTest(p.name, so!.manifests, so!.statusChecks ?? [], env);
+        const outcome = traffic ? await runTrafficTest(traffic, env) : await runStatusOnlyTest(p.name, so!.manifests, statusOnlyExpectations(so!)!, env);
         if (outcome.ok) passed++;
         else failed++;
         console.log(formatOutcome(outcome, args.verbose));

@@ -1,5 +1,6 @@
-// One test from start to finish: compose the world, start echo pods and `vgw serve`, assert the
-// status `vgw check` reports, then the traffic cases, phases and procedures.
+// One test from start to finish. A traffic test: compose the world, start echo pods and
+// `vgw serve`, assert the status `vgw check` reports, then the traffic cases, phases and
+// procedures. A status-only test: `vgw check` per phase, with spec changes in between.
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { StatusCheck, TrafficCase, TrafficTest } from './data.ts';
@@ -10,10 +11,13 @@ import { EchoFleet } from './fleet.ts';
 import { runCheck, startServe, waitHealthy, waitPortsClosed, type Serve } from './product.ts';
 import { patchedEndpointSlices, perBackendHeaderConsistency, weightedDistribution } from './procedures.ts';
 import { evaluateStatusCheck, parseStatusStream, type SpecListeners } from './status.ts';
-import { AddressBook, composeWorld, loadManifests, objectKey, ServeDir, type World } from './world.ts';
+import { applyPatch, TLS_REASON, type ObjectPatch, type StatusOnlyExpectations } from './status-only.ts';
+import { AddressBook, composeWorld, loadManifests, objectKey, ServeDir, type K8sObject, type World } from './world.ts';
 
 export interface Row extends CaseResult {
   kind: 'case' | 'status' | 'setup' | 'procedure';
+  /** Listed but deliberately not evaluated; `detail` says why. */
+  skipped?: boolean;
 }
 
 export interface TestOutcome {
@@ -108,32 +112,81 @@ export async function runTrafficTest(test: TrafficTest, env: RunnerEnv): Promise
   return result.ok ? result : { ...result, logFile: serve.logFile, logTail: serve.tail() };
 }
 
-/** Status-only tests need no traffic: `check` on the composed folder is all there is. */
-export async function runStatusOnlyTest(name: string, manifests: string[], checks: StatusCheck[], env: RunnerEnv): Promise<TestOutcome> {
+/**
+ * Status-only tests need no traffic: `check` on the composed folder, once per phase. Between
+ * phases the harness plays the API server's part for spec changes: it rewrites the patched
+ * object's file with metadata.generation one higher.
+ */
+export async function runStatusOnlyTest(name: string, manifests: string[], expectations: StatusOnlyExpectations, env: Pick<RunnerEnv, 'workDir' | 'book'>): Promise<TestOutcome> {
   const started = Date.now();
   const world = composeWorld(loadManifests(manifests), env.book);
   const serveDir = new ServeDir(path.join(env.workDir, name, 'config'));
+  const patched = new Set(expectations.phases.flatMap((p) => p.patches ?? []).map(patchKey));
+  // The starting generation is written out, as the API server would report it on a new object.
+  for (const o of world.objects) if (patched.has(objectKey(o))) o.metadata.generation = 1;
   await serveDir.writeAll(world.objects);
-  const rows = await statusRows(checks, serveDir.dir, world);
+
+  const rows: Row[] = [];
+  const multi = expectations.phases.length > 1;
+  for (const [i, phase] of expectations.phases.entries()) {
+    const label = multi ? `phase ${i + 1}: ` : '';
+    let applied = true;
+    for (const patch of phase.patches ?? []) {
+      const failure = await applyObjectPatch(patch, world, serveDir);
+      const generation = findObject(world, patchKey(patch))?.metadata.generation;
+      rows.push({ kind: 'setup', name: `${label}patch ${patch.kind} ${patch.namespace ? `${patch.namespace}/` : ''}${patch.name}: ${patch.description} (generation ${generation})`, ok: !failure, attempts: 1, ...(failure ? { detail: failure } : {}) });
+      if (failure) applied = false;
+    }
+    if (!applied) break;
+    rows.push(...(await statusRows(phase.checks, serveDir.dir, world, label)));
+  }
+  for (const part of expectations.tlsParts ?? []) {
+    rows.push({ kind: 'status', name: `not run: ${part.description}`, ok: true, skipped: true, attempts: 0, detail: TLS_REASON });
+  }
   return { name, ok: rows.every((r) => r.ok), rows, elapsedMs: Date.now() - started };
 }
 
-async function statusRows(checks: StatusCheck[], dir: string, world: World): Promise<Row[]> {
+function patchKey(p: ObjectPatch): string {
+  return objectKey({ kind: p.kind, metadata: { name: p.name, ...(p.namespace ? { namespace: p.namespace } : {}) } });
+}
+
+function findObject(world: World, key: string): K8sObject | undefined {
+  return world.objects.find((o) => objectKey(o) === key);
+}
+
+async function applyObjectPatch(patch: ObjectPatch, world: World, serveDir: ServeDir): Promise<string | undefined> {
+  const key = patchKey(patch);
+  const index = world.objects.findIndex((o) => objectKey(o) === key);
+  if (index < 0) return `${key} is not in the manifests`;
+  const current = world.objects[index];
+  let next: K8sObject;
+  try {
+    next = applyPatch(current, patch.ops);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  next.metadata.generation = (typeof current.metadata.generation === 'number' ? current.metadata.generation : 1) + 1;
+  world.objects[index] = next;
+  await serveDir.put(next);
+  return undefined;
+}
+
+async function statusRows(checks: StatusCheck[], dir: string, world: World, prefix = ''): Promise<Row[]> {
   if (checks.length === 0) return [];
   const run = await runCheck(dir);
   if (run.code !== 0 && run.code !== 1) {
-    return [{ kind: 'status', name: 'vgw check', ok: false, attempts: 1, detail: `exited with ${run.code}: ${lastLines(run.stderr || run.stdout)}` }];
+    return [{ kind: 'status', name: `${prefix}vgw check`, ok: false, attempts: 1, detail: `exited with ${run.code}: ${lastLines(run.stderr || run.stdout)}` }];
   }
   let docs;
   try {
     docs = parseStatusStream(run.stdout);
   } catch (err) {
-    return [{ kind: 'status', name: 'vgw check', ok: false, attempts: 1, detail: (err as Error).message }];
+    return [{ kind: 'status', name: `${prefix}vgw check`, ok: false, attempts: 1, detail: (err as Error).message }];
   }
   const spec = specListeners(world);
   return checks.map((c) => {
     const r = evaluateStatusCheck(c, docs, spec);
-    const label = `status${c.precondition ? ' (precondition)' : ''}: ${r.label}`;
+    const label = `${prefix}status${c.precondition ? ' (precondition)' : ''}: ${r.label}`;
     return r.failure === undefined
       ? { kind: 'status' as const, name: label, ok: true, attempts: 1 }
       : { kind: 'status' as const, name: label, ok: false, attempts: 1, detail: r.failure };

@@ -93,3 +93,49 @@ test('the check output is a YAML stream', () => {
   const docs = parseStatusStream('kind: GatewayClass\nmetadata: {name: vgw, generation: 1}\nstatus: {}\n---\nkind: Gateway\nmetadata: {name: gw, namespace: ns, generation: 3}\n');
   assert.deepEqual(docs.map((d) => `${d.kind}/${d.metadata.name}/${d.metadata.generation}`), ['GatewayClass/vgw/1', 'Gateway/gw/3']);
 });
+
+test('no accepted parents: none, or exactly one that is not accepted', () => {
+  const check: StatusCheck = { check: 'HTTPRouteNoAcceptedParents', route: `${NS}/r` };
+  const refused = parent({}, [{ type: 'Accepted', status: 'False', reason: 'NotAllowedByListeners', observedGeneration: 1 }, resolved()]);
+  assert.equal(evaluateStatusCheck(check, [route([])]).failure, undefined);
+  assert.equal(evaluateStatusCheck(check, [route([refused])]).failure, undefined);
+  assert.match(evaluateStatusCheck(check, [route([parent()])]).failure ?? '', /Accepted=True\/Accepted, expected Accepted=False/);
+  assert.match(evaluateStatusCheck(check, [route([refused, refused])]).failure ?? '', /got 2/);
+  assert.match(evaluateStatusCheck(check, [route([refused], 2)]).failure ?? '', /observedGeneration 1, metadata.generation 2/);
+});
+
+test('zero routes: no listener statuses, or one listener with nothing attached', () => {
+  const check: StatusCheck = { check: 'GatewayZeroRoutes', gateway: `${NS}/gw` };
+  const l = (name: string, attachedRoutes: number) => ({ name, attachedRoutes, supportedKinds: [], conditions: [accepted()] });
+  assert.equal(evaluateStatusCheck(check, [gateway([])]).failure, undefined);
+  assert.equal(evaluateStatusCheck(check, [gateway([l('http', 0)])]).failure, undefined);
+  assert.match(evaluateStatusCheck(check, [gateway([l('http', 1)])]).failure ?? '', /attachedRoutes 1, expected 0/);
+  assert.match(evaluateStatusCheck(check, [gateway([l('a', 0), l('b', 0)])]).failure ?? '', /exactly one, got 2/);
+});
+
+test('latest observed generation covers the object, listener and parent conditions', () => {
+  const stale = { name: 'http', attachedRoutes: 0, supportedKinds: [], conditions: [accepted(1)] };
+  const gw = gateway([stale], 2);
+  assert.match(evaluateStatusCheck({ check: 'LatestObservedGeneration', kind: 'Gateway', object: `${NS}/gw` }, [gw]).failure ?? '', /listener http: Accepted observedGeneration 1, metadata.generation 2/);
+  const fresh = gateway([{ ...stale, conditions: [accepted(2)] }], 2);
+  assert.equal(evaluateStatusCheck({ check: 'LatestObservedGeneration', kind: 'Gateway', object: `${NS}/gw`, generation: 2 }, [fresh]).failure, undefined);
+  assert.match(evaluateStatusCheck({ check: 'LatestObservedGeneration', kind: 'Gateway', object: `${NS}/gw`, generation: 3 }, [fresh]).failure ?? '', /metadata.generation 2, expected 3/);
+  assert.match(evaluateStatusCheck({ check: 'LatestObservedGeneration', kind: 'HTTPRoute', object: `${NS}/r` }, [route([parent()], 2)]).failure ?? '', /parent .*gw: Accepted observedGeneration 1/);
+  const empty: StatusDoc = { kind: 'GatewayClass', metadata: { name: 'c', generation: 1 }, status: {} };
+  assert.match(evaluateStatusCheck({ check: 'LatestObservedGeneration', kind: 'GatewayClass', object: 'c' }, [empty]).failure ?? '', /no conditions/);
+});
+
+test('GatewayClass condition: a missing status matches any', () => {
+  const gwc: StatusDoc = { kind: 'GatewayClass', metadata: { name: 'c', generation: 1 }, status: { conditions: [{ type: 'Accepted', status: 'False', reason: 'InvalidParameters', observedGeneration: 1 }] } };
+  assert.equal(evaluateStatusCheck({ check: 'GatewayClassCondition', gatewayClass: 'c', condition: { type: 'Accepted' } }, [gwc]).failure, undefined);
+  assert.match(evaluateStatusCheck({ check: 'GatewayClassCondition', gatewayClass: 'c', condition: { type: 'Accepted', status: 'True' } }, [gwc]).failure ?? '', /Accepted=False/);
+});
+
+test('listener supportedKinds: expected kinds must be present; an empty expectation means none', () => {
+  const both = { name: 'a', attachedRoutes: 0, supportedKinds: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' }, { kind: 'GRPCRoute' }], conditions: [accepted()] };
+  const want = (supportedKinds: string[]): StatusCheck => ({ check: 'GatewayStatusListeners', gateway: `${NS}/gw`, listeners: [{ name: 'a', supportedKinds, conditions: [], attachedRoutes: 0 }] });
+  assert.equal(evaluateStatusCheck(want(['gateway.networking.k8s.io/HTTPRoute']), [gateway([both])]).failure, undefined);
+  assert.equal(evaluateStatusCheck(want(['gateway.networking.k8s.io/GRPCRoute']), [gateway([both])]).failure, undefined, 'no group means the Gateway API group');
+  assert.match(evaluateStatusCheck(want([]), [gateway([both])]).failure ?? '', /expected \[\]/);
+  assert.match(evaluateStatusCheck(want(['gateway.networking.k8s.io/TLSRoute']), [gateway([both])]).failure ?? '', /to include \[gateway.networking.k8s.io\/TLSRoute\]/);
+});

@@ -1,5 +1,6 @@
 // The status assertions of the upstream tests (kubernetes helpers such as HTTPRouteMustHaveParents,
-// HTTPRouteMustHaveCondition, GatewayListenersMustHaveConditions, GatewayStatusMustHaveListeners),
+// HTTPRouteMustHaveCondition, GatewayListenersMustHaveConditions, GatewayStatusMustHaveListeners,
+// HTTPRouteMustHaveNoAcceptedParents, GatewayMustHaveZeroRoutes, *MustHaveLatestConditions),
 // evaluated against the documents `vgw check` prints. Pure, for unit tests.
 import { parseAllDocuments } from 'yaml';
 import { CONTROLLER_NAME } from '../../src/gatewayapi/features.ts';
@@ -16,6 +17,13 @@ export interface StatusDoc {
 export interface CheckOutcome {
   label: string;
   failure?: string;
+}
+
+/** An expected condition; no status or no reason matches any (upstream findConditionInList). */
+interface ExpectedCondition {
+  type: string;
+  status?: string;
+  reason?: string;
 }
 
 interface ActualCondition {
@@ -70,6 +78,16 @@ function evaluate(check: StatusCheck, docs: StatusDoc[], specListeners: SpecList
       const gw = find(docs, 'Gateway', str(check.gateway));
       return conditionsFailure([check.condition as Condition], gw.status?.conditions, gw, 'Gateway conditions');
     }
+    case 'GatewayClassCondition': {
+      const gwc = find(docs, 'GatewayClass', str(check.gatewayClass));
+      return conditionsFailure([check.condition as ExpectedCondition], gwc.status?.conditions, gwc, 'GatewayClass conditions');
+    }
+    case 'HTTPRouteNoAcceptedParents':
+      return noAcceptedParents(find(docs, 'HTTPRoute', str(check.route)));
+    case 'GatewayZeroRoutes':
+      return zeroRoutes(find(docs, 'Gateway', str(check.gateway)));
+    case 'LatestObservedGeneration':
+      return latestObservedGeneration(find(docs, str(check.kind), str(check.object)), check.generation);
     case 'GatewayAddress': {
       const gw = find(docs, 'Gateway', str(check.gateway));
       const addrs: { value?: string }[] = gw.status?.addresses ?? [];
@@ -107,6 +125,44 @@ function routeCondition(docs: StatusDoc[], routeRef: string, gwRef: string, cond
   if (matching.length === 0) return `no status.parents entry for Gateway ${gwRef} (${parentSummary(route)})`;
   if (matching.some((p) => conditionsFailure([cond], p.conditions, route, '') === undefined)) return undefined;
   return conditionsFailure([cond], matching[0].conditions, route, `parent ${gwRef}`);
+}
+
+// upstream HTTPRouteMustHaveNoAcceptedParents: no parent entries, or exactly one whose Accepted
+// condition is False.
+function noAcceptedParents(route: StatusDoc): string | undefined {
+  const parents: any[] = route.status?.parents ?? [];
+  if (parents.length === 0) return undefined;
+  if (parents.length > 1) return `expected no parents or one not accepted parent, got ${parents.length} (${parentSummary(route)})`;
+  return conditionsFailure([{ type: 'Accepted', status: 'False' }], parents[0]?.conditions, route, `parent ${refString(parents[0]?.parentRef)}`);
+}
+
+// upstream GatewayMustHaveZeroRoutes: no listener statuses, or exactly one with no attached routes.
+function zeroRoutes(gw: StatusDoc): string | undefined {
+  const stale = generationFailure(gw.status?.conditions, gw);
+  if (stale) return `Gateway conditions: ${stale}`;
+  const listeners: any[] = gw.status?.listeners ?? [];
+  if (listeners.length === 0) return undefined;
+  if (listeners.length > 1) return `expected no listener statuses or exactly one, got ${listeners.length}`;
+  return listeners[0]?.attachedRoutes === 0 ? undefined : `listener ${listeners[0]?.name}: attachedRoutes ${listeners[0]?.attachedRoutes}, expected 0`;
+}
+
+// upstream *MustHaveLatestConditions, applied to every condition list in the status: the object's
+// own, each listener's and each route parent's.
+function latestObservedGeneration(doc: StatusDoc, generation: unknown): string | undefined {
+  if (generation !== undefined && doc.metadata.generation !== generation) {
+    return `metadata.generation ${doc.metadata.generation ?? '(none)'}, expected ${JSON.stringify(generation)}`;
+  }
+  const lists: [string, ActualCondition[] | undefined][] = [
+    [`${doc.kind} conditions`, doc.status?.conditions],
+    ...((doc.status?.listeners ?? []) as any[]).map((l): [string, ActualCondition[] | undefined] => [`listener ${l?.name}`, l?.conditions]),
+    ...((doc.status?.parents ?? []) as any[]).map((p): [string, ActualCondition[] | undefined] => [`parent ${refString(p?.parentRef)}`, p?.conditions]),
+  ];
+  if (lists.every(([, l]) => !l?.length)) return 'status has no conditions';
+  for (const [where, list] of lists) {
+    const stale = generationFailure(list, doc);
+    if (stale) return `${where}: ${stale}`;
+  }
+  return undefined;
 }
 
 interface ExpectedParent {
@@ -152,7 +208,7 @@ function parentFailure(
 interface ExpectedListener {
   name: string;
   supportedKinds: string[];
-  conditions: Condition[];
+  conditions: ExpectedCondition[];
   attachedRoutes: number;
 }
 
@@ -163,9 +219,15 @@ function gatewayStatusListeners(docs: StatusDoc[], gwRef: string, expected: Expe
   for (const want of expected) {
     const got = actual.find((l) => l?.name === want.name);
     if (!got) return `no status for listener ${want.name}`;
+    // As upstream: an empty expected list must be empty, otherwise each expected kind must be
+    // present (an implementation may support more kinds than a test names); no group means the
+    // Gateway API group.
     const kinds: { group?: string; kind?: string }[] = got.supportedKinds ?? [];
-    const gotKinds = kinds.map((k) => `${k.group ?? ''}/${k.kind ?? ''}`);
-    if (gotKinds.join(' ') !== want.supportedKinds.join(' ')) return `listener ${want.name}: supportedKinds [${gotKinds.join(', ')}], expected [${want.supportedKinds.join(', ')}]`;
+    const gotKinds = kinds.map((k) => `${k.group ?? GROUP}/${k.kind ?? ''}`);
+    const missing = want.supportedKinds.filter((k) => !gotKinds.includes(k));
+    if ((want.supportedKinds.length === 0 && gotKinds.length > 0) || missing.length > 0) {
+      return `listener ${want.name}: supportedKinds [${gotKinds.join(', ')}], expected ${want.supportedKinds.length ? `to include [${missing.join(', ')}]` : '[]'}`;
+    }
     if (got.attachedRoutes !== want.attachedRoutes) return `listener ${want.name}: attachedRoutes ${got.attachedRoutes}, expected ${want.attachedRoutes}`;
     const failure = conditionsFailure(want.conditions, got.conditions, gw, `listener ${want.name}`);
     if (failure) return failure;
@@ -173,7 +235,7 @@ function gatewayStatusListeners(docs: StatusDoc[], gwRef: string, expected: Expe
   return undefined;
 }
 
-function gatewayListenersConditions(docs: StatusDoc[], gwRef: string, only: string | undefined, conditions: Condition[], specListeners: SpecListeners): string | undefined {
+function gatewayListenersConditions(docs: StatusDoc[], gwRef: string, only: string | undefined, conditions: ExpectedCondition[], specListeners: SpecListeners): string | undefined {
   const gw = find(docs, 'Gateway', gwRef);
   const actual: any[] = gw.status?.listeners ?? [];
   const names = only ? [only] : (specListeners.get(gwRef) ?? actual.map((l) => String(l?.name)));
@@ -187,14 +249,14 @@ function gatewayListenersConditions(docs: StatusDoc[], gwRef: string, only: stri
   return undefined;
 }
 
-function conditionsFailure(expected: Condition[], actual: ActualCondition[] | undefined, owner: StatusDoc, where: string): string | undefined {
+function conditionsFailure(expected: ExpectedCondition[], actual: ActualCondition[] | undefined, owner: StatusDoc, where: string): string | undefined {
   const list = actual ?? [];
   const prefix = where ? `${where}: ` : '';
   for (const want of expected) {
     const got = list.find((c) => c?.type === want.type);
     if (!got) return `${prefix}no ${want.type} condition (have ${conditionSummary(list)})`;
-    if (got.status !== want.status || (want.reason && got.reason !== want.reason)) {
-      return `${prefix}${want.type}=${got.status}/${got.reason ?? ''}, expected ${want.type}=${want.status}${want.reason ? `/${want.reason}` : ''}`;
+    if ((want.status && got.status !== want.status) || (want.reason && got.reason !== want.reason)) {
+      return `${prefix}${want.type}=${got.status}/${got.reason ?? ''}, expected ${conditionString(want)}`;
     }
   }
   const stale = generationFailure(list, owner);
@@ -246,11 +308,12 @@ function conditionSummary(list: ActualCondition[]): string {
   return list.length ? list.map((c) => `${c.type}=${c.status}/${c.reason ?? ''}`).join(', ') : 'none';
 }
 
+function conditionString(c: ExpectedCondition): string {
+  return `${c.type}=${c.status ?? '(any)'}${c.reason ? `/${c.reason}` : ''}`;
+}
+
 export function describeCheck(check: StatusCheck): string {
-  const cond = (c: unknown) => {
-    const x = c as Condition | undefined;
-    return x ? `${x.type}=${x.status}${x.reason ? `/${x.reason}` : ''}` : '';
-  };
+  const cond = (c: unknown) => (c ? conditionString(c as ExpectedCondition) : '');
   switch (check.check) {
     case 'HTTPRouteParentAccepted':
     case 'HTTPRouteCondition':
@@ -262,9 +325,19 @@ export function describeCheck(check: StatusCheck): string {
     case 'GatewayListenerConditions':
       return `${check.check} ${check.gateway}#${check.listener}: ${(check.conditions as Condition[]).map(cond).join(',')}`;
     case 'GatewayStatusListeners':
-      return `${check.check} ${check.gateway}: ${(check.listeners as ExpectedListener[]).map((l) => `${l.name} attachedRoutes=${l.attachedRoutes}`).join(', ')}`;
+      return `${check.check} ${check.gateway}: ${(check.listeners as ExpectedListener[])
+        .map((l) => `${l.name} attachedRoutes=${l.attachedRoutes}${l.supportedKinds.length ? '' : ' no kinds'} ${l.conditions.map(cond).join(',')}`)
+        .join('; ')}`;
     case 'GatewayCondition':
       return `${check.check} ${check.gateway}: ${cond(check.condition)}`;
+    case 'GatewayClassCondition':
+      return `${check.check} ${check.gatewayClass}: ${cond(check.condition)}`;
+    case 'HTTPRouteNoAcceptedParents':
+      return `${check.check} ${check.route}`;
+    case 'GatewayZeroRoutes':
+      return `${check.check} ${check.gateway}`;
+    case 'LatestObservedGeneration':
+      return `${check.check} ${check.kind} ${check.object}${check.generation === undefined ? '' : ` = ${check.generation}`}`;
     default:
       return `${check.check} ${String(check.gateway ?? check.route ?? '')}`;
   }
