@@ -1,5 +1,6 @@
 // vgw vcl DIR: the generated VCL, for reading and debugging.
 import { render } from '../pipeline/render.ts';
+import { shardLabel } from '../vcl/shards.ts';
 import { loadManifestDir, ManifestLoadError } from '../providers/file/load.ts';
 import { parseDirArgs, reportUsage } from './args.ts';
 
@@ -15,7 +16,9 @@ export async function runVcl(argv: string[]): Promise<number> {
   }
   try {
     const { snapshot } = await loadManifestDir(dir);
-    process.stdout.write(render(snapshot, { defaultAddress: address }).vcl);
+    const { deploy } = render(snapshot, { defaultAddress: address });
+    process.stdout.write(deploy.main);
+    deploy.shards.forEach((shard, i) => process.stdout.write(`\n# ---- shard VCL ${i} (label ${shardLabel(deploy.shards.length, i)}) ----\n${shard}`));
     return 0;
   } catch (err) {
     if (err instanceof ManifestLoadError) {

@@ -4,17 +4,23 @@ import { resolveEndpoints } from '../gatewayapi/endpoints.ts';
 import { translate, type ObjectStatus } from '../gatewayapi/translator.ts';
 import type { ResourceSnapshot } from '../gatewayapi/types.ts';
 import type { EndpointMap, RoutingIR } from '../ir/types.ts';
-import { compileVcl, type CompileStats } from '../vcl/compile.ts';
+import type { CompileStats } from '../vcl/compile.ts';
+import { compileSharded, shardCount, type ShardedVcl } from '../vcl/shards.ts';
 
 export interface RenderOptions {
   defaultAddress: string;
   now?: string;
+  /** Shard VCL count; default: by number of exact-host vhosts (1 below a few hundred). */
+  shards?: number;
 }
 
 export interface RenderedConfig {
   ir: RoutingIR;
   endpoints: EndpointMap;
+  /** The main VCL (the whole config when unsharded). */
   vcl: string;
+  /** Main VCL plus shard VCLs, as the reloader deploys them. */
+  deploy: ShardedVcl;
   stats: CompileStats;
   statuses: ObjectStatus[];
   problems: string[];
@@ -28,9 +34,9 @@ export function render(snapshot: ResourceSnapshot, options: RenderOptions): Rend
     now: options.now ?? new Date().toISOString(),
   });
   const endpoints = resolveEndpoints(ir.services, snapshot.services, snapshot.endpointSlices);
-  const { vcl, stats } = compileVcl(ir, endpoints);
+  const deploy = compileSharded(ir, endpoints, options.shards ?? shardCount(ir));
   const sockets = ir.sockets.map(({ name, address, port }) => ({ name, address, port }));
-  return { ir, endpoints, vcl, stats, statuses, problems, sockets };
+  return { ir, endpoints, vcl: deploy.main, deploy, stats: deploy.stats, statuses, problems, sockets };
 }
 
 /** True when every Gateway and HTTPRoute we own is Accepted on every parent. */

@@ -10,6 +10,7 @@ import { ManifestLoader, ManifestLoadError } from '../providers/file/load.ts';
 import { watchDirectory, type DirectoryWatch } from '../providers/file/watch.ts';
 import { VclReloader, type ReloadResult } from '../varnish/reloader.ts';
 import { Varnishd, type VarnishListener } from '../varnish/varnishd.ts';
+import { shardLabel } from '../vcl/shards.ts';
 
 export interface StandaloneOptions {
   dir: string;
@@ -18,6 +19,8 @@ export interface StandaloneOptions {
   logger: Logger;
   /** Extra varnishd -p parameters. */
   params?: Record<string, string>;
+  /** Fixed shard VCL count (tests); default: chosen by route count. */
+  shards?: number;
 }
 
 export interface StandaloneStatus {
@@ -62,6 +65,11 @@ export class StandaloneServer {
     this.log = opts.logger.child({ component: 'standalone' });
   }
 
+  /** The running varnishd, if any (for diagnostics and tests). */
+  get varnish(): Varnishd | null {
+    return this.varnishd;
+  }
+
   async start(): Promise<void> {
     if (this.opts.workDir) {
       await mkdir(this.opts.workDir, { recursive: true });
@@ -97,7 +105,7 @@ export class StandaloneServer {
     let config: RenderedConfig;
     try {
       const { snapshot } = await this.loader.load(this.opts.dir);
-      config = render(snapshot, { defaultAddress: this.opts.defaultAddress });
+      config = render(snapshot, { defaultAddress: this.opts.defaultAddress, shards: this.opts.shards });
     } catch (err) {
       if (err instanceof ManifestLoadError) {
         this.fail(`manifests rejected, last good config keeps serving:\n${err.message}`);
@@ -113,12 +121,13 @@ export class StandaloneServer {
       await this.restartVarnish(listeners, config);
       return;
     }
-    if (config.vcl === this.lastVcl) {
+    if (deployKey(config) === this.lastVcl) {
       // Same VCL as the one serving: the directory is good again, nothing to reload.
       this.state.lastError = undefined;
       return;
     }
-    const result = await (this.reloader as VclReloader).submit(config.vcl);
+    const { main, shards } = config.deploy;
+    const result = await (this.reloader as VclReloader).submit(shards.length ? { main, shards, label: (i: number) => shardLabel(shards.length, i) } : main);
     this.recordReload(result, config);
   }
 
@@ -134,15 +143,17 @@ export class StandaloneServer {
     this.listeners = listeners;
     this.state.listeners = listeners;
     if (listeners.length === 0) {
-      this.lastVcl = config.vcl;
+      this.lastVcl = deployKey(config);
       this.markLive(config, undefined);
       this.log.info({ event: 'no-listeners' }, 'no accepted Gateway listener: nothing to serve');
       return;
     }
+    // A sharded config boots with a placeholder: its labels must exist before its main VCL.
+    const sharded = config.deploy.shards.length > 0;
     const varnishd = new Varnishd({
       listeners,
       workDir: join(this.workDir, `varnishd-${this.state.generation}`),
-      vcl: config.vcl,
+      vcl: sharded ? BOOT_VCL : config.vcl,
       params: { ...GATEWAY_PARAMS, ...this.opts.params },
       logger: this.opts.logger,
     });
@@ -153,11 +164,18 @@ export class StandaloneServer {
       this.listeners = [];
       throw new Error(`varnishd could not start: ${(err as Error).message}`);
     }
-    varnishd.setLastGoodVcl(config.vcl);
     this.varnishd = varnishd;
     this.reloader = new VclReloader(varnishd, { logger: this.opts.logger });
-    this.lastVcl = config.vcl;
-    this.markLive(config, 'boot');
+    if (sharded) {
+      const { main, shards } = config.deploy;
+      const result = await this.reloader.submit({ main, shards, label: (i: number) => shardLabel(shards.length, i) });
+      this.recordReload(result, config);
+      if (result.status !== 'active') return;
+    } else {
+      varnishd.setLastGoodVcl(config.vcl);
+      this.lastVcl = deployKey(config);
+      this.markLive(config, 'boot');
+    }
     this.log.info({ event: 'varnishd-started', listeners: listeners.map((l) => `${l.name}=${l.address}:${l.port}`) }, 'serving');
   }
 
@@ -165,9 +183,9 @@ export class StandaloneServer {
     const { meta: _meta, ...summary } = result;
     this.state.lastReload = summary;
     if (result.status === 'active') {
-      this.lastVcl = config.vcl;
+      this.lastVcl = deployKey(config);
       this.markLive(config, result.name);
-      this.log.info({ event: 'vcl-active', vcl: result.name, compileMs: result.compileMs, totalMs: result.totalMs, ...config.stats }, 'config is live');
+      this.log.info({ event: 'vcl-active', vcl: result.name, compiled: result.compiled, shards: config.deploy.shards.length, compileMs: result.compileMs, totalMs: result.totalMs, ...config.stats }, 'config is live');
     } else if (result.status === 'failed') {
       this.fail(`VCL compile failed, last good config keeps serving: ${result.error ?? 'unknown error'}`);
     }
@@ -195,6 +213,16 @@ export class StandaloneServer {
     if (this.ownsWorkDir) await rm(this.workDir, { recursive: true, force: true });
   }
 }
+
+/** Everything a deploy consists of, to tell whether anything changed. */
+function deployKey(config: RenderedConfig): string {
+  return [config.deploy.main, ...config.deploy.shards].join('\u0000');
+}
+
+const BOOT_VCL = `vcl 4.1;
+backend vgw_none none;
+sub vcl_recv { return (synth(503, "Starting")); }
+`;
 
 function sameListeners(a: VarnishListener[], b: VarnishListener[]): boolean {
   return a.length === b.length && a.every((l, i) => l.name === b[i].name && l.address === b[i].address && l.port === b[i].port);

@@ -14,6 +14,13 @@
  * varnishd refuses (label reference, still in use) is retried after the next
  * reload.
  *
+ * A submission may also be a VCL set: shard VCLs loaded under labels plus a
+ * main VCL that dispatches to them with return (vcl(label)). Only shards whose
+ * text changed since the last deploy are compiled; once every changed one has
+ * compiled, the labels are moved, then the main VCL is used if it changed. A
+ * failed compile moves nothing. After a manager restart (which boots with a
+ * placeholder, as labels do not survive it) the last good set is deployed again.
+ *
  * Each result is returned from submit() and also emitted as `'result'`.
  */
 import { EventEmitter } from 'node:events';
@@ -41,6 +48,8 @@ export interface ReloadResult {
   useMs?: number;
   /** From submit() to the result, waiting included. */
   totalMs?: number;
+  /** VCLs compiled for this result (a VCL set compiles only what changed). */
+  compiled?: number;
   meta?: unknown;
 }
 
@@ -54,9 +63,23 @@ export interface VclReloaderOptions {
   logger?: Logger;
 }
 
+/** Shard VCLs under labels plus the main VCL that dispatches to them. */
+export interface VclSet {
+  main: string;
+  shards: readonly string[];
+  /** Label of shard i. */
+  label: (i: number) => string;
+}
+
+/** What a manager restart boots with while a sharded set is redeployed. */
+const PLACEHOLDER_VCL = `vcl 4.1;
+backend vgw_none none;
+sub vcl_recv { return (synth(503, "Reloading")); }
+`;
+
 interface Job {
   seq: number;
-  vcl: string;
+  vcl: string | VclSet;
   meta: unknown;
   submittedAt: number;
   resolve: (r: ReloadResult) => void;
@@ -72,6 +95,12 @@ export class VclReloader extends EventEmitter<VclReloaderEventMap> {
   private pending: Job | null = null;
   private running: Promise<void> | null = null;
   private discardBacklog = false;
+  /** Texts now live: the used VCL and each label's target; null = unknown. */
+  private liveMain: string | null = null;
+  private liveShards: (string | null)[] = [];
+  private lastGoodSet: VclSet | null = null;
+  private liveLabels: string[] = [];
+  private readonly staleLabels = new Set<string>();
 
   constructor(varnishd: Varnishd, opts: VclReloaderOptions = {}) {
     super();
@@ -79,9 +108,19 @@ export class VclReloader extends EventEmitter<VclReloaderEventMap> {
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'vcl-reloader' });
     this.prefix = opts.prefix ?? 'vgw_';
     this.transportAttempts = opts.transportAttempts ?? 3;
+    varnishd.on('event', (e) => {
+      if (e.type !== 'manager-started' || !e.restart) return;
+      // A new manager has only its boot VCL: names restart and labels are gone.
+      this.nameSeq = null;
+      this.liveShards = [];
+      this.liveLabels = [];
+      this.staleLabels.clear();
+      this.liveMain = this.varnishd.lastGoodVcl;
+      if (this.lastGoodSet && !this.pending) void this.submit(this.lastGoodSet, { redeploy: true });
+    });
   }
 
-  submit(vcl: string, meta?: unknown): Promise<ReloadResult> {
+  submit(vcl: string | VclSet, meta?: unknown): Promise<ReloadResult> {
     return new Promise<ReloadResult>((resolve) => {
       const job: Job = { seq: ++this.submitted, vcl, meta, submittedAt: performance.now(), resolve };
       const dropped = this.pending;
@@ -130,30 +169,74 @@ export class VclReloader extends EventEmitter<VclReloaderEventMap> {
   }
 
   private async compile(job: Job): Promise<ReloadResult> {
+    const set: VclSet = typeof job.vcl === 'string' ? { main: job.vcl, shards: [], label: () => '' } : job.vcl;
+    let compileMs = 0;
+    let useMs = 0;
+    const timed = async <T>(into: 'compile' | 'use', fn: () => Promise<T>): Promise<T> => {
+      const t = performance.now();
+      try {
+        return await fn();
+      } finally {
+        if (into === 'compile') compileMs += performance.now() - t;
+        else useMs += performance.now() - t;
+      }
+    };
+    // 1. Compile every shard whose text changed; nothing is moved until all have compiled.
+    const relabel: { label: string; name: string; index: number }[] = [];
+    for (let i = 0; i < set.shards.length; i++) {
+      if (this.liveShards[i] === set.shards[i]) continue;
+      const loaded = await timed('compile', () => this.load(set.shards[i]));
+      if (!loaded.ok) {
+        await this.discardNames(relabel.map((r) => r.name));
+        return { status: 'failed', seq: job.seq, name: loaded.name, error: loaded.error, errorLocation: vccLocation(loaded.error), compileMs };
+      }
+      relabel.push({ label: set.label(i), name: loaded.name, index: i });
+    }
+    // 2. Move the labels, then compile the main VCL (it must find the labels it names) and
+    // use it. Labels are per shard count, so a main VCL still in use never sees a shard
+    // partitioned for another count.
+    for (const r of relabel) {
+      await timed('use', () => this.varnishd.cli.expectOk(['vcl.label', r.label, r.name]));
+      this.liveShards[r.index] = set.shards[r.index];
+    }
+    let mainName: string | undefined;
+    if (this.liveMain !== set.main) {
+      const loaded = await timed('compile', () => this.load(set.main));
+      if (!loaded.ok) {
+        return { status: 'failed', seq: job.seq, name: loaded.name, error: loaded.error, errorLocation: vccLocation(loaded.error), compileMs };
+      }
+      mainName = loaded.name;
+      const name = mainName;
+      const used = await timed('use', () => this.varnishd.cli.commandArgs(['vcl.use', name]));
+      if (used.status !== CliStatus.OK) {
+        await this.discardNames([mainName]);
+        return { status: 'failed', seq: job.seq, name: mainName, error: used.body.trim(), compileMs };
+      }
+      this.liveMain = set.main;
+    }
+    this.liveShards.length = set.shards.length;
+    const labels = set.shards.map((_, i) => set.label(i));
+    for (const l of this.liveLabels) if (!labels.includes(l)) this.staleLabels.add(l);
+    this.liveLabels = labels;
+    this.lastGoodSet = set.shards.length ? set : null;
+    this.varnishd.setLastGoodVcl(set.shards.length ? PLACEHOLDER_VCL : set.main);
+    const name = mainName ?? relabel.at(-1)?.name;
+    return { status: 'active', seq: job.seq, name, compileMs, useMs, compiled: relabel.length + (mainName ? 1 : 0) };
+  }
+
+  /** vcl.inline under a fresh name, falling back from tcc to gcc when the C compiler fails. */
+  private async load(vcl: string): Promise<{ ok: true; name: string } | { ok: false; name: string; error: string }> {
     const name = `${this.prefix}${await this.nextNameSeq()}`;
-    const t0 = performance.now();
-    let loaded = await this.varnishd.cli.vclInline(name, job.vcl);
-    if (
-      loaded.status !== CliStatus.OK &&
-      isCcFailure(loaded.body) &&
-      (await this.varnishd.fallBackCc(loaded.body.trim()))
-    ) {
-      loaded = await this.varnishd.cli.vclInline(name, job.vcl);
+    let loaded = await this.varnishd.cli.vclInline(name, vcl);
+    if (loaded.status !== CliStatus.OK && isCcFailure(loaded.body) && (await this.varnishd.fallBackCc(loaded.body.trim()))) {
+      loaded = await this.varnishd.cli.vclInline(name, vcl);
     }
-    const compileMs = performance.now() - t0;
-    if (loaded.status !== CliStatus.OK) {
-      const error = loaded.body.trim();
-      return { status: 'failed', seq: job.seq, name, error, errorLocation: vccLocation(error), compileMs };
-    }
-    const t1 = performance.now();
-    const used = await this.varnishd.cli.commandArgs(['vcl.use', name]);
-    const useMs = performance.now() - t1;
-    if (used.status !== CliStatus.OK) {
-      await this.varnishd.cli.commandArgs(['vcl.discard', name]).catch(() => undefined);
-      return { status: 'failed', seq: job.seq, name, error: used.body.trim(), compileMs, useMs };
-    }
-    this.varnishd.setLastGoodVcl(job.vcl);
-    return { status: 'active', seq: job.seq, name, compileMs, useMs };
+    if (loaded.status !== CliStatus.OK) return { ok: false, name, error: loaded.body.trim() };
+    return { ok: true, name };
+  }
+
+  private async discardNames(names: string[]): Promise<void> {
+    for (const n of names) await this.varnishd.cli.commandArgs(['vcl.discard', n]).catch(() => undefined);
   }
 
   /** Continues numbering after any vgw_N already loaded, so names never collide. */
@@ -187,6 +270,13 @@ export class VclReloader extends EventEmitter<VclReloaderEventMap> {
         } else {
           this.log.debug({ name: e.name }, 'VCL discarded');
         }
+      }
+      // Labels of shards that no longer exist (the set shrank): removable once nothing names
+      // them, which the discards above made true for the old main VCL.
+      for (const label of [...this.staleLabels]) {
+        const r = await cli.commandArgs(['vcl.discard', label]);
+        if (r.status === CliStatus.OK) this.staleLabels.delete(label);
+        else refused = true;
       }
       this.discardBacklog = refused;
     } catch (err) {

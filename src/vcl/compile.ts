@@ -47,9 +47,11 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap): { vcl: string
   // Requests that reach no route never need a backend; `none` keeps VCL valid without one.
   out.line('backend vgw_none none;');
 
-  // One backend per distinct endpoint, shared by every Service that lists it.
+  // One backend per distinct endpoint, shared by every Service that lists it. A shard holds
+  // only the Services its routes use, so an endpoint change recompiles only those shards.
+  const used = usedServices(vhosts.map((v) => v.vhost));
   const endpointNames = new Map<string, string>();
-  const serviceEndpoints = ir.services.map((svc) => endpoints.get(serviceKey(svc)) ?? []);
+  const serviceEndpoints = ir.services.map((svc, i) => (used.has(i) ? (endpoints.get(serviceKey(svc)) ?? []) : []));
   for (const list of serviceEndpoints) {
     for (const ep of list) {
       const id = `${ep.address}|${ep.port}`;
@@ -63,6 +65,7 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap): { vcl: string
 
   out.open('sub vcl_init {');
   ir.services.forEach((svc, i) => {
+    if (!used.has(i)) return;
     out.line(`# ${comment(serviceKey(svc))}`);
     out.line(`new vgw_s${i} = directors.round_robin();`);
     for (const ep of serviceEndpoints[i]) out.line(`vgw_s${i}.add_backend(${endpointNames.get(`${ep.address}|${ep.port}`)});`);
@@ -120,6 +123,12 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap): { vcl: string
 
   emitDispatch(out, vhosts);
   return { vcl: out.text(), stats: { vhosts: vhosts.length, routes: routeCount, backends: endpointNames.size } };
+}
+
+function usedServices(vhosts: IRVirtualHost[]): Set<number> {
+  const used = new Set<number>();
+  for (const v of vhosts) for (const r of v.routes) for (const b of r.action.backends) if (b.service !== null) used.add(b.service);
+  return used;
 }
 
 function vhostKey(socket: IRSocket, vhost: IRVirtualHost): string {
