@@ -217,7 +217,6 @@ function emitVhost(out: Writer, socket: IRSocket, vhost: IRVirtualHost): void {
     const head = i === 0 ? `if (${cond}) {` : `} elsif (${cond}) {`;
     if (i === 0) out.open(head);
     else out.reopen(head);
-    out.line(`# ${comment(route.id)}`);
     emitAction(out, route, socket);
   });
   out.reopen('} else {');
@@ -313,7 +312,9 @@ function redirectLocation(r: IRRedirect, socket: IRSocket): string {
 }
 
 /** Comments may carry object names; anything unusual is replaced, never interpreted. */
+const UNUSUAL = /[^A-Za-z0-9 ._:/*()=-]/;
 function comment(text: string): string {
+  if (!UNUSUAL.test(text) && text.length <= 200) return text;
   return text.replace(/[^A-Za-z0-9 ._:/*()=-]/g, '?').slice(0, 200);
 }
 

@@ -48,11 +48,18 @@ export function compileSharded(ir: RoutingIR, endpoints: EndpointMap, count = sh
     const { vcl, stats } = compileVcl(ir, endpoints);
     return { main: vcl, shards: [], stats };
   }
+  // One pass buckets every vhost: exact hosts into their shard, the rest into all of them.
+  const buckets = Array.from({ length: count }, () => ir.sockets.map((): IRVirtualHost[] => []));
+  ir.sockets.forEach((s, si) => {
+    for (const v of s.vhosts) {
+      if (isExact(v)) buckets[shardOf(v.hostname, count)][si].push(v);
+      else for (const b of buckets) b[si].push(v);
+    }
+  });
   const shards: string[] = [];
   const stats: CompileStats = { vhosts: 0, routes: 0, backends: 0 };
   for (let i = 0; i < count; i++) {
-    const keep = (v: IRVirtualHost) => !isExact(v) || shardOf(v.hostname, count) === i;
-    const part: RoutingIR = { ...ir, sockets: ir.sockets.map((s) => ({ ...s, vhosts: s.vhosts.filter(keep) })) };
+    const part: RoutingIR = { ...ir, sockets: ir.sockets.map((s, si) => ({ ...s, vhosts: buckets[i][si] })) };
     const compiled = compileVcl(part, endpoints);
     shards.push(compiled.vcl);
     stats.vhosts += compiled.stats.vhosts;

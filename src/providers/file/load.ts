@@ -97,10 +97,10 @@ export class ManifestLoader {
       if (!parsed) continue;
       next.set(path, parsed);
       errors.push(...parsed.errors);
-      for (const { object, line } of parsed.objects) {
-        // Each load hands out its own copies: callers may keep old snapshots around.
-        addObject(snapshot, structuredClone(object), file, line, errors, seen);
-      }
+      // Unchanged files hand out the same objects as last time: snapshots are read-only
+      // (the translator never mutates its input), and copying thousands of objects per
+      // reload would cost more than the routing work itself.
+      for (const { object, line } of parsed.objects) addObject(snapshot, object, file, line, errors, seen);
     }
     this.cache = next;
     if (errors.length) throw new ManifestLoadError(errors);
