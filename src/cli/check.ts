@@ -1,5 +1,6 @@
 // vgw check DIR: the status a controller would write, computed offline.
 import { stringify } from 'yaml';
+import { formatProblem } from '../gatewayapi/translator.ts';
 import { allAccepted } from '../pipeline/render.ts';
 import { renderDirCommand } from './args.ts';
 
@@ -7,6 +8,6 @@ export async function runCheck(argv: string[]): Promise<number> {
   const config = await renderDirCommand(argv);
   if (typeof config === 'number') return config;
   process.stdout.write(config.statuses.map((s) => stringify(s, { lineWidth: 0 })).join('---\n'));
-  for (const p of config.problems) process.stderr.write(`not accepted: ${p}\n`);
+  for (const p of config.problems) process.stderr.write(`not accepted: ${formatProblem(p)}\n`);
   return allAccepted(config.statuses) ? 0 : 1;
 }

@@ -27,11 +27,22 @@ export interface ObjectStatus {
   status: Record<string, unknown>;
 }
 
+/** An object of ours that is not accepted, and why; logged and shown by check and /status. */
+export interface Problem {
+  kind: 'GatewayClass' | 'Gateway' | 'HTTPRoute';
+  /** "namespace/name" (just the name for cluster-scoped kinds). */
+  object: string;
+  message: string;
+}
+
+export function formatProblem(p: Problem): string {
+  return `${p.kind} ${p.object}: ${p.message}`;
+}
+
 export interface TranslateResult {
   ir: RoutingIR;
   statuses: ObjectStatus[];
-  /** Objects that are ours and not accepted, as "Kind ns/name: reason" lines. */
-  problems: string[];
+  problems: Problem[];
 }
 
 interface Attachment {
@@ -49,7 +60,7 @@ interface RouteState {
 }
 
 export function translate(snapshot: ResourceSnapshot, options: TranslateOptions): TranslateResult {
-  const problems: string[] = [];
+  const problems: Problem[] = [];
   const statuses: ObjectStatus[] = [];
 
   const classes = new Map<string, GatewayClass>();
@@ -58,7 +69,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
     classes.set(gc.metadata.name, gc);
     const gen = generation(gc);
     const ok = gc.spec.parametersRef === undefined;
-    if (!ok) problems.push(`GatewayClass ${gc.metadata.name}: parametersRef is not supported`);
+    if (!ok) problems.push({ kind: 'GatewayClass', object: gc.metadata.name, message: 'parametersRef is not supported' });
     statuses.push(
       statusOf(gc, {
         conditions: withTransitionTime(
@@ -130,7 +141,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
 
   for (const g of gateways) {
     const gen = generation(g.gateway);
-    if (!g.accepted) problems.push(`Gateway ${key(g.gateway)}: ${g.acceptedMessage}`);
+    if (!g.accepted) problems.push({ kind: 'Gateway', object: key(g.gateway), message: `${g.acceptedReason}: ${g.acceptedMessage}` });
     statuses.push(
       statusOf(g.gateway, {
         addresses: g.addresses.map((value) => ({ type: 'IPAddress', value })),
@@ -159,7 +170,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
   for (const s of routeStates) {
     for (const p of s.parents) {
       const bad = p.conditions.find((c) => c.status !== 'True' && c.type === 'Accepted');
-      if (bad) problems.push(`HTTPRoute ${key(s.route)} -> ${p.ref.namespace}/${p.ref.name}: ${bad.reason}: ${bad.message}`);
+      if (bad) problems.push({ kind: 'HTTPRoute', object: key(s.route), message: `parent ${p.ref.namespace}/${p.ref.name}: ${bad.reason}: ${bad.message}` });
     }
     statuses.push(
       statusOf(s.route, {

@@ -1,7 +1,7 @@
 // The whole pure pipeline in one call: snapshot -> translator -> IR (+ endpoints) -> VCL.
 // Used by `vgw check`, `vgw vcl` and `vgw serve`, so all three see the same result.
 import { resolveEndpoints } from '../gatewayapi/endpoints.ts';
-import { translate, type ObjectStatus } from '../gatewayapi/translator.ts';
+import { translate, type ObjectStatus, type Problem } from '../gatewayapi/translator.ts';
 import type { ResourceSnapshot } from '../gatewayapi/types.ts';
 import type { EndpointMap, RoutingIR } from '../ir/types.ts';
 import type { CompileStats } from '../vcl/compile.ts';
@@ -23,7 +23,7 @@ export interface RenderedConfig {
   deploy: ShardedVcl;
   stats: CompileStats;
   statuses: ObjectStatus[];
-  problems: string[];
+  problems: Problem[];
   /** varnishd listen sockets this config needs, in a stable order. */
   sockets: { name: string; address: string; port: number }[];
 }

@@ -5,6 +5,7 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { Problem } from '../gatewayapi/translator.ts';
 import { render, type RenderedConfig } from '../pipeline/render.ts';
 import { ManifestLoader, ManifestLoadError } from '../providers/file/load.ts';
 import { watchDirectory, type DirectoryWatch } from '../providers/file/watch.ts';
@@ -30,7 +31,7 @@ export interface StandaloneStatus {
   activeVcl?: string;
   lastReload?: Omit<ReloadResult, 'meta'>;
   lastError?: { at: string; message: string };
-  problems: string[];
+  problems: Problem[];
   listeners: VarnishListener[];
   stats?: RenderedConfig['stats'];
 }
@@ -114,7 +115,7 @@ export class StandaloneServer {
       throw err;
     }
     this.state.problems = config.problems;
-    for (const p of config.problems) this.log.warn({ event: 'object-not-accepted', detail: p }, p);
+    for (const p of config.problems) this.log.warn({ event: 'object-not-accepted', kind: p.kind, object: p.object }, p.message);
     const listeners = config.sockets.map((s) => ({ name: s.name, address: s.address, port: s.port }));
 
     if (!sameListeners(listeners, this.listeners) || !this.varnishd) {

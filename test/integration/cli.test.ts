@@ -37,7 +37,7 @@ describe('vgw CLI', () => {
     );
     const r = vgw('check', bad);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /shop\/orphan .*NoMatchingParent/);
+    assert.match(r.stderr, /HTTPRoute shop\/orphan: .*NoMatchingParent/);
   });
 
   test('check exits 2 on unparsable input, naming file and line', () => {

@@ -312,7 +312,7 @@ describe('UnsupportedValue: values that cannot be served are rejected, other rou
       assert.equal(routeAccepted(r, 'good'), 'True/Accepted');
       assert.deepEqual(attachedRoutes(r), { http: 1 }, 'the rejected route is not counted');
       assert.deepEqual(allRouteIds(r.ir), [`${NS}/good/0/0`], 'only the valid route reaches the IR');
-      assert.ok(r.problems.some((p) => p.includes(`${NS}/bad`) && p.includes('UnsupportedValue')), 'the rejection is listed in problems');
+      assert.ok(r.problems.some((p) => p.object === `${NS}/bad` && p.message.includes('UnsupportedValue')), 'the rejection is listed in problems');
     });
   }
 
