@@ -5,11 +5,11 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Problem } from '../gatewayapi/translator.ts';
+import { formatProblem, type Problem } from '../gatewayapi/translator.ts';
 import { render, type RenderedConfig } from '../pipeline/render.ts';
 import { ManifestLoader, ManifestLoadError } from '../providers/file/load.ts';
 import { watchDirectory, type DirectoryWatch } from '../providers/file/watch.ts';
-import { VclReloader, type ReloadResult } from '../varnish/reloader.ts';
+import { VclReloader, type ReloadResult, type VclSet } from '../varnish/reloader.ts';
 import { Varnishd, type VarnishListener } from '../varnish/varnishd.ts';
 import { shardLabel } from '../vcl/shards.ts';
 
@@ -55,7 +55,7 @@ export class StandaloneServer {
   private workDir = '';
   private ownsWorkDir = false;
   private listeners: VarnishListener[] = [];
-  private lastVcl = '';
+  private liveKey = '';
   private applying: Promise<void> | null = null;
   private again = false;
   private stopped = false;
@@ -114,21 +114,24 @@ export class StandaloneServer {
       }
       throw err;
     }
+    // Each problem is logged when it appears, not again on every reload that still has it.
+    const known = new Set(this.state.problems.map(formatProblem));
+    for (const p of config.problems) {
+      if (!known.has(formatProblem(p))) this.log.warn({ event: 'object-not-accepted', kind: p.kind, object: p.object }, p.message);
+    }
     this.state.problems = config.problems;
-    for (const p of config.problems) this.log.warn({ event: 'object-not-accepted', kind: p.kind, object: p.object }, p.message);
     const listeners = config.sockets.map((s) => ({ name: s.name, address: s.address, port: s.port }));
 
     if (!sameListeners(listeners, this.listeners) || !this.varnishd) {
       await this.restartVarnish(listeners, config);
       return;
     }
-    if (deployKey(config) === this.lastVcl) {
+    if (deployKey(config) === this.liveKey) {
       // Same VCL as the one serving: the directory is good again, nothing to reload.
       this.state.lastError = undefined;
       return;
     }
-    const { main, shards } = config.deploy;
-    const result = await (this.reloader as VclReloader).submit(shards.length ? { main, shards, label: (i: number) => shardLabel(shards.length, i) } : main);
+    const result = await (this.reloader as VclReloader).submit(submission(config));
     this.recordReload(result, config);
   }
 
@@ -144,7 +147,7 @@ export class StandaloneServer {
     this.listeners = listeners;
     this.state.listeners = listeners;
     if (listeners.length === 0) {
-      this.lastVcl = deployKey(config);
+      this.liveKey = deployKey(config);
       this.markLive(config, undefined);
       this.log.info({ event: 'no-listeners' }, 'no accepted Gateway listener: nothing to serve');
       return;
@@ -168,13 +171,12 @@ export class StandaloneServer {
     this.varnishd = varnishd;
     this.reloader = new VclReloader(varnishd, { logger: this.opts.logger });
     if (sharded) {
-      const { main, shards } = config.deploy;
-      const result = await this.reloader.submit({ main, shards, label: (i: number) => shardLabel(shards.length, i) });
+      const result = await this.reloader.submit(submission(config));
       this.recordReload(result, config);
       if (result.status !== 'active') return;
     } else {
       varnishd.setLastGoodVcl(config.vcl);
-      this.lastVcl = deployKey(config);
+      this.liveKey = deployKey(config);
       this.markLive(config, 'boot');
     }
     this.log.info({ event: 'varnishd-started', listeners: listeners.map((l) => `${l.name}=${l.address}:${l.port}`) }, 'serving');
@@ -184,7 +186,7 @@ export class StandaloneServer {
     const { meta: _meta, ...summary } = result;
     this.state.lastReload = summary;
     if (result.status === 'active') {
-      this.lastVcl = deployKey(config);
+      this.liveKey = deployKey(config);
       this.markLive(config, result.name);
       this.log.info({ event: 'vcl-active', vcl: result.name, compiled: result.compiled, shards: config.deploy.shards.length, compileMs: result.compileMs, totalMs: result.totalMs, ...config.stats }, 'config is live');
     } else if (result.status === 'failed') {
@@ -213,6 +215,12 @@ export class StandaloneServer {
     this.varnishd = null;
     if (this.ownsWorkDir) await rm(this.workDir, { recursive: true, force: true });
   }
+}
+
+/** What the reloader deploys: one VCL, or shard VCLs under labels plus their dispatcher. */
+function submission(config: RenderedConfig): string | VclSet {
+  const { main, shards } = config.deploy;
+  return shards.length ? { main, shards, label: (i: number) => shardLabel(shards.length, i) } : main;
 }
 
 /** Everything a deploy consists of, to tell whether anything changed. */
