@@ -5,13 +5,15 @@ import { translate, type ObjectStatus, type Problem } from '../gatewayapi/transl
 import type { ResourceSnapshot } from '../gatewayapi/types.ts';
 import type { EndpointMap, RoutingIR } from '../ir/types.ts';
 import type { CompileStats } from '../vcl/compile.ts';
-import { compileSharded, shardCount, type ShardedVcl } from '../vcl/shards.ts';
+import { compileSharded, shardCount, type ShardCache, type ShardedVcl } from '../vcl/shards.ts';
 
 export interface RenderOptions {
   defaultAddress: string;
   now?: string;
   /** Shard VCL count; default: by number of exact-host vhosts (1 below a few hundred). */
   shards?: number;
+  /** Reused across renders by long-running callers, so unchanged shards are not regenerated. */
+  shardCache?: ShardCache;
 }
 
 export interface RenderedConfig {
@@ -34,7 +36,7 @@ export function render(snapshot: ResourceSnapshot, options: RenderOptions): Rend
     now: options.now ?? new Date().toISOString(),
   });
   const endpoints = resolveEndpoints(ir.services, snapshot.services, snapshot.endpointSlices);
-  const deploy = compileSharded(ir, endpoints, options.shards ?? shardCount(ir));
+  const deploy = compileSharded(ir, endpoints, options.shards ?? shardCount(ir), options.shardCache);
   const sockets = ir.sockets.map(({ name, address, port }) => ({ name, address, port }));
   return { ir, endpoints, vcl: deploy.main, deploy, stats: deploy.stats, statuses, problems, sockets };
 }

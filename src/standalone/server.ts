@@ -11,7 +11,7 @@ import { ManifestLoader, ManifestLoadError } from '../providers/file/load.ts';
 import { watchDirectory, type DirectoryWatch } from '../providers/file/watch.ts';
 import { VclReloader, type ReloadResult, type VclSet } from '../varnish/reloader.ts';
 import { Varnishd, type VarnishListener } from '../varnish/varnishd.ts';
-import { shardLabel } from '../vcl/shards.ts';
+import { shardLabel, type ShardCache } from '../vcl/shards.ts';
 
 export interface StandaloneOptions {
   dir: string;
@@ -52,6 +52,7 @@ export class StandaloneServer {
   private reloader: VclReloader | null = null;
   private watch: DirectoryWatch | null = null;
   private readonly loader = new ManifestLoader();
+  private readonly shardCache: ShardCache = new Map();
   private workDir = '';
   private ownsWorkDir = false;
   private listeners: VarnishListener[] = [];
@@ -106,7 +107,7 @@ export class StandaloneServer {
     let config: RenderedConfig;
     try {
       const { snapshot } = await this.loader.load(this.opts.dir);
-      config = render(snapshot, { defaultAddress: this.opts.defaultAddress, shards: this.opts.shards });
+      config = render(snapshot, { defaultAddress: this.opts.defaultAddress, shards: this.opts.shards, shardCache: this.shardCache });
     } catch (err) {
       if (err instanceof ManifestLoadError) {
         this.fail(`manifests rejected, last good config keeps serving:\n${err.message}`);

@@ -125,7 +125,8 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap): { vcl: string
   return { vcl: out.text(), stats: { vhosts: vhosts.length, routes: routeCount, backends: endpointNames.size } };
 }
 
-function usedServices(vhosts: IRVirtualHost[]): Set<number> {
+/** Indexes of the Services that the routes of these vhosts send traffic to. */
+export function usedServices(vhosts: IRVirtualHost[]): Set<number> {
   const used = new Set<number>();
   for (const v of vhosts) for (const r of v.routes) for (const b of r.action.backends) if (b.service !== null) used.add(b.service);
   return used;

@@ -6,7 +6,8 @@
 // carries them.
 import { createHash } from 'node:crypto';
 import type { EndpointMap, IRVirtualHost, RoutingIR } from '../ir/types.ts';
-import { compileVcl, type CompileStats } from './compile.ts';
+import { serviceKey } from '../ir/types.ts';
+import { compileVcl, usedServices, type CompileStats } from './compile.ts';
 
 /** Exact-host vhosts per shard we aim for; below this a single VCL is used. */
 export const VHOSTS_PER_SHARD = 256;
@@ -43,7 +44,14 @@ export function shardOf(host: string, count: number): number {
   return createHash('sha256').update(host).digest().readUInt32LE(28) % count;
 }
 
-export function compileSharded(ir: RoutingIR, endpoints: EndpointMap, count = shardCount(ir)): ShardedVcl {
+/**
+ * Shard VCL texts from the previous render, keyed by everything a shard's text depends on. A
+ * change then regenerates only the shards it touches; comparing JSON is several times cheaper
+ * than generating VCL.
+ */
+export type ShardCache = Map<number, { key: string; vcl: string; stats: CompileStats }>;
+
+export function compileSharded(ir: RoutingIR, endpoints: EndpointMap, count = shardCount(ir), cache?: ShardCache): ShardedVcl {
   if (count <= 1) {
     const { vcl, stats } = compileVcl(ir, endpoints);
     return { main: vcl, shards: [], stats };
@@ -60,7 +68,11 @@ export function compileSharded(ir: RoutingIR, endpoints: EndpointMap, count = sh
   const stats: CompileStats = { vhosts: 0, routes: 0, backends: 0 };
   for (let i = 0; i < count; i++) {
     const part: RoutingIR = { ...ir, sockets: ir.sockets.map((s, si) => ({ ...s, vhosts: buckets[i][si] })) };
-    const compiled = compileVcl(part, endpoints);
+    const services = [...usedServices(part.sockets.flatMap((s) => s.vhosts))].map((k) => [k, ir.services[k], endpoints.get(serviceKey(ir.services[k]))]);
+    const key = cache ? JSON.stringify([count, part.sockets, services]) : '';
+    const hit = cache?.get(i);
+    const compiled = hit?.key === key ? hit : compileVcl(part, endpoints);
+    cache?.set(i, { key, vcl: compiled.vcl, stats: compiled.stats });
     shards.push(compiled.vcl);
     stats.vhosts += compiled.stats.vhosts;
     stats.routes += compiled.stats.routes;

@@ -1,0 +1,57 @@
+// Shard assignment and the shard cache: cached output must equal a fresh compile.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { test } from 'node:test';
+import type { EndpointMap, IRVirtualHost, RoutingIR } from '../../src/ir/types.ts';
+import { compileSharded, shardCount, shardOf, VHOSTS_PER_SHARD, type ShardCache } from '../../src/vcl/shards.ts';
+
+function ir(hosts: string[], backendPort = 3000): { ir: RoutingIR; endpoints: EndpointMap } {
+  const vhost = (hostname: string, i: number): IRVirtualHost => ({
+    hostname,
+    listener: 'ns/gw/http',
+    routes: [{ id: `ns/r${i}/0/0`, match: { path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] }, action: { backends: [{ weight: 1, service: 0 }] } }],
+  });
+  return {
+    ir: { version: 1, sockets: [{ name: 'a127_0_0_1_80', address: '127.0.0.1', port: 80, vhosts: hosts.map(vhost) }], services: [{ namespace: 'ns', name: 'svc', port: 80 }] },
+    endpoints: new Map([['ns/svc:80', [{ address: '127.0.0.1', port: backendPort }]]]),
+  };
+}
+
+test('shardOf is the last four bytes of SHA-256, little endian, modulo the count', () => {
+  const h = 'foo.example.com';
+  assert.equal(shardOf(h, 1 << 30), createHash('sha256').update(h).digest().readUInt32LE(28) % (1 << 30));
+  // Value read off varnishd 7.1: directors.shard().key("foo.example.com") = 3750604989.
+  assert.equal(shardOf(h, 2 ** 32), 3750604989);
+});
+
+test('shard count doubles with the number of exact hosts and stays 1 for small configs', () => {
+  const hosts = (n: number) => Array.from({ length: n }, (_, i) => `h${i}.test`);
+  assert.equal(shardCount(ir(hosts(VHOSTS_PER_SHARD)).ir), 1);
+  assert.equal(shardCount(ir(hosts(VHOSTS_PER_SHARD + 1)).ir), 2);
+  assert.equal(shardCount(ir([...hosts(10), '*.wild.test', '*']).ir), 1);
+});
+
+test('each exact host lands in exactly one shard; wildcards in all', () => {
+  const hosts = [...Array.from({ length: 40 }, (_, i) => `h${i}.test`), '*.wild.test'];
+  const out = compileSharded(ir(hosts).ir, ir(hosts).endpoints, 4);
+  assert.equal(out.shards.length, 4);
+  for (let i = 0; i < 40; i++) {
+    const holders = out.shards.filter((s) => s.includes(`"a127_0_0_1_80=h${i}.test"`)).length;
+    assert.equal(holders, 1, `h${i}.test`);
+  }
+  assert.ok(out.shards.every((s) => s.includes('"a127_0_0_1_80*wild.test"')));
+  assert.match(out.main, /return \(vcl\(vgw_shard_4_3\)\)/);
+});
+
+test('the shard cache returns exactly what a fresh compile would, and notices changes', () => {
+  const cache: ShardCache = new Map();
+  const hosts = Array.from({ length: 30 }, (_, i) => `h${i}.test`);
+  const a = ir(hosts);
+  assert.deepEqual(compileSharded(a.ir, a.endpoints, 4, cache), compileSharded(a.ir, a.endpoints, 4));
+  const b = ir([...hosts, 'new.test']);
+  assert.deepEqual(compileSharded(b.ir, b.endpoints, 4, cache), compileSharded(b.ir, b.endpoints, 4));
+  const c = ir([...hosts, 'new.test'], 4000);
+  const cached = compileSharded(c.ir, c.endpoints, 4, cache);
+  assert.deepEqual(cached, compileSharded(c.ir, c.endpoints, 4));
+  assert.ok(cached.shards.every((s) => s.includes('.port = "4000"')), 'an endpoint change reaches every shard using the Service');
+});
