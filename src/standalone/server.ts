@@ -57,6 +57,7 @@ export class StandaloneServer {
   private ownsWorkDir = false;
   private listeners: VarnishListener[] = [];
   private liveKey = '';
+  private liveConfig: RenderedConfig | null = null;
   private applying: Promise<void> | null = null;
   private again = false;
   private stopped = false;
@@ -124,7 +125,17 @@ export class StandaloneServer {
     const listeners = config.sockets.map((s) => ({ name: s.name, address: s.address, port: s.port }));
 
     if (!sameListeners(listeners, this.listeners) || !this.varnishd) {
-      await this.restartVarnish(listeners, config);
+      const previous = this.liveConfig;
+      try {
+        await this.restartVarnish(listeners, config);
+      } catch (err) {
+        // The new listeners could not be bound (say, a port in use): serve the last good
+        // config again rather than nothing, and report why the new one is not live.
+        if (previous && previous !== config && previous.sockets.length) {
+          await this.restartVarnish(previous.sockets.map((l) => ({ ...l })), previous).catch(() => undefined);
+        }
+        throw err;
+      }
       return;
     }
     if (deployKey(config) === this.liveKey) {
@@ -196,6 +207,7 @@ export class StandaloneServer {
   }
 
   private markLive(config: RenderedConfig, vclName: string | undefined): void {
+    this.liveConfig = config;
     this.state.generation++;
     this.state.ready = true;
     this.state.activeVcl = vclName;

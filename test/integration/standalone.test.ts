@@ -1,7 +1,7 @@
 // Standalone mode end to end: manifests on disk -> varnishd -> real echo backends.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile, unlink } from 'node:fs/promises';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -157,5 +157,25 @@ describe('vgw serve (standalone)', () => {
   test('removing a route file removes the route', async () => {
     await unlink(join(dir, 'route-b.yaml'));
     await eventually(async () => (await get('b.example.com', '/')).status === 404, 'route b gone');
+  });
+
+  test('a listener that cannot be bound is reported and the previous listeners keep serving', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(GW_PORT + 10, GW_ADDRESS, resolve));
+    try {
+      const gateway = {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'Gateway',
+        metadata: { name: 'gw2', namespace: NS },
+        spec: { gatewayClassName: 'vgw', addresses: [{ type: 'IPAddress', value: GW_ADDRESS }], listeners: [{ name: 'http', protocol: 'HTTP', port: GW_PORT + 10 }] },
+      };
+      await writeFile(join(dir, 'gateway2.yaml'), yamlDocs([gateway]));
+      await eventually(async () => /varnishd could not start/.test(server.state.lastError?.message ?? ''), 'bind failure reported');
+      await eventually(async () => (await get('a.example.com', '/')).status === 200, 'previous config serving again');
+      assert.equal(podOf(await get('a.example.com', '/')), 'svc-a-1-1');
+    } finally {
+      await unlink(join(dir, 'gateway2.yaml')).catch(() => undefined);
+      blocker.close();
+    }
   });
 });
