@@ -3,7 +3,7 @@
 // be read or compiled is reported and the last good config keeps serving.
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { formatProblem, type Problem } from '../gatewayapi/translator.ts';
 import { render, type RenderedConfig } from '../pipeline/render.ts';
@@ -75,7 +75,7 @@ export class StandaloneServer {
 
   async start(): Promise<void> {
     if (this.opts.workDir) {
-      await mkdir(this.opts.workDir, { recursive: true });
+      await makeDir(this.opts.workDir);
       this.workDir = this.opts.workDir;
     } else {
       this.workDir = await mkdtemp(join(tmpdir(), 'vgw-'));
@@ -227,6 +227,24 @@ export class StandaloneServer {
     await this.varnishd?.stop();
     this.varnishd = null;
     if (this.ownsWorkDir) await rm(this.workDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * mkdir -p without Node's recursive mode, which never returns for paths under /proc: create
+ * the parents, then the directory itself, so an impossible path fails with its error.
+ */
+async function makeDir(path: string): Promise<void> {
+  try {
+    await mkdir(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT' || dirname(path) === path) throw err;
+    await makeDir(dirname(path));
+    await mkdir(path).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
   }
 }
 
