@@ -1,7 +1,7 @@
 // Gateway and listener validation: which listeners can carry traffic, on which sockets, and the
 // conditions that explain the rest.
 import { isIP } from 'node:net';
-import { condition } from './conditions.ts';
+import { condition, programmed } from './conditions.ts';
 import { ANY_HOST, validHostname } from './hostnames.ts';
 import { GATEWAY_GROUP, type Condition, type Gateway, type Listener } from './types.ts';
 
@@ -191,12 +191,6 @@ export function listenerConditions(l: ListenerState, generation: number): Condit
     condition('Accepted', accepted, conflict ?? l.acceptedReason, conflict ? (l.conflictMessage ?? '') : l.acceptedMessage, generation),
     condition('Conflicted', conflict !== undefined, conflict ?? 'NoConflicts', l.conflictMessage ?? 'No conflicts', generation),
     condition('ResolvedRefs', refsOk, l.resolvedRefsReason, l.resolvedRefsMessage, generation),
-    condition(
-      'Programmed',
-      l.usable,
-      l.usable ? 'Programmed' : 'Invalid',
-      l.usable ? 'Listener is programmed' : 'Listener is not valid',
-      generation,
-    ),
+    programmed(l.usable, 'Listener', 'Listener is not valid', generation),
   ];
 }

@@ -3,7 +3,7 @@
 import type { IRBackendRef, IRRoute, IRService, IRSocket, IRVirtualHost, RoutingIR } from '../ir/types.ts';
 import { IR_VERSION, serviceKey } from '../ir/types.ts';
 import { resolveBackendRef, type BackendIndex, type BackendResolution } from './backends.ts';
-import { condition, withTransitionTime } from './conditions.ts';
+import { condition, programmed, withTransitionTime } from './conditions.ts';
 import { CONTROLLER_NAME, SUPPORTED_FEATURES } from './features.ts';
 import { intersectHostnames, patternCovers, specificity } from './hostnames.ts';
 import { evaluateGateway, listenerConditions, markCrossGatewayConflicts, settleGateway, type GatewayState, type ListenerState } from './listeners.ts';
@@ -148,13 +148,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
         conditions: withTransitionTime(
           [
             condition('Accepted', g.accepted, g.acceptedReason, g.acceptedMessage, gen),
-            condition(
-              'Programmed',
-              g.accepted,
-              g.accepted ? 'Programmed' : 'Invalid',
-              g.accepted ? 'Gateway is programmed' : 'Gateway is not accepted',
-              gen,
-            ),
+            programmed(g.accepted, 'Gateway', 'Gateway is not accepted', gen),
           ],
           options.now,
         ),
