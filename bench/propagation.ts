@@ -203,7 +203,7 @@ ${
 At ${biggest.routes.toLocaleString('en-US')} routes a new route needs ${fmt(b.p50, 0)} ms (p50; the target is tens of milliseconds, the
 fastest peer measured about 17 ms mean and 75 ms max): ${fmt(bInline.p50, 0)} ms of vcl.inline, and ${fmt(b.p50 - bTotal.p50, 0)} ms
 before the reload starts, mostly rendering (see the compile section, "one change").
-${bInline.p50 > b.p50 - bTotal.p50 ? 'Compiling VCL in varnishd is the larger part.' : 'The work in Node before the reload is the larger part: every change still renders the VCL text of every shard.'}
+${bInline.p50 > b.p50 - bTotal.p50 ? 'Compiling VCL in varnishd is the larger part.' : 'The work in Node before the reload is the larger part: every change still translates every route and fingerprints every shard (only changed shards are rendered again).'}
 `
       : ''
   }`;

@@ -1,5 +1,6 @@
 // Watches a manifest directory (recursively) and reports "something changed", debounced so an
-// editor's save or a `cp -r` becomes one reload. The loader re-reads the whole directory, so
+// editor's save becomes one reload (a longer burst, such as `cp -r`, is coalesced further
+// downstream: a change that arrives while one is applied only marks the directory dirty). The loader re-reads the whole directory, so
 // no per-file bookkeeping is needed here.
 import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from 'pino';
@@ -9,7 +10,7 @@ export interface DirectoryWatch {
   close(): void;
 }
 
-export function watchDirectory(dir: string, onChange: () => void, log: Logger, debounceMs = 20): DirectoryWatch {
+export function watchDirectory(dir: string, onChange: () => void, log: Logger, debounceMs = 5): DirectoryWatch {
   let timer: NodeJS.Timeout | null = null;
   let watcher: FSWatcher | null = null;
   let closed = false;
