@@ -6,7 +6,7 @@ import { runVcl } from './vcl.ts';
 const USAGE = `usage: vgw <command> [options]
 
 commands:
-  serve DIR [--address A] [--admin-port N] [--admin-address A] [--work-dir D]
+  serve DIR [--address A] [--admin-port N] [--admin-address A] [--work-dir D] [--shards K]
               serve the Gateway API manifests in DIR through varnishd; DIR is watched
   check DIR   print the computed status of every GatewayClass, Gateway and HTTPRoute (YAML)
               exit 0: all accepted, 1: something is not accepted, 2: input unreadable

@@ -12,7 +12,10 @@ export async function runServe(argv: string[]): Promise<number> {
       'admin-port': { type: 'string', default: '9901' },
       'admin-address': { type: 'string', default: '127.0.0.1' },
       'work-dir': { type: 'string' },
+      shards: { type: 'string' },
     });
+    const shards = parsed.values.shards;
+    if (shards !== undefined && !/^([1-9]|[1-5][0-9]|6[0-4])$/.test(shards)) throw new UsageError('--shards must be 1-64');
     const port = Number(parsed.values['admin-port']);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--admin-port must be a port number');
   } catch (err) {
@@ -24,6 +27,7 @@ export async function runServe(argv: string[]): Promise<number> {
     dir: parsed.dir,
     defaultAddress: v.address as string,
     workDir: v['work-dir'] as string | undefined,
+    shards: v.shards === undefined ? undefined : Number(v.shards),
     logger: log,
   });
   let admin;

@@ -29,7 +29,9 @@ export async function startServe(dir: string, logFile: string, workDir: string):
   const adminPort = await freePort();
   const log = createWriteStream(logFile, { flags: 'a' });
   // Its own process group, so that varnishd and anything else serve starts goes down with it.
-  const child = spawn(process.execPath, [CLI, 'serve', dir, '--admin-port', String(adminPort), '--work-dir', workDir], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  // VGW_CONFORMANCE_SHARDS=K runs the suite through K shard VCLs instead of one VCL.
+  const shards = process.env.VGW_CONFORMANCE_SHARDS ? ['--shards', process.env.VGW_CONFORMANCE_SHARDS] : [];
+  const child = spawn(process.execPath, [CLI, 'serve', dir, '--admin-port', String(adminPort), '--work-dir', workDir, ...shards], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   live.add(child);
   const recent: string[] = [];
   const keep = (chunk: Buffer) => {
