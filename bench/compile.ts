@@ -14,9 +14,9 @@ import { formatProblem } from '../src/gatewayapi/translator.ts';
 import { render, type RenderedConfig } from '../src/pipeline/render.ts';
 import { loadManifestDir, ManifestLoader } from '../src/providers/file/load.ts';
 import { GATEWAY_PARAMS } from '../src/standalone/server.ts';
-import { VclReloader, type ReloadResult, type VclSet } from '../src/varnish/reloader.ts';
+import { VclReloader, type ReloadResult } from '../src/varnish/reloader.ts';
 import { Varnishd } from '../src/varnish/varnishd.ts';
-import { shardLabel } from '../src/vcl/shards.ts';
+import { deployable } from '../src/vcl/shards.ts';
 import { addRouteFile, writeBenchDir, type BenchTopology } from './lib/manifests.ts';
 import { waitForQuietMachine } from './lib/procs.ts';
 import { fmt, machineInfo, saveSection, stats, table } from './lib/report.ts';
@@ -67,13 +67,8 @@ function renderChecked(snapshot: Parameters<typeof render>[0], routes: number, s
 }
 
 /** What `vgw serve` hands the reloader for a rendered config. */
-function deployable(config: RenderedConfig): string | VclSet {
-  const { main, shards } = config.deploy;
-  return shards.length ? { main, shards, label: (i: number) => shardLabel(shards.length, i) } : main;
-}
-
 async function deploy(reloader: VclReloader, config: RenderedConfig, what: string): Promise<ReloadResult> {
-  const res = await reloader.submit(deployable(config));
+  const res = await reloader.submit(deployable(config.deploy));
   if (res.status !== 'active') throw new Error(`${what}: reload ${res.status}: ${res.error ?? ''}`);
   return res;
 }

@@ -9,9 +9,9 @@ import { formatProblem, type Problem } from '../gatewayapi/translator.ts';
 import { render, type RenderedConfig } from '../pipeline/render.ts';
 import { ManifestLoader, ManifestLoadError } from '../providers/file/load.ts';
 import { watchDirectory, type DirectoryWatch } from '../providers/file/watch.ts';
-import { VclReloader, type ReloadResult, type VclSet } from '../varnish/reloader.ts';
+import { VclReloader, type ReloadResult } from '../varnish/reloader.ts';
 import { Varnishd, type VarnishListener } from '../varnish/varnishd.ts';
-import { shardLabel, type ShardCache } from '../vcl/shards.ts';
+import { deployable, sameDeploy, type ShardCache, type ShardedVcl } from '../vcl/shards.ts';
 
 export interface StandaloneOptions {
   dir: string;
@@ -56,7 +56,7 @@ export class StandaloneServer {
   private workDir = '';
   private ownsWorkDir = false;
   private listeners: VarnishListener[] = [];
-  private liveKey = '';
+  private liveDeploy: ShardedVcl | null = null;
   private liveConfig: RenderedConfig | null = null;
   private applying: Promise<void> | null = null;
   private again = false;
@@ -138,12 +138,12 @@ export class StandaloneServer {
       }
       return;
     }
-    if (deployKey(config) === this.liveKey) {
+    if (sameDeploy(this.liveDeploy, config.deploy)) {
       // Same VCL as the one serving: the directory is good again, nothing to reload.
       this.state.lastError = undefined;
       return;
     }
-    const result = await (this.reloader as VclReloader).submit(submission(config));
+    const result = await (this.reloader as VclReloader).submit(deployable(config.deploy));
     this.recordReload(result, config);
   }
 
@@ -159,7 +159,7 @@ export class StandaloneServer {
     this.listeners = listeners;
     this.state.listeners = listeners;
     if (listeners.length === 0) {
-      this.liveKey = deployKey(config);
+      this.liveDeploy = config.deploy;
       this.markLive(config, undefined);
       this.log.info({ event: 'no-listeners' }, 'no accepted Gateway listener: nothing to serve');
       return;
@@ -183,12 +183,12 @@ export class StandaloneServer {
     this.varnishd = varnishd;
     this.reloader = new VclReloader(varnishd, { logger: this.opts.logger });
     if (sharded) {
-      const result = await this.reloader.submit(submission(config));
+      const result = await this.reloader.submit(deployable(config.deploy));
       this.recordReload(result, config);
       if (result.status !== 'active') return;
     } else {
       varnishd.setLastGoodVcl(config.vcl);
-      this.liveKey = deployKey(config);
+      this.liveDeploy = config.deploy;
       this.markLive(config, 'boot');
     }
     this.log.info({ event: 'varnishd-started', listeners: listeners.map((l) => `${l.name}=${l.address}:${l.port}`) }, 'serving');
@@ -198,7 +198,7 @@ export class StandaloneServer {
     const { meta: _meta, ...summary } = result;
     this.state.lastReload = summary;
     if (result.status === 'active') {
-      this.liveKey = deployKey(config);
+      this.liveDeploy = config.deploy;
       this.markLive(config, result.name);
       this.log.info({ event: 'vcl-active', vcl: result.name, compiled: result.compiled, shards: config.deploy.shards.length, compileMs: result.compileMs, totalMs: result.totalMs, ...config.stats }, 'config is live');
     } else if (result.status === 'failed') {
@@ -246,17 +246,6 @@ async function makeDir(path: string): Promise<void> {
       if (e.code !== 'EEXIST') throw e;
     });
   }
-}
-
-/** What the reloader deploys: one VCL, or shard VCLs under labels plus their dispatcher. */
-function submission(config: RenderedConfig): string | VclSet {
-  const { main, shards } = config.deploy;
-  return shards.length ? { main, shards, label: (i: number) => shardLabel(shards.length, i) } : main;
-}
-
-/** Everything a deploy consists of, to tell whether anything changed. */
-function deployKey(config: RenderedConfig): string {
-  return [config.deploy.main, ...config.deploy.shards].join('\u0000');
 }
 
 const BOOT_VCL = `vcl 4.1;

@@ -27,6 +27,20 @@ export interface ShardedVcl {
   stats: CompileStats;
 }
 
+/**
+ * What a reloader deploys: the one VCL when unsharded, else the shard VCLs under their labels
+ * plus the dispatcher that names them.
+ */
+export function deployable(v: ShardedVcl): string | { main: string; shards: readonly string[]; label: (i: number) => string } {
+  const { main, shards } = v;
+  return shards.length ? { main, shards, label: (i: number) => shardLabel(shards.length, i) } : main;
+}
+
+/** Same VCL texts, compared piece by piece (joining them would copy megabytes per change). */
+export function sameDeploy(a: ShardedVcl | null, b: ShardedVcl): boolean {
+  return a !== null && a.main === b.main && a.shards.length === b.shards.length && a.shards.every((s, i) => s === b.shards[i]);
+}
+
 /** Powers of two, so the count changes (and everything recompiles) only on doubling. */
 export function shardCount(ir: RoutingIR): number {
   let exact = 0;
