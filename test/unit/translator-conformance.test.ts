@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SUPPORTED_FEATURES, CONTROLLER_NAME } from '../../src/gatewayapi/features.ts';
+import { CONTROLLER_NAME } from '../../src/gatewayapi/features.ts';
 import type { ObjectStatus } from '../../src/gatewayapi/translator.ts';
 import type { Condition, ResourceSnapshot } from '../../src/gatewayapi/types.ts';
 import { render, type RenderedConfig } from '../../src/pipeline/render.ts';
