@@ -5,7 +5,7 @@
 // Endpoints are NOT part of the routing IR: they change far more often than routes and are
 // resolved separately (see src/gatewayapi/endpoints.ts), then merged at VCL compile time.
 
-export const IR_VERSION = 1;
+export const IR_VERSION = 2;
 
 export interface RoutingIR {
   version: typeof IR_VERSION;
@@ -70,10 +70,61 @@ export interface IRRedirect {
   path?: { type: 'ReplaceFullPath'; value: string } | { type: 'ReplacePrefixMatch'; prefix: string; value: string };
 }
 
+/** URLRewrite: applied to the request sent to the backend, after routing. */
+export interface IRRewrite {
+  hostname?: string;
+  path?: IRPathModifier;
+}
+
+/** `prefix` is the matched PathPrefix value (normalized, see rules.ts) for ReplacePrefixMatch. */
+export type IRPathModifier = { type: 'ReplaceFullPath'; value: string } | { type: 'ReplacePrefixMatch'; prefix: string; value: string };
+
+export interface IRCors {
+  /** Exact origins, "*" (any), or "scheme://*.suffix" patterns (any number of labels). */
+  allowOrigins: string[];
+  /** Methods, or ["*"]. */
+  allowMethods: string[];
+  /** Header names, or ["*"]. */
+  allowHeaders: string[];
+  exposeHeaders: string[];
+  allowCredentials: boolean;
+  /** Seconds; absent = the spec default of 5. */
+  maxAge?: number;
+}
+
+export interface IRMirror {
+  /** Index into RoutingIR.services. */
+  service: number;
+  /** Share of requests mirrored, 0-100 (fractions allowed). */
+  percent: number;
+}
+
+/** Durations in milliseconds; 0 disables the timeout. */
+export interface IRTimeouts {
+  request?: number;
+  backendRequest?: number;
+}
+
+export interface IRRetry {
+  /** Retries after the first attempt (0 = never retry). */
+  attempts: number;
+  /** Backend response statuses that cause a retry. */
+  codes: number[];
+  backoffMs?: number;
+}
+
 export interface IRAction {
+  /** Filter types this rule applies, in spec order, reported in filter metrics. */
+  filters?: string[];
   requestHeaders?: IRHeaderModifier;
+  responseHeaders?: IRHeaderModifier;
+  rewrite?: IRRewrite;
   /** When set, the route answers with a redirect and never reaches a backend. */
   redirect?: IRRedirect;
+  cors?: IRCors;
+  mirrors?: IRMirror[];
+  timeouts?: IRTimeouts;
+  retry?: IRRetry;
   /** Weighted choice; an entry with service null answers 500 for its share. Empty = 500. */
   backends: IRBackendRef[];
 }
@@ -82,6 +133,9 @@ export interface IRBackendRef {
   weight: number;
   /** Index into RoutingIR.services, or null for an unusable backendRef (500 for its share). */
   service: number | null;
+  /** backendRef-level filters: applied only to requests sent to this backend. */
+  requestHeaders?: IRHeaderModifier;
+  responseHeaders?: IRHeaderModifier;
 }
 
 export interface IRService {

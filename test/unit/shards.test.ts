@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
-import type { EndpointMap, IRVirtualHost, RoutingIR } from '../../src/ir/types.ts';
+import { IR_VERSION, type EndpointMap, type IRVirtualHost, type RoutingIR } from '../../src/ir/types.ts';
 import { compileSharded, shardCount, shardOf, VHOSTS_PER_SHARD, type ShardCache } from '../../src/vcl/shards.ts';
 
 function ir(hosts: string[], backendPort = 3000): { ir: RoutingIR; endpoints: EndpointMap } {
@@ -12,7 +12,7 @@ function ir(hosts: string[], backendPort = 3000): { ir: RoutingIR; endpoints: En
     routes: [{ id: `ns/r${i}/0/0`, match: { path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] }, action: { backends: [{ weight: 1, service: 0 }] } }],
   });
   return {
-    ir: { version: 1, sockets: [{ name: 'a127_0_0_1_80', address: '127.0.0.1', port: 80, vhosts: hosts.map(vhost) }], services: [{ namespace: 'ns', name: 'svc', port: 80 }] },
+    ir: { version: IR_VERSION, sockets: [{ name: 'a127_0_0_1_80', address: '127.0.0.1', port: 80, vhosts: hosts.map(vhost) }], services: [{ namespace: 'ns', name: 'svc', port: 80 }] },
     endpoints: new Map([['ns/svc:80', [{ address: '127.0.0.1', port: backendPort }]]]),
   };
 }
