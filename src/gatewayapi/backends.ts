@@ -5,7 +5,11 @@ import { GATEWAY_GROUP } from './types.ts';
 
 export type BackendResolution =
   | { ok: true; namespace: string; name: string; port: number; weight: number }
-  | { ok: false; weight: number; reason: 'InvalidKind' | 'RefNotPermitted' | 'BackendNotFound' | 'UnsupportedValue'; message: string };
+  | { ok: false; weight: number; reason: 'InvalidKind' | 'RefNotPermitted' | 'BackendNotFound' | 'UnsupportedValue' | 'UnsupportedProtocol'; message: string };
+
+// Varnish speaks HTTP/1.1 (and WebSocket through pipe) to backends, without TLS. Other
+// protocols would be spoken wrongly, so such a backendRef is refused instead.
+const UNSUPPORTED_APP_PROTOCOLS = new Set(['kubernetes.io/h2c', 'kubernetes.io/wss', 'https', 'h2', 'h2c', 'grpc']);
 
 export interface BackendIndex {
   services: Map<string, Service>;
@@ -31,8 +35,17 @@ export function resolveBackendRef(route: HTTPRoute, ref: HTTPBackendRef, index: 
   const svc = index.services.get(`${namespace}/${ref.name}`);
   if (!svc) return { ok: false, weight, reason: 'BackendNotFound', message: `backendRef ${what}: Service not found` };
   if (ref.port === undefined) return { ok: false, weight, reason: 'UnsupportedValue', message: `backendRef ${what}: port is required` };
-  if (!(svc.spec.ports ?? []).some((p) => p.port === ref.port)) {
+  const port = (svc.spec.ports ?? []).find((p) => p.port === ref.port);
+  if (!port) {
     return { ok: false, weight, reason: 'BackendNotFound', message: `backendRef ${what}: Service has no port ${ref.port}` };
+  }
+  if (port.appProtocol !== undefined && UNSUPPORTED_APP_PROTOCOLS.has(port.appProtocol)) {
+    return {
+      ok: false,
+      weight,
+      reason: 'UnsupportedProtocol',
+      message: `backendRef ${what}: port ${ref.port} has appProtocol ${port.appProtocol}, which Varnish cannot speak to a backend`,
+    };
   }
   return { ok: true, namespace, name: ref.name, port: ref.port, weight };
 }

@@ -1,11 +1,12 @@
 // HTTPRoute rules -> IR matches and actions. Validation happens here, once per route: a route
 // with any value we cannot serve faithfully is rejected whole (Accepted=False, UnsupportedValue)
 // instead of being served differently from what its author wrote.
-import type { IRAction, IRHeaderModifier, IRMatch, IRRedirect, IRValueMatch } from '../ir/types.ts';
+import type { IRAction, IRCors, IRHeaderModifier, IRMatch, IRPathModifier, IRRedirect, IRRetry, IRRewrite, IRTimeouts, IRValueMatch } from '../ir/types.ts';
 import { headerNameProblem, vclStringProblem } from '../vcl/escape.ts';
+import { parseDuration } from './duration.ts';
 import { validHostname } from './hostnames.ts';
 import { regexProblem } from './regex.ts';
-import type { HTTPHeaderFilter, HTTPRoute, HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule } from './types.ts';
+import type { HTTPBackendRef, HTTPCORSFilter, HTTPHeaderFilter, HTTPPathModifier, HTTPRoute, HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule } from './types.ts';
 
 export class RouteValueError extends Error {
   override name = 'RouteValueError';
@@ -13,15 +14,47 @@ export class RouteValueError extends Error {
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 const REDIRECT_CODES = new Set([301, 302, 303, 307, 308]);
+/** Varnish's max_retries is set to this (see GATEWAY_PARAMS); more attempts are refused. */
+export const MAX_RETRY_ATTEMPTS = 16;
+/** Timeouts above a day are refused: they are almost certainly a unit mistake. */
+const MAX_TIMEOUT_MS = 86_400_000;
+
+/** A mirror whose backendRef is resolved with the rule's backends (ReferenceGrant, Service). */
+export interface ValidMirror {
+  ref: HTTPBackendRef;
+  percent: number;
+}
+
+/** Filters that apply only to requests sent to one backendRef. */
+export interface BackendFilters {
+  requestHeaders?: IRHeaderModifier;
+  responseHeaders?: IRHeaderModifier;
+  filters: string[];
+}
 
 /** A rule with its matches and filters validated; backends are resolved separately. */
 export interface ValidRule {
   index: number;
   name?: string;
   matches: IRMatch[];
+  /** Rule-level filter types in spec order, for metrics. */
+  filters: string[];
   requestHeaders?: IRHeaderModifier;
+  responseHeaders?: IRHeaderModifier;
   redirect?: Omit<IRRedirect, 'listenerPort'>;
+  rewrite?: { hostname?: string; path?: HTTPPathResult };
+  cors?: IRCors;
+  mirrors: ValidMirror[];
+  timeouts?: IRTimeouts;
+  retry?: IRRetry;
+  /** Per backendRef index (aligned with rule.backendRefs). */
+  backendFilters: (BackendFilters | undefined)[];
 }
+
+/** A path modifier before the matched prefix is known (it differs per match). */
+type HTTPPathResult = { type: 'ReplaceFullPath'; value: string } | { type: 'ReplacePrefixMatch'; value: string };
+
+const RULE_FIELDS = ['name', 'matches', 'filters', 'backendRefs', 'timeouts', 'retry', 'sessionPersistence'];
 
 export function validateRoute(route: HTTPRoute): ValidRule[] {
   const rules = route.spec.rules ?? [];
@@ -34,20 +67,24 @@ export function validateRoute(route: HTTPRoute): ValidRule[] {
   ruleList.forEach((rule, index) => {
     const where = `spec.rules[${index}]`;
     const matches = (rule.matches?.length ? rule.matches : [{}]).map((m, i) => validateMatch(m, `${where}.matches[${i}]`));
-    const valid: ValidRule = { index, matches };
+    const valid: ValidRule = { index, matches, filters: [], mirrors: [], backendFilters: [] };
     if (rule.name !== undefined) valid.name = rule.name;
-    if (rule.timeouts !== undefined) throw new RouteValueError(`${where}.timeouts is not supported yet`);
     for (const key of Object.keys(rule)) {
-      if (!['name', 'matches', 'filters', 'backendRefs', 'timeouts'].includes(key)) {
-        throw new RouteValueError(`${where}.${key} is not supported`);
-      }
+      if (!RULE_FIELDS.includes(key)) throw new RouteValueError(`${where}.${key} is not supported`);
+    }
+    if ((rule as { sessionPersistence?: unknown }).sessionPersistence !== undefined) {
+      throw new RouteValueError(`${where}.sessionPersistence is not supported`);
     }
     applyFilters(valid, rule.filters ?? [], where);
-    (rule.backendRefs ?? []).forEach((ref, i) => {
-      if (ref.filters?.length) throw new RouteValueError(`${where}.backendRefs[${i}].filters are not supported yet`);
-    });
-    if (valid.redirect?.path?.type === 'ReplacePrefixMatch' && !matches.every((m) => m.path.type === 'PathPrefix')) {
+    if (rule.timeouts !== undefined) valid.timeouts = timeouts(rule.timeouts, `${where}.timeouts`);
+    if (rule.retry !== undefined) valid.retry = retry(rule.retry, `${where}.retry`);
+    valid.backendFilters = (rule.backendRefs ?? []).map((ref, i) => backendFilters(ref.filters ?? [], `${where}.backendRefs[${i}].filters`));
+    const prefixOnly = matches.every((m) => m.path.type === 'PathPrefix');
+    if (valid.redirect?.path?.type === 'ReplacePrefixMatch' && !prefixOnly) {
       throw new RouteValueError(`${where}: a ReplacePrefixMatch redirect needs PathPrefix matches`);
+    }
+    if (valid.rewrite?.path?.type === 'ReplacePrefixMatch' && !prefixOnly) {
+      throw new RouteValueError(`${where}: a ReplacePrefixMatch URLRewrite needs PathPrefix matches`);
     }
     out.push(valid);
   });
@@ -116,41 +153,84 @@ function valueMatches(
 }
 
 function applyFilters(rule: ValidRule, filters: HTTPRouteFilter[], where: string): void {
+  const once = new Set<string>();
   filters.forEach((f, i) => {
     const at = `${where}.filters[${i}]`;
+    if (f.type !== 'RequestMirror') {
+      if (once.has(f.type)) throw new RouteValueError(`${at}: ${f.type} may appear only once per rule`);
+      once.add(f.type);
+    }
     switch (f.type) {
       case 'RequestHeaderModifier':
-        if (rule.requestHeaders) throw new RouteValueError(`${at}: RequestHeaderModifier may appear only once per rule`);
         rule.requestHeaders = headerModifier(f.requestHeaderModifier, `${at}.requestHeaderModifier`);
         break;
+      case 'ResponseHeaderModifier':
+        rule.responseHeaders = headerModifier(f.responseHeaderModifier, `${at}.responseHeaderModifier`);
+        break;
       case 'RequestRedirect':
-        if (rule.redirect) throw new RouteValueError(`${at}: RequestRedirect may appear only once per rule`);
         rule.redirect = redirect(f, at);
         break;
+      case 'URLRewrite':
+        rule.rewrite = urlRewrite(f, at);
+        break;
+      case 'RequestMirror':
+        rule.mirrors.push(mirror(f, at));
+        break;
+      case 'CORS':
+        rule.cors = cors(f.cors, `${at}.cors`);
+        break;
       default:
-        throw new RouteValueError(`${at}: filter type ${JSON.stringify(f.type)} is not supported yet`);
+        throw new RouteValueError(`${at}: filter type ${JSON.stringify(f.type)} is not supported`);
     }
+    rule.filters.push(f.type);
   });
+  if (rule.redirect && rule.rewrite) throw new RouteValueError(`${where}.filters: RequestRedirect and URLRewrite cannot be used together`);
+}
+
+const BACKEND_FILTERS = ['RequestHeaderModifier', 'ResponseHeaderModifier'];
+
+function backendFilters(filters: HTTPRouteFilter[], where: string): BackendFilters | undefined {
+  if (filters.length === 0) return undefined;
+  const out: BackendFilters = { filters: [] };
+  filters.forEach((f, i) => {
+    const at = `${where}[${i}]`;
+    if (!BACKEND_FILTERS.includes(f.type)) {
+      throw new RouteValueError(`${at}: filter type ${JSON.stringify(f.type)} is not supported on a backendRef (supported: ${BACKEND_FILTERS.join(', ')})`);
+    }
+    if (out.filters.includes(f.type)) throw new RouteValueError(`${at}: ${f.type} may appear only once per backendRef`);
+    out.filters.push(f.type);
+    if (f.type === 'RequestHeaderModifier') out.requestHeaders = headerModifier(f.requestHeaderModifier, `${at}.requestHeaderModifier`);
+    else out.responseHeaders = headerModifier(f.responseHeaderModifier, `${at}.responseHeaderModifier`);
+  });
+  return out;
 }
 
 function headerModifier(m: HTTPHeaderFilter | undefined, where: string): IRHeaderModifier {
   if (!m) throw new RouteValueError(`${where} is required`);
   const out: IRHeaderModifier = { set: [], add: [], remove: [] };
-  const named = (name: string, at: string) => {
+  const named = (name: string, at: string, seen: Set<string>) => {
     const problem = headerNameProblem(name);
     if (problem) throw new RouteValueError(`${at}: ${problem}`);
+    // The router keeps its per-request state in x-vgw-* headers; a route must not forge it.
+    if (/^x-vgw-/i.test(name)) throw new RouteValueError(`${at}: header names starting with "x-vgw-" are reserved for the gateway`);
+    const lower = name.toLowerCase();
+    if (seen.has(lower)) throw new RouteValueError(`${at}: header ${JSON.stringify(name)} is listed twice (names are case-insensitive)`);
+    seen.add(lower);
   };
   for (const op of ['set', 'add'] as const) {
+    const seen = new Set<string>();
     (m[op] ?? []).forEach((h, i) => {
-      named(h.name, `${where}.${op}[${i}]`);
+      named(h.name, `${where}.${op}[${i}]`, seen);
       checkString(h.value, `${where}.${op}[${i}].value`);
       out[op].push({ name: h.name, value: h.value });
     });
   }
+  const seen = new Set<string>();
   (m.remove ?? []).forEach((name, i) => {
-    named(name, `${where}.remove[${i}]`);
+    named(name, `${where}.remove[${i}]`, seen);
     out.remove.push(name);
   });
+  if (!out.set.length && !out.add.length && !out.remove.length) throw new RouteValueError(`${where} needs at least one of set, add or remove`);
   return out;
 }
 
@@ -163,21 +243,142 @@ function redirect(f: HTTPRouteFilter, at: string): Omit<IRRedirect, 'listenerPor
     if (r.scheme !== 'http' && r.scheme !== 'https') throw new RouteValueError(`${at}.requestRedirect.scheme must be http or https`);
     out.scheme = r.scheme;
   }
-  if (r.hostname !== undefined) {
-    const problem = validHostname(r.hostname, false);
-    if (problem) throw new RouteValueError(`${at}.requestRedirect.hostname ${JSON.stringify(r.hostname)} ${problem}`);
-    out.hostname = r.hostname;
-  }
+  if (r.hostname !== undefined) out.hostname = preciseHostname(r.hostname, `${at}.requestRedirect.hostname`);
   if (r.port !== undefined) {
     if (!Number.isInteger(r.port) || r.port < 1 || r.port > 65535) throw new RouteValueError(`${at}.requestRedirect.port is out of range`);
     out.port = r.port;
   }
   if (r.path !== undefined) {
-    const value = r.path.type === 'ReplaceFullPath' ? r.path.replaceFullPath : r.path.type === 'ReplacePrefixMatch' ? r.path.replacePrefixMatch : undefined;
-    if (value === undefined) throw new RouteValueError(`${at}.requestRedirect.path needs type ReplaceFullPath or ReplacePrefixMatch with its value`);
-    checkString(value, `${at}.requestRedirect.path`);
-    if (!value.startsWith('/')) throw new RouteValueError(`${at}.requestRedirect.path must start with "/"`);
-    out.path = r.path.type === 'ReplaceFullPath' ? { type: 'ReplaceFullPath', value } : { type: 'ReplacePrefixMatch', prefix: '', value };
+    const p = pathModifier(r.path, `${at}.requestRedirect.path`);
+    out.path = p.type === 'ReplaceFullPath' ? p : { ...p, prefix: '' };
+  }
+  return out;
+}
+
+function urlRewrite(f: HTTPRouteFilter, at: string): NonNullable<ValidRule['rewrite']> {
+  const r = f.urlRewrite;
+  if (!r) throw new RouteValueError(`${at}.urlRewrite is required`);
+  const out: NonNullable<ValidRule['rewrite']> = {};
+  if (r.hostname !== undefined) out.hostname = preciseHostname(r.hostname, `${at}.urlRewrite.hostname`);
+  if (r.path !== undefined) out.path = pathModifier(r.path, `${at}.urlRewrite.path`);
+  if (out.hostname === undefined && out.path === undefined) throw new RouteValueError(`${at}.urlRewrite needs hostname or path`);
+  return out;
+}
+
+function preciseHostname(value: string, where: string): string {
+  const problem = validHostname(value, false);
+  if (problem) throw new RouteValueError(`${where} ${JSON.stringify(value)} ${problem}`);
+  return value;
+}
+
+// Paths written into a request line or a Location header: RFC 3986 path characters only
+// (percent-encode the rest), so nothing a route author writes can split a header, smuggle a
+// second request or need escaping on the way out.
+const PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/;
+
+function pathModifier(p: HTTPPathModifier, where: string): HTTPPathResult {
+  const value = p.type === 'ReplaceFullPath' ? p.replaceFullPath : p.type === 'ReplacePrefixMatch' ? p.replacePrefixMatch : undefined;
+  if (value === undefined) throw new RouteValueError(`${where} needs type ReplaceFullPath or ReplacePrefixMatch with its value`);
+  checkString(value, where);
+  if (!PATH.test(value)) throw new RouteValueError(`${where} must start with "/" and hold only URL path characters (percent-encode others; no "?" or "#")`);
+  return p.type === 'ReplaceFullPath' ? { type: 'ReplaceFullPath', value } : { type: 'ReplacePrefixMatch', value };
+}
+
+function mirror(f: HTTPRouteFilter, at: string): ValidMirror {
+  const m = f.requestMirror;
+  if (!m?.backendRef) throw new RouteValueError(`${at}.requestMirror.backendRef is required`);
+  if (m.percent !== undefined && m.fraction !== undefined) throw new RouteValueError(`${at}.requestMirror: percent and fraction cannot both be set`);
+  let percent = 100;
+  if (m.percent !== undefined) {
+    if (!Number.isInteger(m.percent) || m.percent < 0 || m.percent > 100) throw new RouteValueError(`${at}.requestMirror.percent must be an integer 0-100`);
+    percent = m.percent;
+  } else if (m.fraction !== undefined) {
+    const num = m.fraction.numerator;
+    const den = m.fraction.denominator ?? 100;
+    if (!Number.isInteger(num) || !Number.isInteger(den) || (num as number) < 0 || den < 1 || (num as number) > den) {
+      throw new RouteValueError(`${at}.requestMirror.fraction needs integers 0 <= numerator <= denominator, denominator >= 1`);
+    }
+    percent = ((num as number) / den) * 100;
+  }
+  return { ref: m.backendRef, percent };
+}
+
+const ORIGIN = /^(?:\*|[a-z][a-z0-9+.-]*:\/\/(?:\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?)$/;
+const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+
+function cors(c: HTTPCORSFilter | undefined, where: string): IRCors {
+  if (!c) throw new RouteValueError(`${where} is required`);
+  const list = (values: string[] | undefined, field: string, check: (v: string, at: string) => string) => {
+    const out: string[] = [];
+    (values ?? []).forEach((v, i) => {
+      const at = `${where}.${field}[${i}]`;
+      if (typeof v !== 'string') throw new RouteValueError(`${at} must be a string`);
+      const value = check(v, at);
+      if (!out.includes(value)) out.push(value);
+    });
+    if (out.includes('*') && out.length > 1) throw new RouteValueError(`${where}.${field}: "*" must be the only entry`);
+    return out;
+  };
+  const origin = (v: string, at: string) => {
+    const lower = v.toLowerCase();
+    if (!ORIGIN.test(lower)) throw new RouteValueError(`${at} ${JSON.stringify(v.slice(0, 80))} must be "*" or scheme://host[:port], host optionally starting with "*."`);
+    return lower;
+  };
+  const method = (v: string, at: string) => {
+    if (v !== '*' && !TOKEN.test(v)) throw new RouteValueError(`${at} ${JSON.stringify(v.slice(0, 80))} is not an HTTP method`);
+    return v;
+  };
+  const header = (v: string, at: string) => {
+    if (v === '*') return v;
+    const problem = headerNameProblem(v);
+    if (problem) throw new RouteValueError(`${at}: ${problem}`);
+    return v;
+  };
+  const out: IRCors = {
+    allowOrigins: list(c.allowOrigins, 'allowOrigins', origin),
+    allowMethods: list(c.allowMethods, 'allowMethods', method),
+    allowHeaders: list(c.allowHeaders, 'allowHeaders', header),
+    exposeHeaders: list(c.exposeHeaders, 'exposeHeaders', header),
+    allowCredentials: c.allowCredentials === true,
+  };
+  if (c.maxAge !== undefined) {
+    if (!Number.isInteger(c.maxAge) || c.maxAge < 1 || c.maxAge > 86400 * 365) throw new RouteValueError(`${where}.maxAge must be a positive number of seconds`);
+    out.maxAge = c.maxAge;
+  }
+  return out;
+}
+
+function timeouts(t: NonNullable<HTTPRouteRule['timeouts']>, where: string): IRTimeouts {
+  const out: IRTimeouts = {};
+  for (const field of ['request', 'backendRequest'] as const) {
+    if (t[field] === undefined) continue;
+    const ms = parseDuration(t[field]);
+    if (ms === null) throw new RouteValueError(`${where}.${field} ${JSON.stringify(t[field])} is not a duration like "500ms", "10s" or "1m30s"`);
+    if (ms > MAX_TIMEOUT_MS) throw new RouteValueError(`${where}.${field} is longer than 24h`);
+    out[field] = ms;
+  }
+  if (out.request && out.backendRequest && out.backendRequest > out.request) {
+    throw new RouteValueError(`${where}.backendRequest must not be longer than ${where}.request`);
+  }
+  return out;
+}
+
+function retry(r: NonNullable<HTTPRouteRule['retry']>, where: string): IRRetry {
+  const attempts = r.attempts ?? 1;
+  if (!Number.isInteger(attempts) || attempts < 0 || attempts > MAX_RETRY_ATTEMPTS) {
+    throw new RouteValueError(`${where}.attempts must be an integer 0-${MAX_RETRY_ATTEMPTS}`);
+  }
+  const codes: number[] = [];
+  (r.codes ?? []).forEach((code, i) => {
+    if (!Number.isInteger(code) || code < 400 || code > 599) throw new RouteValueError(`${where}.codes[${i}] must be a status code 400-599`);
+    if (!codes.includes(code)) codes.push(code);
+  });
+  const out: IRRetry = { attempts, codes };
+  if (r.backoff !== undefined) {
+    const ms = parseDuration(r.backoff);
+    if (ms === null) throw new RouteValueError(`${where}.backoff ${JSON.stringify(r.backoff)} is not a duration like "100ms"`);
+    if (ms > 60_000) throw new RouteValueError(`${where}.backoff is longer than 1m`);
+    if (ms > 0) out.backoffMs = ms;
   }
   return out;
 }
@@ -195,13 +396,32 @@ function checkRegex(value: string, where: string): void {
 }
 
 /** Builds the IR action of one rule once its backends are known. */
-export function ruleAction(rule: ValidRule, backends: IRAction['backends'], listenerPort: number, matchPrefix: string): IRAction {
+export function ruleAction(
+  rule: ValidRule,
+  backends: IRAction['backends'],
+  mirrors: IRAction['mirrors'],
+  listenerPort: number,
+  matchPrefix: string,
+): IRAction {
   const action: IRAction = { backends };
+  const withPrefix = (p: HTTPPathResult): IRPathModifier => (p.type === 'ReplacePrefixMatch' ? { ...p, prefix: matchPrefix } : p);
+  if (rule.filters.length) action.filters = rule.filters;
   if (rule.requestHeaders) action.requestHeaders = rule.requestHeaders;
+  if (rule.responseHeaders) action.responseHeaders = rule.responseHeaders;
   if (rule.redirect) {
     const r: IRRedirect = { ...rule.redirect, listenerPort };
-    if (r.path?.type === 'ReplacePrefixMatch') r.path = { ...r.path, prefix: matchPrefix };
+    if (r.path) r.path = withPrefix(r.path);
     action.redirect = r;
   }
+  if (rule.rewrite) {
+    const rw: IRRewrite = {};
+    if (rule.rewrite.hostname !== undefined) rw.hostname = rule.rewrite.hostname;
+    if (rule.rewrite.path) rw.path = withPrefix(rule.rewrite.path);
+    action.rewrite = rw;
+  }
+  if (rule.cors) action.cors = rule.cors;
+  if (mirrors?.length) action.mirrors = mirrors;
+  if (rule.timeouts && (rule.timeouts.request !== undefined || rule.timeouts.backendRequest !== undefined)) action.timeouts = rule.timeouts;
+  if (rule.retry) action.retry = rule.retry;
   return action;
 }

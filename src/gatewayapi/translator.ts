@@ -1,6 +1,6 @@
 // Gateway API semantics: ResourceSnapshot -> routing IR + the status of every object we own.
 // Pure: no I/O, no clock (the caller passes the time used for lastTransitionTime).
-import type { IRBackendRef, IRRoute, IRService, IRSocket, IRVirtualHost, RoutingIR } from '../ir/types.ts';
+import type { IRBackendRef, IRMirror, IRRoute, IRService, IRSocket, IRVirtualHost, RoutingIR } from '../ir/types.ts';
 import { IR_VERSION, serviceKey } from '../ir/types.ts';
 import { resolveBackendRef, type BackendIndex, type BackendResolution } from './backends.ts';
 import { condition, programmed, withTransitionTime } from './conditions.ts';
@@ -56,6 +56,8 @@ interface RouteState {
   rules: ValidRule[] | null;
   invalidMessage?: string;
   backends: BackendResolution[][];
+  /** Mirror backendRefs per rule index, resolved like backends. */
+  mirrors: { resolution: BackendResolution; percent: number }[][];
   parents: { ref: ParentReference; conditions: Condition[] }[];
 }
 
@@ -114,19 +116,28 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
 
   const services: IRService[] = [];
   const serviceIds = new Map<string, number>();
-  const backendsOf = (state: RouteState, ruleIndex: number): IRBackendRef[] =>
-    state.backends[ruleIndex].filter((b) => b.weight > 0).map((b) => {
-      if (!b.ok) return { weight: b.weight, service: null };
-      const svc: IRService = { namespace: b.namespace, name: b.name, port: b.port };
-      const k = serviceKey(svc);
-      let id = serviceIds.get(k);
-      if (id === undefined) {
-        id = services.length;
-        services.push(svc);
-        serviceIds.set(k, id);
-      }
-      return { weight: b.weight, service: id };
+  const serviceId = (b: { namespace: string; name: string; port: number }): number => {
+    const svc: IRService = { namespace: b.namespace, name: b.name, port: b.port };
+    const k = serviceKey(svc);
+    let id = serviceIds.get(k);
+    if (id === undefined) {
+      id = services.length;
+      services.push(svc);
+      serviceIds.set(k, id);
+    }
+    return id;
+  };
+  const backendsOf = (state: RouteState, rule: ValidRule): IRBackendRef[] =>
+    state.backends[rule.index].flatMap((b, i) => {
+      if (b.weight <= 0) return [];
+      const ref: IRBackendRef = { weight: b.weight, service: b.ok ? serviceId(b) : null };
+      const f = rule.backendFilters[i];
+      if (f?.requestHeaders) ref.requestHeaders = f.requestHeaders;
+      if (f?.responseHeaders) ref.responseHeaders = f.responseHeaders;
+      return [ref];
     });
+  const mirrorsOf = (state: RouteState, rule: ValidRule): IRMirror[] =>
+    (state.mirrors[rule.index] ?? []).flatMap((m) => (m.resolution.ok && m.percent > 0 ? [{ service: serviceId(m.resolution), percent: m.percent }] : []));
 
   const stateByRoute = new Map(routeStates.map((s) => [s.route, s]));
   const sockets = buildSockets(gateways, attachments, (att, rule, matchIndex) => {
@@ -135,7 +146,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
     return {
       id: `${key(att.route)}/${rule.index}/${matchIndex}`,
       match: m,
-      action: ruleAction(rule, backendsOf(state, rule.index), att.listener.listener.port, m.path.value),
+      action: ruleAction(rule, backendsOf(state, rule), mirrorsOf(state, rule), att.listener.listener.port, m.path.value),
     } satisfies IRRoute;
   }, stateByRoute);
 
@@ -194,7 +205,7 @@ function evaluateRoute(
     .filter((r) => r.group === GATEWAY_GROUP && r.kind === 'Gateway' && gateways.has(`${r.namespace}/${r.name}`));
   if (refs.length === 0) return null; // Not ours: another controller (or nobody) reports on it.
 
-  const state: RouteState = { route, rules: null, backends: [], parents: [] };
+  const state: RouteState = { route, rules: null, backends: [], mirrors: [], parents: [] };
   try {
     state.rules = validateRoute(route);
   } catch (err) {
@@ -204,10 +215,12 @@ function evaluateRoute(
   let refsOk = true;
   let refsReason = 'ResolvedRefs';
   let refsMessage = 'All references are resolved';
-  for (const rule of route.spec.rules ?? []) {
+  for (const [i, rule] of (route.spec.rules ?? []).entries()) {
     const resolved = (rule.backendRefs ?? []).map((b) => resolveBackendRef(route, b, index));
     state.backends.push(resolved);
-    const bad = resolved.find((b) => !b.ok);
+    const mirrors = (state.rules?.[i]?.mirrors ?? []).map((m) => ({ resolution: resolveBackendRef(route, m.ref, index), percent: m.percent }));
+    state.mirrors.push(mirrors);
+    const bad = [...resolved, ...mirrors.map((m) => m.resolution)].find((b) => !b.ok);
     if (bad && !bad.ok && refsOk) {
       refsOk = false;
       refsReason = bad.reason === 'UnsupportedValue' ? 'BackendNotFound' : bad.reason;

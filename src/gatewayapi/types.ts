@@ -114,13 +114,34 @@ export interface HTTPRequestRedirectFilter {
   statusCode?: number;
 }
 
+export interface HTTPURLRewriteFilter {
+  hostname?: string;
+  path?: HTTPPathModifier;
+}
+
+export interface HTTPRequestMirrorFilter {
+  backendRef?: HTTPBackendRef;
+  percent?: number;
+  fraction?: { numerator?: number; denominator?: number };
+}
+
+export interface HTTPCORSFilter {
+  allowOrigins?: string[];
+  allowCredentials?: boolean;
+  allowMethods?: string[];
+  allowHeaders?: string[];
+  exposeHeaders?: string[];
+  maxAge?: number;
+}
+
 export interface HTTPRouteFilter {
   type: string;
   requestHeaderModifier?: HTTPHeaderFilter;
   responseHeaderModifier?: HTTPHeaderFilter;
   requestRedirect?: HTTPRequestRedirectFilter;
-  urlRewrite?: unknown;
-  requestMirror?: unknown;
+  urlRewrite?: HTTPURLRewriteFilter;
+  requestMirror?: HTTPRequestMirrorFilter;
+  cors?: HTTPCORSFilter;
   extensionRef?: unknown;
 }
 
@@ -139,7 +160,8 @@ export interface HTTPRouteRule {
   matches?: HTTPRouteMatch[];
   filters?: HTTPRouteFilter[];
   backendRefs?: HTTPBackendRef[];
-  timeouts?: unknown;
+  timeouts?: { request?: string; backendRequest?: string };
+  retry?: { attempts?: number; codes?: number[]; backoff?: string };
 }
 
 export interface HTTPRoute {

@@ -67,7 +67,7 @@ export interface IRRedirect {
   port?: number;
   /** Port of the listener the request arrived on, used when neither port nor scheme is given. */
   listenerPort: number;
-  path?: { type: 'ReplaceFullPath'; value: string } | { type: 'ReplacePrefixMatch'; prefix: string; value: string };
+  path?: IRPathModifier;
 }
 
 /** URLRewrite: applied to the request sent to the backend, after routing. */
