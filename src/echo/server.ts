@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { groupRawHeaders } from './headers.ts';
 import { parseGoDuration } from './duration.ts';
+import { isWebSocketUpgrade, webSocketEcho } from './websocket.ts';
 
 export interface EchoOptions {
   port: number;
@@ -18,7 +19,7 @@ export interface EchoOptions {
   service?: string;
   /** Cleartext HTTP/2 port (upstream 3001); not opened when absent. */
   h2cPort?: number;
-  /** Print upstream's per-request log line; mirror checks grep for it upstream. */
+  /** Print upstream's per-request log lines; mirror checks grep for them upstream. */
   log?: boolean;
   /** Size of the request record ring. */
   keep?: number;
@@ -34,6 +35,8 @@ export interface RecordedRequest {
   headers: Record<string, string[]>;
   remoteAddress: string;
   localPort: number;
+  /** Set for a WebSocket handshake on /ws, which is recorded when it arrives (whatever its outcome). */
+  upgrade?: 'websocket';
 }
 
 export interface EchoServer {
@@ -112,15 +115,23 @@ export async function startEchoServer(opts: EchoOptions): Promise<EchoServer> {
     });
   };
 
-  const echo = async (req: Req, res: Res, uri: string, remote: string, localPort: number): Promise<void> => {
-    if (opts.log) console.log(`Echoing back request made to ${uri} to client (${remote})`);
+  // One request log for echoed requests and WebSocket handshakes alike: it stands in for the pod
+  // log that upstream's mirror checks read.
+  const record = (req: Req, uri: string, remote: string, localPort: number, upgrade?: 'websocket'): RecordedRequest => {
     const headers = groupRawHeaders(req.rawHeaders, (n) => n === 'Host' || n.startsWith(':'));
     const host = req.httpVersionMajor === 2
       ? String((req as http2.Http2ServerRequest).authority ?? req.headers[':authority'] ?? '')
       : String(req.headers.host ?? '');
     const proto = `HTTP/${req.httpVersionMajor}.${req.httpVersionMinor}`;
-    requests.push({ at: Date.now(), method: req.method ?? '', path: uri, host, proto, headers, remoteAddress: remote, localPort });
+    const entry: RecordedRequest = { at: Date.now(), method: req.method ?? '', path: uri, host, proto, headers, remoteAddress: remote, localPort, ...(upgrade ? { upgrade } : {}) };
+    requests.push(entry);
     if (requests.length > keep) requests.splice(0, requests.length - keep);
+    return entry;
+  };
+
+  const echo = async (req: Req, res: Res, uri: string, remote: string, localPort: number): Promise<void> => {
+    if (opts.log) console.log(`Echoing back request made to ${uri} to client (${remote})`);
+    const { headers, host, proto } = record(req, uri, remote, localPort);
 
     const delay = queryValue(uri, 'delay');
     if (delay) {
@@ -156,7 +167,13 @@ export async function startEchoServer(opts: EchoOptions): Promise<EchoServer> {
   };
 
   let httpPort = opts.port;
-  const h1 = http.createServer((req, res) => handle(req, res, httpPort, false));
+  const ws = webSocketEcho({ log: opts.log === true });
+  // Only WebSocket handshakes on /ws become upgrades; other requests carrying Upgrade are echoed.
+  const h1 = http.createServer({ shouldUpgradeCallback: (req) => isWebSocketUpgrade(req, routingPath(req.url ?? '/')) }, (req, res) => handle(req, res, httpPort, false));
+  h1.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    record(req, req.url ?? '/', `${socket.remoteAddress ?? ''}:${socket.remotePort ?? ''}`, httpPort, 'websocket');
+    ws.handle(req, socket, head);
+  });
   // Go's server never closes idle keep-alive connections; a shorter idle timeout here would race
   // with a proxy reusing its pooled connection.
   h1.keepAliveTimeout = 0;
@@ -208,6 +225,7 @@ export async function startEchoServer(opts: EchoOptions): Promise<EchoServer> {
     async close() {
       const closed = new Promise<void>((resolve) => h1.close(() => resolve()));
       h1.closeAllConnections();
+      ws.close();
       await closed;
       await closeH2c?.();
     },

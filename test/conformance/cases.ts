@@ -1,12 +1,15 @@
 // Running one declarative case (upstream MakeRequestAndExpectEventuallyConsistentResponse and
 // friends) against a gateway address.
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { TrafficCase } from './data.ts';
 import { compareRoundTrip } from './compare.ts';
 import { roundTrip, wireHeaders, type Exchange, type Target } from './client.ts';
 import { awaitConvergence, type ConvergenceOptions } from './converge.ts';
 import type { EchoFleet } from './fleet.ts';
+import { pollUntil, type Clock } from './poll.ts';
+
+/** What mirror checks read: the requests each echo Deployment recorded. */
+export type RequestLog = Pick<EchoFleet, 'requestsOf'>;
 
 export interface CaseResult {
   name: string;
@@ -56,7 +59,7 @@ export async function checkOnce(c: TrafficCase, target: Target): Promise<string 
   return compareRoundTrip(concrete, ex.url, ex);
 }
 
-export async function runCase(c: TrafficCase, target: Target, convergence: ConvergenceOptions, fleet: EchoFleet, requestIds: boolean): Promise<CaseResult> {
+export async function runCase(c: TrafficCase, target: Target, convergence: ConvergenceOptions, fleet: RequestLog, requestIds: boolean): Promise<CaseResult> {
   if (c.mode === 'expectRequestError') {
     try {
       const ex = await send(instantiate(c), target);
@@ -73,18 +76,23 @@ export async function runCase(c: TrafficCase, target: Target, convergence: Conve
   return { name: c.name, ok: true, attempts: r.attempts };
 }
 
-// upstream ExpectMirroredRequest: each mirror backend must have echoed the exact request URI
-// within the request timeout; the harness reads its own echo records instead of pod logs.
-async function checkMirrors(c: TrafficCase, fleet: EchoFleet, timeoutMs = 10_000): Promise<string | undefined> {
-  if (!c.mirroredTo?.length) return undefined;
-  const until = Date.now() + timeoutMs;
-  let missing = c.mirroredTo;
-  while (missing.length) {
-    missing = missing.filter((m) => !fleet.requestsOf(m.namespace, m.name).some((r) => r.path === c.request.path));
-    if (!missing.length || Date.now() > until) break;
-    await sleep(100);
-  }
-  return missing.length ? `no mirrored request ${c.request.path} seen by ${missing.map((m) => `${m.namespace}/${m.name}`).join(', ')}` : undefined;
+/**
+ * upstream ExpectMirroredRequest: each mirror backend must have echoed the exact request URI
+ * within the request timeout (10 s). The gateway sends mirrors on its own after answering, so
+ * this polls; the harness reads its own echo records instead of pod logs. Mirrors with a
+ * `percent` are left to the mirrorPercentage procedure: upstream never expects any single one
+ * of those requests to be mirrored.
+ */
+export async function checkMirrors(c: TrafficCase, fleet: RequestLog, opts: { timeoutMs?: number; intervalMs?: number; clock?: Clock } = {}): Promise<string | undefined> {
+  const wanted = (c.mirroredTo ?? []).filter((m) => m.percent === undefined);
+  if (!wanted.length) return undefined;
+  const missingNow = () => wanted.filter((m) => !fleet.requestsOf(m.namespace, m.name).some((r) => r.path === c.request.path && r.upgrade === undefined));
+  const { value: missing } = await pollUntil(missingNow, (left) => left.length === 0, {
+    intervalMs: opts.intervalMs ?? 100,
+    capMs: opts.timeoutMs ?? 10_000,
+    ...(opts.clock ? { clock: opts.clock } : {}),
+  });
+  return missing.length ? `no mirrored request ${c.request.path} seen by ${missing.map((m) => `${m.namespace}/${m.name}`).join(', ')} within ${Math.round((opts.timeoutMs ?? 10_000) / 1000)} s` : undefined;
 }
 
 /** Runs tasks with at most `limit` in flight, keeping result order. */

@@ -124,6 +124,9 @@ function sendH1(to: { ip: string; port: number }, method: string, host: string, 
   const wire: [string, string][] = [['Host', host]];
   if (!hasHeader(headers, 'User-Agent')) wire.push(['User-Agent', 'Go-http-client/1.1']);
   for (const [k, v] of Object.entries(headers)) wire.push([k, v]);
+  // Go announces an empty body for the methods servers expect one with (transferWriter's
+  // shouldSendContentLength); node would send an empty chunked body instead.
+  if (['POST', 'PUT', 'PATCH'].includes(method) && !hasHeader(headers, 'Content-Length')) wire.push(['Content-Length', '0']);
   const addedGzip = !hasHeader(headers, 'Accept-Encoding') && !hasHeader(headers, 'Range') && method !== 'HEAD';
   if (addedGzip) wire.push(['Accept-Encoding', 'gzip']);
   return new Promise((resolve, reject) => {

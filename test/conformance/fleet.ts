@@ -28,6 +28,10 @@ export class EchoFleet {
         address: pod.ip,
         pod: pod.name,
         namespace: pod.namespace,
+      }).catch((err: NodeJS.ErrnoException) => {
+        // The pod addresses are fixed, so the usual cause is a second run on the same machine.
+        if (err.code === 'EADDRINUSE') throw new Error(`echo pod ${key} cannot listen on ${pod.ip}: address in use (is another conformance run going on?)`, { cause: err });
+        throw err;
       });
       this.#running.set(key, { pod, server });
     }

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { StatusOnlyTest, TrafficCase, TrafficTest } from './data.ts';
 import { loadCases } from './data.ts';
-import { planAll, planStatusOnlyTest, planTrafficTest } from './plan.ts';
+import { IMPLEMENTED_PROCEDURES, missingFeatures, planAll, planStatusOnlyTest, planTrafficTest } from './plan.ts';
+import { formatSummary } from './report.ts';
 import { TLS_REASON } from './status-only.ts';
 
 const gw = { namespace: 'ns', name: 'gw', port: 80, scheme: 'http' as const };
@@ -23,8 +24,40 @@ test('TLS-only and mixed tests are skipped as a whole', () => {
 });
 
 test('procedures the harness lacks are skipped with their name', () => {
-  assert.match((planTrafficTest(t({ procedural: { type: 'websocketEcho' } }), ['Gateway', 'HTTPRoute']) as { reason: string }).reason, /websocketEcho/);
+  assert.match((planTrafficTest(t({ procedural: { type: 'someNewProcedure' } }), ['Gateway', 'HTTPRoute']) as { reason: string }).reason, /someNewProcedure/);
   assert.deepEqual(planTrafficTest(t({ procedural: { type: 'weightedDistribution' } }), ['Gateway', 'HTTPRoute']), { run: true });
+});
+
+test('every procedural part in cases.json is implemented, the WebSocket and percentage mirror ones included', () => {
+  const types = new Set(loadCases().trafficTests.flatMap((x) => (x.procedural ? [x.procedural.type] : [])));
+  assert.ok(types.has('websocketEcho') && types.has('mirrorPercentage'));
+  for (const type of types) assert.ok(IMPLEMENTED_PROCEDURES.includes(type), type);
+  // A procedure-only test (no cases) runs once its features are claimed.
+  assert.deepEqual(planTrafficTest(t({ cases: [], procedural: { type: 'websocketEcho' } }), ['Gateway', 'HTTPRoute']), { run: true });
+});
+
+// The suite's rule for traffic tests: once its features are claimed, a test runs unless it needs TLS.
+test('with every feature claimed, a traffic test is skipped only for TLS', () => {
+  const cases = loadCases();
+  const every = [...new Set(cases.trafficTests.flatMap((x) => x.features))];
+  for (const x of cases.trafficTests) {
+    const d = planTrafficTest(x, every);
+    if (!d.run) assert.match(d.reason, /^needs TLS \(HTTPS listeners are not supported yet\)/, x.name);
+  }
+  for (const name of ['HTTPRouteBackendProtocolWebSocket', 'HTTPRouteRequestPercentageMirror', 'HTTPRouteRequestMirror', 'HTTPRouteRequestMultipleMirrors', 'HTTPRouteCORS', 'HTTPRouteRetry', 'HTTPRouteResponseHeaderModifier', 'HTTPRouteTimeoutRequest', 'HTTPRouteTimeoutBackendRequest']) {
+    assert.deepEqual(planTrafficTest(cases.trafficTests.find((x) => x.name === name)!, every), { run: true }, name);
+  }
+});
+
+// Tests of claimed features run; the others are skipped naming exactly the missing features.
+test('skip reasons name the features the product does not claim', () => {
+  const cases = loadCases();
+  for (const p of planAll(cases).filter((x) => x.kind === 'traffic' && !x.decision.run)) {
+    const reason = (p.decision as { reason: string }).reason;
+    const missing = missingFeatures(cases.trafficTests.find((x) => x.name === p.name)!.features);
+    if (missing.length) assert.equal(reason, `unsupported feature(s): ${missing.join(', ')}`, p.name);
+    else assert.match(reason, /^needs TLS/, p.name);
+  }
 });
 
 test('status-only tests: expectations, TLS and TLS parts decide', () => {
@@ -51,4 +84,15 @@ test('every test in cases.json gets a decision', () => {
   const plan = planAll(cases);
   assert.equal(plan.length, cases.trafficTests.length + cases.statusOnlyTests.length);
   assert.ok(plan.some((p) => p.decision.run));
+});
+
+test('the closing summary lists every skipped test with its reason, then failures and the tally', () => {
+  const text = formatSummary(['A'], ['B', 'C'], [{ name: 'D', reason: 'unsupported feature(s): X' }, { name: 'E', reason: TLS_REASON }]);
+  assert.deepEqual(text.split('\n'), [
+    '--- SKIP D: unsupported feature(s): X',
+    `--- SKIP E: ${TLS_REASON}`,
+    'failed: B, C',
+    '1 passed, 2 failed, 2 skipped',
+  ]);
+  assert.equal(formatSummary(['A'], [], []), '1 passed, 0 failed, 0 skipped');
 });

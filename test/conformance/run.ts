@@ -13,7 +13,7 @@ import { DEFAULT_CONVERGENCE } from './converge.ts';
 import { EchoFleet } from './fleet.ts';
 import { planAll } from './plan.ts';
 import { killAllChildren, type Serve } from './product.ts';
-import { formatOutcome, formatSkip, planMarkdown, tally } from './report.ts';
+import { formatOutcome, formatSummary, planMarkdown } from './report.ts';
 import { runStatusOnlyTest, runTrafficTest, type RunnerEnv } from './runner.ts';
 import { statusOnlyExpectations } from './status-only.ts';
 import { AddressBook } from './world.ts';
@@ -145,36 +145,34 @@ async function main(): Promise<number> {
 
   const byName = new Map(cases.trafficTests.map((t) => [t.name, t]));
   const statusOnly = new Map(cases.statusOnlyTests.map((t) => [t.name, t]));
-  let passed = 0;
-  let failed = 0;
-  let skipped = 0;
+  const passed: string[] = [];
+  const failed: string[] = [];
+  const skipped: { name: string; reason: string }[] = [];
   const started = Date.now();
   try {
     for (const p of plan) {
       if (!p.decision.run) {
-        skipped++;
-        console.log(formatSkip(p.name, p.decision.reason));
+        skipped.push({ name: p.name, reason: p.decision.reason });
         continue;
       }
       try {
         const traffic = byName.get(p.name);
         const so = statusOnly.get(p.name);
         const outcome = traffic ? await runTrafficTest(traffic, env) : await runStatusOnlyTest(p.name, so!.manifests, statusOnlyExpectations(so!)!, env);
-        if (outcome.ok) passed++;
-        else failed++;
+        (outcome.ok ? passed : failed).push(p.name);
         console.log(formatOutcome(outcome, args.verbose));
       } catch (err) {
-        failed++;
+        failed.push(p.name);
         console.log(`=== FAIL ${p.name}: harness error: ${(err as Error).stack ?? String(err)}`);
       }
     }
   } finally {
     await fleet.closeAll();
   }
-  console.log(`(${((Date.now() - started) / 1000).toFixed(0)} s; work folder ${failed || args.keep ? workDir : 'removed'})`);
-  if (!failed && !args.keep) await rm(workDir, { recursive: true, force: true });
-  console.log(tally(passed, failed, skipped));
-  return failed ? 1 : 0;
+  console.log(`(${((Date.now() - started) / 1000).toFixed(0)} s; work folder ${failed.length || args.keep ? workDir : 'removed'})`);
+  if (!failed.length && !args.keep) await rm(workDir, { recursive: true, force: true });
+  console.log(formatSummary(passed, failed, skipped));
+  return failed.length ? 1 : 0;
 }
 
 const DOCS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../docs/conformance.md');

@@ -3,15 +3,17 @@
 // procedures. A status-only test: `vgw check` per phase, with spec changes in between.
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { StatusCheck, TrafficCase, TrafficTest } from './data.ts';
+import type { GatewayTarget, StatusCheck, TrafficCase, TrafficTest } from './data.ts';
 import type { Target } from './client.ts';
 import type { ConvergenceOptions } from './converge.ts';
 import { pool, runCase, type CaseResult } from './cases.ts';
 import { EchoFleet } from './fleet.ts';
+import { mirrorPercentageCase, mirrorPercentageSpec } from './mirror.ts';
 import { runCheck, startServe, waitHealthy, waitPortsClosed, type Serve } from './product.ts';
 import { patchedEndpointSlices, perBackendHeaderConsistency, weightedDistribution } from './procedures.ts';
 import { evaluateStatusCheck, parseStatusStream, type SpecListeners } from './status.ts';
 import { applyPatch, TLS_REASON, type ObjectPatch, type StatusOnlyExpectations } from './status-only.ts';
+import { websocketEcho } from './websocket.ts';
 import { AddressBook, composeWorld, loadManifests, objectKey, ServeDir, type K8sObject, type World } from './world.ts';
 
 export interface Row extends CaseResult {
@@ -82,7 +84,18 @@ export async function runTrafficTest(test: TrafficTest, env: RunnerEnv): Promise
       for (const slice of patchedEndpointSlices(test, world.objects, world.pods)) await serveDir.put(slice);
     }
 
-    const phases = [...new Set(test.cases.map((c) => c.phase ?? 1))].sort((a, b) => a - b);
+    // HTTPRouteRequestPercentageMirror: its cases are the procedure's sanity checks, run one case
+    // after the other as upstream does, each followed by its distribution check.
+    const percentageMirror = test.procedural?.type === 'mirrorPercentage';
+    if (percentageMirror) {
+      const spec = mirrorPercentageSpec(test);
+      for (const c of test.cases) {
+        const [sanity, distribution] = await mirrorPercentageCase(c, targetOf(c, test, world), spec, env);
+        rows.push({ ...sanity, kind: 'case' }, { ...distribution, kind: 'procedure' });
+      }
+    }
+
+    const phases = percentageMirror ? [] : [...new Set(test.cases.map((c) => c.phase ?? 1))].sort((a, b) => a - b);
     for (const phase of phases) {
       const action = test.phases?.find((p) => p.phase === phase)?.action;
       if (action?.delete) {
@@ -103,6 +116,9 @@ export async function runTrafficTest(test: TrafficTest, env: RunnerEnv): Promise
     }
     if (test.procedural?.type === 'perBackendHeaderConsistency') {
       rows.push({ kind: 'procedure', ...(await perBackendHeaderConsistency(test, targetOf(test.cases[0], test, world))) });
+    }
+    if (test.procedural?.type === 'websocketEcho') {
+      rows.push({ kind: 'procedure', ...(await websocketEcho(test, gatewayTarget(test.gateway, test, world), env.convergence)) });
     }
   } finally {
     await serve.stop();
@@ -203,7 +219,10 @@ function specListeners(world: World): SpecListeners {
 }
 
 function targetOf(c: TrafficCase, test: TrafficTest, world: World): Target {
-  const gw = c.gateway ?? test.gateway;
+  return gatewayTarget(c.gateway ?? test.gateway, test, world);
+}
+
+function gatewayTarget(gw: GatewayTarget, test: TrafficTest, world: World): Target {
   const ip = world.gatewayIps.get(`${gw.namespace}/${gw.name}`);
   if (!ip) throw new Error(`${test.name}: Gateway ${gw.namespace}/${gw.name} is not in the manifests`);
   return { ip, port: gw.port, scheme: gw.scheme };

@@ -6,6 +6,7 @@ import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
 import { startEchoServer, type EchoServer } from '../../src/echo/server.ts';
 
 interface Reply {
@@ -147,6 +148,72 @@ test('the log line is printed only when asked for', async (t) => {
   }
   assert.equal(lines.length, 1);
   assert.match(lines[0], /^Echoing back request made to \/l\?x=1 to client \(127\.0\.0\.1:\d+\)$/);
+});
+
+// A WebSocket client that collects replies; `ws` does the protocol on both ends.
+async function openWs(base: string, path: string, headers: Record<string, string> = {}, origin: string | undefined = 'ws://gateway/test'): Promise<WebSocket> {
+  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}${path}`, { headers, perMessageDeflate: false, ...(origin !== undefined ? { origin } : {}) });
+  await once(ws, 'open');
+  return ws;
+}
+
+function nextMessage(ws: WebSocket): Promise<{ data: Buffer; isBinary: boolean }> {
+  return new Promise((resolve, reject) => {
+    ws.once('message', (data, isBinary) => resolve({ data: Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]), isBinary }));
+    ws.once('close', () => reject(new Error('closed before a reply')));
+  });
+}
+
+test('/ws echoes WebSocket messages: text stays text, binary stays binary', async () => {
+  const ws = await openWs(echo.url, '/ws');
+  try {
+    ws.send('Websocket Support!');
+    const text = await nextMessage(ws);
+    assert.equal(text.isBinary, false);
+    assert.equal(text.data.toString('utf8'), 'Websocket Support!');
+    ws.send(Buffer.from([1, 2, 3, 4, 5, 6, 7]));
+    const bin = await nextMessage(ws);
+    assert.equal(bin.isBinary, true);
+    assert.deepEqual([...bin.data], [1, 2, 3, 4, 5, 6, 7]);
+  } finally {
+    ws.close();
+  }
+});
+
+test('the WebSocket handshake is recorded in the request log', async () => {
+  const ws = await openWs(echo.url, '//ws?id=hs1', { 'X-Probe': 'p' });
+  ws.close();
+  const entry = echo.requests.find((r) => r.path === '//ws?id=hs1');
+  assert.ok(entry, 'handshake recorded');
+  assert.equal(entry.upgrade, 'websocket');
+  assert.equal(entry.method, 'GET');
+  assert.deepEqual(entry.headers['X-Probe'], ['p']);
+  assert.deepEqual(entry.headers.Upgrade, ['websocket']);
+});
+
+test('a WebSocket handshake without Origin is refused as x/net/websocket does', async () => {
+  const ws = new WebSocket(`${echo.url.replace(/^http/, 'ws')}/ws`, { perMessageDeflate: false });
+  const [req, res] = (await once(ws, 'unexpected-response')) as [http.ClientRequest, http.IncomingMessage];
+  assert.equal(res.statusCode, 403);
+  // With an 'unexpected-response' listener the caller owns the request and ends it.
+  req.destroy();
+});
+
+test('plain GET /ws still fails the handshake, and Upgrade elsewhere is echoed', async () => {
+  const plain = await get(echo.url, '/ws');
+  assert.equal(plain.status, 400);
+  const elsewhere = await get(echo.url, '/not-ws', { Connection: 'Upgrade', Upgrade: 'websocket' });
+  assert.equal(elsewhere.status, 200);
+  assert.equal(JSON.parse(elsewhere.body).path, '/not-ws');
+});
+
+test('close() ends open WebSocket connections', async () => {
+  const server = await startEchoServer({ port: 0 });
+  const ws = await openWs(server.url, '/ws');
+  const closed = once(ws, 'close');
+  await server.close();
+  await closed;
+  assert.equal(ws.readyState, WebSocket.CLOSED);
 });
 
 test('runEchoCommand serves until SIGTERM', async () => {
