@@ -14,7 +14,7 @@ export class RouteValueError extends Error {
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 const REDIRECT_CODES = new Set([301, 302, 303, 307, 308]);
-/** Varnish's max_retries is set to this (see GATEWAY_PARAMS); more attempts are refused. */
+/** varnishd runs with max_retries set to this (GATEWAY_PARAMS); more attempts are refused. */
 export const MAX_RETRY_ATTEMPTS = 16;
 /** Timeouts above a day are refused: they are almost certainly a unit mistake. */
 const MAX_TIMEOUT_MS = 86_400_000;
@@ -280,6 +280,8 @@ function pathModifier(p: HTTPPathModifier, where: string): HTTPPathResult {
   const value = p.type === 'ReplaceFullPath' ? p.replaceFullPath : p.type === 'ReplacePrefixMatch' ? p.replacePrefixMatch : undefined;
   if (value === undefined) throw new RouteValueError(`${where} needs type ReplaceFullPath or ReplacePrefixMatch with its value`);
   checkString(value, where);
+  // The spec's table allows an empty ReplacePrefixMatch: the prefix is simply removed.
+  if (p.type === 'ReplacePrefixMatch' && value === '') return { type: 'ReplacePrefixMatch', value };
   if (!PATH.test(value)) throw new RouteValueError(`${where} must start with "/" and hold only URL path characters (percent-encode others; no "?" or "#")`);
   return p.type === 'ReplaceFullPath' ? { type: 'ReplaceFullPath', value } : { type: 'ReplacePrefixMatch', value };
 }

@@ -148,19 +148,19 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap): { vcl: string
   out.close();
   out.line();
 
+  // The response is complete before vgw_response runs, so a route's ResponseHeaderModifier
+  // has the last word here as it has on backend responses.
   out.open('sub vcl_synth {');
-  out.line('call vgw_response;');
   out.open(`if (${H_LOCATION}) {`);
   out.line(`set resp.http.Location = ${H_LOCATION};`);
   out.line('set resp.body = "";');
-  out.line('return (deliver);');
-  out.close();
-  out.open(`if (${H_PREFLIGHT}) {`);
+  out.reopen(`} elsif (${H_PREFLIGHT}) {`);
   out.line('set resp.body = "";');
-  out.line('return (deliver);');
-  out.close();
+  out.reopen('} else {');
   out.line('set resp.http.Content-Type = "text/plain; charset=utf-8";');
   out.line('set resp.body = "" + resp.status + " " + resp.reason + {"\n"};');
+  out.close();
+  out.line('call vgw_response;');
   out.line('return (deliver);');
   out.close();
   out.line();
