@@ -32,7 +32,7 @@ export async function runServe(argv: string[]): Promise<number> {
   });
   let admin;
   try {
-    admin = await startAdminServer(v['admin-address'] as string, Number(v['admin-port']), () => server.state);
+    admin = await startAdminServer(v['admin-address'] as string, Number(v['admin-port']), () => server.state, server.metrics.registry);
   } catch (err) {
     process.stderr.write(`vgw: admin endpoint: ${(err as Error).message}\n`);
     return 2;

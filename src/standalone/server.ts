@@ -5,7 +5,10 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
+import { MAX_RETRY_ATTEMPTS } from '../gatewayapi/rules.ts';
 import { formatProblem, type Problem } from '../gatewayapi/translator.ts';
+import { LogConsumers } from '../metrics/log-consumers.ts';
+import { createGatewayMetrics, observeLive, observeReload, type GatewayMetrics } from '../metrics/registry.ts';
 import { render, type RenderedConfig } from '../pipeline/render.ts';
 import { ManifestLoader, ManifestLoadError } from '../providers/file/load.ts';
 import { watchDirectory, type DirectoryWatch } from '../providers/file/watch.ts';
@@ -22,6 +25,8 @@ export interface StandaloneOptions {
   params?: Record<string, string>;
   /** Fixed shard VCL count (tests); default: chosen by route count. */
   shards?: number;
+  /** Registry handles to record into; default: a new registry (see `metrics`). */
+  metrics?: GatewayMetrics;
 }
 
 export interface StandaloneStatus {
@@ -43,6 +48,12 @@ export const GATEWAY_PARAMS: Record<string, string> = {
   // Bound the cost of user regexes (PCRE2 backtracking).
   pcre2_match_limit: '10000',
   vcc_allow_inline_c: 'off',
+  // Log records up to 4 KB instead of 255 bytes, so that mirrored requests keep their cookies,
+  // tokens and long URLs (the mirror replayer skips a request whose record was cut). Larger
+  // values make varnishd flush its log buffer (vsl_buffer, 16 KB) more often.
+  vsl_reclen: '4084',
+  // HTTPRoute retry.attempts is accepted up to this (MAX_RETRY_ATTEMPTS in gatewayapi/rules.ts).
+  max_retries: String(MAX_RETRY_ATTEMPTS),
 };
 
 export class StandaloneServer {
@@ -62,10 +73,16 @@ export class StandaloneServer {
   private again = false;
   private stopped = false;
   readonly state: StandaloneStatus = { ready: false, generation: 0, problems: [], listeners: [] };
+  readonly metrics: GatewayMetrics;
+  /** Shared-memory log readers: request mirroring and filter metrics (docs/mirroring.md). */
+  readonly logConsumers: LogConsumers;
 
   constructor(opts: StandaloneOptions) {
     this.opts = opts;
     this.log = opts.logger.child({ component: 'standalone' });
+    this.metrics = opts.metrics ?? createGatewayMetrics();
+    const recLen = Number({ ...GATEWAY_PARAMS, ...opts.params }.vsl_reclen ?? 255);
+    this.logConsumers = new LogConsumers({ metrics: this.metrics, logger: opts.logger, recLen });
   }
 
   /** The running varnishd, if any (for diagnostics and tests). */
@@ -173,11 +190,13 @@ export class StandaloneServer {
       params: { ...GATEWAY_PARAMS, ...this.opts.params },
       logger: this.opts.logger,
     });
+    const startedAt = performance.now();
     try {
       await varnishd.start();
     } catch (err) {
       await varnishd.stop().catch(() => undefined);
       this.listeners = [];
+      observeReload(this.metrics, false, (performance.now() - startedAt) / 1000);
       throw new Error(`varnishd could not start: ${(err as Error).message}`);
     }
     this.varnishd = varnishd;
@@ -187,6 +206,7 @@ export class StandaloneServer {
       this.recordReload(result, config);
       if (result.status !== 'active') return;
     } else {
+      observeReload(this.metrics, true, (performance.now() - startedAt) / 1000);
       varnishd.setLastGoodVcl(config.vcl);
       this.liveDeploy = config.deploy;
       this.markLive(config, 'boot');
@@ -197,6 +217,7 @@ export class StandaloneServer {
   private recordReload(result: ReloadResult, config: RenderedConfig): void {
     const { meta: _meta, ...summary } = result;
     this.state.lastReload = summary;
+    if (result.status !== 'superseded') observeReload(this.metrics, result.status === 'active', (result.totalMs ?? 0) / 1000);
     if (result.status === 'active') {
       this.liveDeploy = config.deploy;
       this.markLive(config, result.name);
@@ -213,6 +234,9 @@ export class StandaloneServer {
     this.state.activeVcl = vclName;
     this.state.stats = config.stats;
     this.state.lastError = undefined;
+    observeLive(this.metrics, config.stats.routes);
+    const instanceDir = this.varnishd?.instanceDir;
+    this.logConsumers.update(instanceDir ? { instanceDir, ir: config.ir, endpoints: config.endpoints } : null);
   }
 
   private fail(message: string): void {
@@ -224,6 +248,7 @@ export class StandaloneServer {
     this.stopped = true;
     this.watch?.close();
     await this.applying?.catch(() => undefined);
+    await this.logConsumers.stop();
     await this.varnishd?.stop();
     this.varnishd = null;
     if (this.ownsWorkDir) await rm(this.workDir, { recursive: true, force: true });

@@ -511,7 +511,9 @@ function emitBackendSubs(out: Writer, internalHeaders: string[], sleeps: boolean
   out.close();
   out.close();
   out.line('if (bereq.connect_timeout > bereq.first_byte_timeout) { set bereq.connect_timeout = bereq.first_byte_timeout; }');
-  out.line('var.set_real("deadline", std.time2real(now + bereq.first_byte_timeout, 0));');
+  // Varnish's timer can fire a little before now + first_byte_timeout (it counts from an
+  // earlier timestamp), so anything past 90 % of the budget counts as having used it all.
+  out.line('var.set_real("deadline", std.time2real(now + bereq.first_byte_timeout * 0.9, 0));');
   out.close();
   out.line();
 
@@ -530,10 +532,10 @@ function emitBackendSubs(out: Writer, internalHeaders: string[], sleeps: boolean
   out.line();
 
   // A failed fetch that used up its first-byte budget timed out (504); a quicker failure could
-  // not connect or lost the connection (503). Connection failures are retried whenever the
+  // not connect or lost the connection (503). VCL cannot see which error ended the fetch. Connection failures are retried whenever the
   // route has a retry policy; timeouts only when 504 is among its codes.
   out.open('sub vcl_backend_error {');
-  out.open('if (var.get_int("timedout") == 1 || (var.get_real("deadline") > 0 && std.time2real(now, 0) >= var.get_real("deadline") - 0.005)) {');
+  out.open('if (var.get_int("timedout") == 1 || (var.get_real("deadline") > 0 && std.time2real(now, 0) >= var.get_real("deadline"))) {');
   out.line('set beresp.status = 504;');
   out.line('set beresp.reason = "Gateway Timeout";');
   out.line(`if (var.get("route")) { std.log("${LOG_TIMEOUT} " + var.get("route")); }`);

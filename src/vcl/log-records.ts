@@ -48,3 +48,10 @@ export function parseLogRecord(payload: string): LogRecord | null {
       return null;
   }
 }
+
+/** Metric labels of a route id "namespace/name/rule/match": route "namespace/name", rule "rule". */
+export function splitRouteId(routeId: string): { route: string; rule: string } | null {
+  const parts = routeId.split('/');
+  if (parts.length !== 4 || parts.some((p) => p === '')) return null;
+  return { route: `${parts[0]}/${parts[1]}`, rule: parts[2] };
+}

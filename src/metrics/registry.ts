@@ -1,0 +1,136 @@
+// The gateway's Prometheus metrics (names, types and labels are documented in docs/metrics.md).
+//
+// createGatewayMetrics() registers them on a Registry it is given (or a new one) and returns
+// typed handles, so other parts (the in-pod agent's varnish_* counters) can register on the
+// same Registry. Every label set is bounded by the config: route and rule come from route ids
+// of the live config, service from its mirror Services, reason and outcome from fixed lists.
+// Nothing is labelled per reload, per VCL name or per request.
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface GatewayMetrics {
+  registry: Registry;
+  /**
+   * Run before the record-based counters are read (scrape, get()): consumers that batch
+   * counts in hot paths flush them here, so readers always see every count.
+   */
+  beforeCollect: Set<() => void>;
+  filterApplications: Counter<'route' | 'rule' | 'filter'>;
+  filterFailures: Counter<'route' | 'rule' | 'filter' | 'reason'>;
+  mirrorRequests: Counter<'service' | 'outcome'>;
+  mirrorsInFlight: Gauge;
+  routeTimeouts: Counter<'route' | 'rule'>;
+  routeRetries: Counter<'route' | 'rule'>;
+  vclReloads: Counter<'result'>;
+  vclReloadDuration: Histogram;
+  routes: Gauge;
+  lastReloadSuccess: Gauge;
+  vslOverruns: Counter<'reader'>;
+  vslReaderRestarts: Counter<'reader'>;
+}
+
+export const VSL_READERS = ['mirror', 'records'] as const;
+export type VslReaderName = (typeof VSL_READERS)[number];
+
+export function createGatewayMetrics(registry: Registry = new Registry()): GatewayMetrics {
+  const registers = [registry];
+  const beforeCollect = new Set<() => void>();
+  const collect = () => {
+    for (const hook of beforeCollect) hook();
+  };
+  const m: GatewayMetrics = {
+    registry,
+    beforeCollect,
+    filterApplications: new Counter({
+      name: 'vgw_filter_applications_total',
+      help: 'Requests to which a route rule applied its filters, per filter type.',
+      labelNames: ['route', 'rule', 'filter'],
+      registers,
+      collect,
+    }),
+    filterFailures: new Counter({
+      name: 'vgw_filter_failures_total',
+      help: 'Filters that could not do their job, per filter type and reason (RequestMirror: mirror outcomes other than ok).',
+      labelNames: ['route', 'rule', 'filter', 'reason'],
+      registers,
+      collect,
+    }),
+    mirrorRequests: new Counter({
+      name: 'vgw_mirror_requests_total',
+      help: 'Mirrored requests per mirror Service (namespace/name:port) and outcome.',
+      labelNames: ['service', 'outcome'],
+      registers,
+    }),
+    mirrorsInFlight: new Gauge({
+      name: 'vgw_mirror_requests_in_flight',
+      help: 'Mirrored requests sent and not yet answered.',
+      registers,
+    }),
+    routeTimeouts: new Counter({
+      name: 'vgw_route_timeouts_total',
+      help: "Backend requests ended by a route rule's timeout.",
+      labelNames: ['route', 'rule'],
+      registers,
+      collect,
+    }),
+    routeRetries: new Counter({
+      name: 'vgw_route_retries_total',
+      help: "Backend requests retried by a route rule's retry policy.",
+      labelNames: ['route', 'rule'],
+      registers,
+      collect,
+    }),
+    vclReloads: new Counter({
+      name: 'vgw_vcl_reloads_total',
+      help: 'Attempts to make a new config live (VCL reload, or varnishd start with it), by result.',
+      labelNames: ['result'],
+      registers,
+    }),
+    vclReloadDuration: new Histogram({
+      name: 'vgw_vcl_reload_duration_seconds',
+      help: 'Time from submitting a config to varnishd to the result (compile and use, or varnishd start).',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    routes: new Gauge({
+      name: 'vgw_routes',
+      help: 'Routes (HTTPRoute rule matches) in the live config.',
+      registers,
+    }),
+    lastReloadSuccess: new Gauge({
+      name: 'vgw_last_reload_success_timestamp_seconds',
+      help: 'Unix time at which the live config went live.',
+      registers,
+    }),
+    vslOverruns: new Counter({
+      name: 'vgw_vsl_overruns_total',
+      help: 'Times a shared-memory log reader fell behind varnishd and lost records (mirrors or metric records).',
+      labelNames: ['reader'],
+      registers,
+    }),
+    vslReaderRestarts: new Counter({
+      name: 'vgw_vsl_reader_restarts_total',
+      help: 'Unexpected exits of a varnishlog reader, which is then started again.',
+      labelNames: ['reader'],
+      registers,
+    }),
+  };
+  // Fixed label values start at zero, so rates work from the first scrape.
+  for (const result of ['success', 'failure']) m.vclReloads.inc({ result }, 0);
+  for (const reader of VSL_READERS) {
+    m.vslOverruns.inc({ reader }, 0);
+    m.vslReaderRestarts.inc({ reader }, 0);
+  }
+  return m;
+}
+
+/** One attempt to make a config live. */
+export function observeReload(m: GatewayMetrics, ok: boolean, seconds: number | undefined): void {
+  m.vclReloads.inc({ result: ok ? 'success' : 'failure' });
+  if (seconds !== undefined) m.vclReloadDuration.observe(seconds);
+}
+
+/** A config went live. */
+export function observeLive(m: GatewayMetrics, routes: number, now = Date.now()): void {
+  m.routes.set(routes);
+  m.lastReloadSuccess.set(now / 1000);
+}
