@@ -70,7 +70,7 @@ const IR: RoutingIR = {
       ],
     },
   ],
-  services: [{ namespace: 'app', name: 'web', port: 80 }],
+  services: [{ namespace: 'app', name: 'web', port: 80, portName: '' }],
 };
 
 type Setup = 'none' | 'records' | 'mirror';

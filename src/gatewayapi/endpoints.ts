@@ -2,11 +2,11 @@
 // not-ready endpoints are skipped, and named target ports resolve through the slice's ports.
 import type { EndpointMap, IREndpoint, IRService } from '../ir/types.ts';
 import { serviceKey } from '../ir/types.ts';
-import type { EndpointSlice, Service } from './types.ts';
+import type { EndpointSlice } from './types.ts';
 
 const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
-export function resolveEndpoints(services: IRService[], allServices: Service[], slices: EndpointSlice[]): EndpointMap {
+export function resolveEndpoints(services: IRService[], slices: EndpointSlice[]): EndpointMap {
   const byService = new Map<string, EndpointSlice[]>();
   for (const s of slices) {
     const svc = s.metadata.labels?.[SERVICE_NAME_LABEL];
@@ -16,27 +16,22 @@ export function resolveEndpoints(services: IRService[], allServices: Service[], 
     list.push(s);
     byService.set(key, list);
   }
-  const serviceIndex = new Map(allServices.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
   const out: EndpointMap = new Map();
   for (const ref of services) {
-    const svc = serviceIndex.get(`${ref.namespace}/${ref.name}`);
-    const port = svc?.spec.ports?.find((p) => p.port === ref.port);
     const endpoints: IREndpoint[] = [];
     const seen = new Set<string>();
-    if (port) {
-      for (const slice of byService.get(`${ref.namespace}/${ref.name}`) ?? []) {
-        if (slice.addressType === 'FQDN') continue;
-        const slicePort = pickSlicePort(slice, port.name, port.targetPort);
-        if (slicePort === undefined) continue;
-        for (const ep of slice.endpoints ?? []) {
-          // Spec: a nil ready condition means ready.
-          if (ep.conditions?.ready === false) continue;
-          for (const address of ep.addresses ?? []) {
-            const id = `${address}:${slicePort}`;
-            if (seen.has(id)) continue;
-            seen.add(id);
-            endpoints.push({ address, port: slicePort });
-          }
+    for (const slice of byService.get(`${ref.namespace}/${ref.name}`) ?? []) {
+      if (slice.addressType === 'FQDN') continue;
+      const slicePort = pickSlicePort(slice, ref.portName, ref.targetPort);
+      if (slicePort === undefined) continue;
+      for (const ep of slice.endpoints ?? []) {
+        // Spec: a nil ready condition means ready.
+        if (ep.conditions?.ready === false) continue;
+        for (const address of ep.addresses ?? []) {
+          const id = `${address}:${slicePort}`;
+          if (seen.has(id)) continue;
+          seen.add(id);
+          endpoints.push({ address, port: slicePort });
         }
       }
     }
@@ -47,10 +42,9 @@ export function resolveEndpoints(services: IRService[], allServices: Service[], 
 }
 
 // A slice lists ports by the Service port's name; an unnamed single-port Service uses "".
-function pickSlicePort(slice: EndpointSlice, name: string | undefined, targetPort: number | string | undefined): number | undefined {
+function pickSlicePort(slice: EndpointSlice, name: string, targetPort: number | string | undefined): number | undefined {
   const ports = slice.ports ?? [];
-  const wanted = name ?? '';
-  const hit = ports.find((p) => (p.name ?? '') === wanted);
+  const hit = ports.find((p) => (p.name ?? '') === name);
   if (hit?.port !== undefined) return hit.port;
   if (ports.length === 0 && typeof targetPort === 'number') return targetPort;
   return undefined;

@@ -117,7 +117,9 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
   const services: IRService[] = [];
   const serviceIds = new Map<string, number>();
   const serviceId = (b: { namespace: string; name: string; port: number }): number => {
-    const svc: IRService = { namespace: b.namespace, name: b.name, port: b.port };
+    const port = index.services.get(`${b.namespace}/${b.name}`)?.spec.ports?.find((p) => p.port === b.port);
+    const svc: IRService = { namespace: b.namespace, name: b.name, port: b.port, portName: port?.name ?? '' };
+    if (port?.targetPort !== undefined) svc.targetPort = port.targetPort;
     const k = serviceKey(svc);
     let id = serviceIds.get(k);
     if (id === undefined) {
@@ -188,7 +190,9 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
     );
   }
 
-  return { ir: { version: IR_VERSION, sockets, services }, statuses, problems };
+  const routeGenerations: Record<string, number> = {};
+  for (const att of attachments) routeGenerations[key(att.route)] = generation(att.route);
+  return { ir: { version: IR_VERSION, routeGenerations, sockets, services }, statuses, problems };
 }
 
 function evaluateRoute(

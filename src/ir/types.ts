@@ -9,6 +9,9 @@ export const IR_VERSION = 2;
 
 export interface RoutingIR {
   version: typeof IR_VERSION;
+  /** metadata.generation of every HTTPRoute the config serves, by "namespace/name". Lets the
+   *  data plane report which generation of a route is live. */
+  routeGenerations?: Record<string, number>;
   /** Listen sockets, one per distinct address:port. */
   sockets: IRSocket[];
   /** Every Service port a route may send traffic to, referenced by id from IRBackendRef. */
@@ -142,6 +145,10 @@ export interface IRService {
   namespace: string;
   name: string;
   port: number;
+  /** The Service port's name ("" when unnamed): EndpointSlices list ports by this name. */
+  portName: string;
+  /** The Service port's targetPort, used when a slice lists no ports. */
+  targetPort?: number | string;
 }
 
 export function serviceKey(s: IRService): string {

@@ -35,7 +35,7 @@ export function render(snapshot: ResourceSnapshot, options: RenderOptions): Rend
     defaultAddress: options.defaultAddress,
     now: options.now ?? new Date().toISOString(),
   });
-  const endpoints = resolveEndpoints(ir.services, snapshot.services, snapshot.endpointSlices);
+  const endpoints = resolveEndpoints(ir.services, snapshot.endpointSlices);
   const deploy = compileSharded(ir, endpoints, options.shards ?? shardCount(ir), options.shardCache);
   const sockets = ir.sockets.map(({ name, address, port }) => ({ name, address, port }));
   return { ir, endpoints, vcl: deploy.main, deploy, stats: deploy.stats, statuses, problems, sockets };

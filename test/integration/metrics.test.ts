@@ -219,7 +219,7 @@ function recordsIr(withOther: boolean): RoutingIR {
   return {
     version: 2,
     sockets: [{ name: 'a0', address: '127.0.0.1', port: 0, vhosts: [{ hostname: '*', listener: 'app/gw/http', routes }] }],
-    services: [{ namespace: 'app', name: 'web', port: 80 }],
+    services: [{ namespace: 'app', name: 'web', port: 80, portName: '' }],
   };
 }
 

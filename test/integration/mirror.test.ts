@@ -110,10 +110,10 @@ function ir(): RoutingIR {
       },
     ],
     services: [
-      { namespace: 'app', name: 'web', port: 80 },
-      { namespace: 'app', name: 'shadow', port: 80 },
-      { namespace: 'app', name: 'empty', port: 80 },
-      { namespace: 'app', name: 'dead', port: 80 },
+      { namespace: 'app', name: 'web', port: 80, portName: '' },
+      { namespace: 'app', name: 'shadow', port: 80, portName: '' },
+      { namespace: 'app', name: 'empty', port: 80, portName: '' },
+      { namespace: 'app', name: 'dead', port: 80, portName: '' },
     ],
   };
 }

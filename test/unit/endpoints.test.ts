@@ -10,10 +10,19 @@ import type { IRService } from '../../src/ir/types.ts';
 import { NS, endpointSlice, service } from './fixtures/builders.ts';
 
 const ep = (addresses: string[], conditions?: { ready?: boolean; serving?: boolean; terminating?: boolean }) => (conditions ? { addresses, conditions } : { addresses });
-const ref = (name: string, port: number, namespace = NS): IRService => ({ namespace, name, port });
+const ref = (name: string, port: number, namespace = NS): IRService => ({ namespace, name, port, portName: '' });
+
+/** The translator copies the Service port's name and targetPort into the IR; so does this. */
+function withServicePorts(services: IRService[], all: Service[]): IRService[] {
+  return services.map((r) => {
+    const port = all.find((s) => s.metadata.namespace === r.namespace && s.metadata.name === r.name)?.spec.ports?.find((p) => p.port === r.port);
+    if (!port) return { ...r, portName: '(no such port)' };
+    return port.targetPort === undefined ? { ...r, portName: port.name ?? '' } : { ...r, portName: port.name ?? '', targetPort: port.targetPort };
+  });
+}
 
 function resolve(services: IRService[], all: Service[], slices: EndpointSlice[]) {
-  return Object.fromEntries([...resolveEndpoints(services, all, slices)].map(([k, v]) => [k, v.map((e) => `${e.address}:${e.port}`)]));
+  return Object.fromEntries([...resolveEndpoints(withServicePorts(services, all), slices)].map(([k, v]) => [k, v.map((e) => `${e.address}:${e.port}`)]));
 }
 
 describe('resolveEndpoints', () => {
@@ -125,7 +134,7 @@ describe('resolveEndpoints', () => {
   });
 
   test('every requested service key is present in the map, even with no slices at all', () => {
-    const map = resolveEndpoints([ref('a', 1), ref('b', 2, 'x')], [], []);
+    const map = resolveEndpoints([ref('a', 1), ref('b', 2, 'x')], []);
     assert.deepEqual([...map.keys()].sort(), [`${NS}/a:1`, 'x/b:2']);
   });
 

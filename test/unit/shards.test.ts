@@ -12,7 +12,7 @@ function ir(hosts: string[], backendPort = 3000): { ir: RoutingIR; endpoints: En
     routes: [{ id: `ns/r${i}/0/0`, match: { path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] }, action: { backends: [{ weight: 1, service: 0 }] } }],
   });
   return {
-    ir: { version: IR_VERSION, sockets: [{ name: 'a127_0_0_1_80', address: '127.0.0.1', port: 80, vhosts: hosts.map(vhost) }], services: [{ namespace: 'ns', name: 'svc', port: 80 }] },
+    ir: { version: IR_VERSION, sockets: [{ name: 'a127_0_0_1_80', address: '127.0.0.1', port: 80, vhosts: hosts.map(vhost) }], services: [{ namespace: 'ns', name: 'svc', port: 80, portName: '' }] },
     endpoints: new Map([['ns/svc:80', [{ address: '127.0.0.1', port: backendPort }]]]),
   };
 }

@@ -78,7 +78,7 @@ describe('weights', () => {
 
   test('a weight-0 backend is not added to the service table', () => {
     const r = oneRoute([backend('svc', 8080, { weight: 0 }), backend('svc2')]);
-    assert.deepEqual(r.ir.services, [{ namespace: NS, name: 'svc2', port: 8080 }]);
+    assert.deepEqual(r.ir.services, [{ namespace: NS, name: 'svc2', port: 8080, portName: '' }]);
   });
 
   test('the service table holds each Service port once, shared across routes and rules', () => {
