@@ -16,7 +16,7 @@ import type { RoutingIR } from '../src/ir/types.ts';
 import { mirrorRequests } from '../src/mirror/requests.ts';
 import { logConfig, RecordMetrics } from '../src/metrics/records.ts';
 import { createGatewayMetrics } from '../src/metrics/registry.ts';
-import { GATEWAY_PARAMS } from '../src/standalone/server.ts';
+import { GATEWAY_PARAMS } from '../src/varnish/data-plane.ts';
 import { silentLogger } from '../src/util/log.ts';
 import { TCC_COMMAND } from '../src/varnish/cc.ts';
 import { mirrorTransactionArgs, rawRecordArgs, VslReader } from '../src/varnish/vsl.ts';

@@ -1,5 +1,6 @@
 // The whole pure pipeline in one call: snapshot -> translator -> IR (+ endpoints) -> VCL.
-// Used by `vgw check`, `vgw vcl` and `vgw serve`, so all three see the same result.
+// Used by `vgw check`, `vgw vcl` and `vgw serve`, so all three see the same result. The in-pod
+// agent starts from a published IR instead, and uses only compileConfig().
 import { resolveEndpoints } from '../gatewayapi/endpoints.ts';
 import { translate, type ObjectStatus, type Problem } from '../gatewayapi/translator.ts';
 import type { ResourceSnapshot } from '../gatewayapi/types.ts';
@@ -16,7 +17,8 @@ export interface RenderOptions {
   shardCache?: ShardCache;
 }
 
-export interface RenderedConfig {
+/** What the data plane needs to serve a config: the VCL to deploy and its listen sockets. */
+export interface CompiledConfig {
   ir: RoutingIR;
   endpoints: EndpointMap;
   /** The main VCL (the whole config when unsharded). */
@@ -24,10 +26,22 @@ export interface RenderedConfig {
   /** Main VCL plus shard VCLs, as the reloader deploys them. */
   deploy: ShardedVcl;
   stats: CompileStats;
-  statuses: ObjectStatus[];
-  problems: Problem[];
   /** varnishd listen sockets this config needs, in a stable order. */
   sockets: { name: string; address: string; port: number }[];
+}
+
+export interface RenderedConfig extends CompiledConfig {
+  statuses: ObjectStatus[];
+  problems: Problem[];
+}
+
+export type CompileOptions = Pick<RenderOptions, 'shards' | 'shardCache'>;
+
+/** IR + endpoints -> the VCL set to deploy. */
+export function compileConfig(ir: RoutingIR, endpoints: EndpointMap, options: CompileOptions = {}): CompiledConfig {
+  const deploy = compileSharded(ir, endpoints, options.shards ?? shardCount(ir), options.shardCache);
+  const sockets = ir.sockets.map(({ name, address, port }) => ({ name, address, port }));
+  return { ir, endpoints, vcl: deploy.main, deploy, stats: deploy.stats, sockets };
 }
 
 export function render(snapshot: ResourceSnapshot, options: RenderOptions): RenderedConfig {
@@ -36,9 +50,7 @@ export function render(snapshot: ResourceSnapshot, options: RenderOptions): Rend
     now: options.now ?? new Date().toISOString(),
   });
   const endpoints = resolveEndpoints(ir.services, snapshot.endpointSlices);
-  const deploy = compileSharded(ir, endpoints, options.shards ?? shardCount(ir), options.shardCache);
-  const sockets = ir.sockets.map(({ name, address, port }) => ({ name, address, port }));
-  return { ir, endpoints, vcl: deploy.main, deploy, stats: deploy.stats, statuses, problems, sockets };
+  return { ...compileConfig(ir, endpoints, options), statuses, problems };
 }
 
 /** True when every Gateway and HTTPRoute we own is Accepted on every parent. */

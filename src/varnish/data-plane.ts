@@ -1,0 +1,199 @@
+// One varnishd serving a sequence of compiled configs: the part of "make this config live"
+// that standalone mode and the in-pod agent share. Route, backend and filter changes are VCL
+// reloads; a change of listen sockets needs a new varnishd (sockets are fixed at start), and if
+// the new one cannot start, the previous config is started again so something keeps serving.
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { MAX_RETRY_ATTEMPTS } from '../gatewayapi/rules.ts';
+import type { CompiledConfig } from '../pipeline/render.ts';
+import { deployable, sameDeploy, type ShardedVcl } from '../vcl/shards.ts';
+import { VclReloader, type ReloadResult } from './reloader.ts';
+import { Varnishd, type VarnishListener } from './varnishd.ts';
+
+/** Parameters that make varnishd behave as a transparent gateway (see docs/architecture.md). */
+export const GATEWAY_PARAMS: Record<string, string> = {
+  // Keep Accept-Encoding and bodies exactly as client and backend sent them.
+  http_gzip_support: 'off',
+  // Bound the cost of user regexes (PCRE2 backtracking).
+  pcre2_match_limit: '10000',
+  vcc_allow_inline_c: 'off',
+  // Log records up to 4 KB instead of 255 bytes, so that mirrored requests keep their cookies,
+  // tokens and long URLs (the mirror replayer skips a request whose record was cut). Larger
+  // values make varnishd flush its log buffer (vsl_buffer, 16 KB) more often.
+  vsl_reclen: '4084',
+  // HTTPRoute retry.attempts is accepted up to this (MAX_RETRY_ATTEMPTS in gatewayapi/rules.ts).
+  max_retries: String(MAX_RETRY_ATTEMPTS),
+};
+
+/** What the owner shows about the data plane (standalone /status, the agent's logs). */
+export interface DataPlaneState {
+  ready: boolean;
+  /** Number of configs that went live. */
+  generation: number;
+  activeVcl?: string;
+  lastReload?: Omit<ReloadResult, 'meta'>;
+  listeners: VarnishListener[];
+  stats?: CompiledConfig['stats'];
+}
+
+export interface DataPlaneOptions {
+  /** Parent of the varnishd work directories (one per varnishd started). */
+  workDir: string;
+  logger: Logger;
+  /** Extra varnishd -p parameters over GATEWAY_PARAMS. */
+  params?: Record<string, string>;
+  /** The owner's state object, updated in place. */
+  state: DataPlaneState;
+  /** A config went live (also with no listeners: then varnishd is null). */
+  onLive?: (config: CompiledConfig, varnishd: Varnishd | null) => void;
+  /** An attempt to make a config live ended (not called for superseded ones). */
+  onReload?: (ok: boolean, seconds: number) => void;
+  /** A varnishd was started (its supervisor events can be followed from here). */
+  onVarnishd?: (varnishd: Varnishd) => void;
+}
+
+export class DataPlane {
+  private readonly opts: DataPlaneOptions;
+  private readonly log: Logger;
+  private varnishd: Varnishd | null = null;
+  private reloader: VclReloader | null = null;
+  private listeners: VarnishListener[] = [];
+  private liveDeploy: ShardedVcl | null = null;
+  private liveConfig: CompiledConfig | null = null;
+  private starts = 0;
+
+  constructor(opts: DataPlaneOptions) {
+    this.opts = opts;
+    this.log = opts.logger.child({ component: 'data-plane' });
+  }
+
+  get varnish(): Varnishd | null {
+    return this.varnishd;
+  }
+
+  get live(): CompiledConfig | null {
+    return this.liveConfig;
+  }
+
+  get params(): Record<string, string> {
+    return { ...GATEWAY_PARAMS, ...this.opts.params };
+  }
+
+  /**
+   * Makes `config` live. Resolves when it is live or when nothing changed; throws with a
+   * message for the owner to report when it could not be made live (the previous config keeps
+   * serving in every case).
+   */
+  async apply(config: CompiledConfig): Promise<void> {
+    const listeners = config.sockets.map((s) => ({ name: s.name, address: s.address, port: s.port }));
+    if (!sameListeners(listeners, this.listeners) || !this.varnishd) {
+      const previous = this.liveConfig;
+      try {
+        await this.restart(listeners, config);
+      } catch (err) {
+        // The new listeners could not be bound (say, a port in use): serve the last good
+        // config again rather than nothing, and report why the new one is not live.
+        if (previous && previous !== config && previous.sockets.length) {
+          await this.restart(previous.sockets.map((l) => ({ ...l })), previous).catch(() => undefined);
+        }
+        throw err;
+      }
+      return;
+    }
+    // Same VCL as the one serving: nothing to reload.
+    if (sameDeploy(this.liveDeploy, config.deploy)) return;
+    const result = await (this.reloader as VclReloader).submit(deployable(config.deploy));
+    this.record(result, config);
+  }
+
+  private async restart(listeners: VarnishListener[], config: CompiledConfig): Promise<void> {
+    const previous = this.varnishd;
+    if (previous) {
+      this.log.info({ event: 'varnishd-restart', listeners }, 'listeners changed, restarting varnishd');
+      await previous.stop();
+      this.varnishd = null;
+      this.reloader = null;
+    }
+    this.listeners = listeners;
+    this.opts.state.listeners = listeners;
+    if (listeners.length === 0) {
+      this.liveDeploy = config.deploy;
+      this.markLive(config, undefined);
+      this.log.info({ event: 'no-listeners' }, 'no accepted Gateway listener: nothing to serve');
+      return;
+    }
+    // A sharded config boots with a placeholder: its labels must exist before its main VCL.
+    const sharded = config.deploy.shards.length > 0;
+    const varnishd = new Varnishd({
+      listeners,
+      workDir: join(this.opts.workDir, `varnishd-${this.starts++}`),
+      vcl: sharded ? BOOT_VCL : config.vcl,
+      params: this.params,
+      logger: this.opts.logger,
+    });
+    const startedAt = performance.now();
+    try {
+      await varnishd.start();
+    } catch (err) {
+      await varnishd.stop().catch(() => undefined);
+      this.listeners = [];
+      this.opts.onReload?.(false, (performance.now() - startedAt) / 1000);
+      throw new Error(`varnishd could not start: ${(err as Error).message}`);
+    }
+    this.varnishd = varnishd;
+    this.opts.onVarnishd?.(varnishd);
+    this.reloader = new VclReloader(varnishd, { logger: this.opts.logger });
+    if (sharded) {
+      const result = await this.reloader.submit(deployable(config.deploy));
+      this.record(result, config);
+      if (result.status !== 'active') return;
+    } else {
+      this.opts.onReload?.(true, (performance.now() - startedAt) / 1000);
+      varnishd.setLastGoodVcl(config.vcl);
+      this.liveDeploy = config.deploy;
+      this.markLive(config, 'boot');
+    }
+    this.log.info({ event: 'varnishd-started', listeners: listeners.map((l) => `${l.name}=${l.address}:${l.port}`) }, 'serving');
+  }
+
+  private record(result: ReloadResult, config: CompiledConfig): void {
+    const { meta: _meta, ...summary } = result;
+    this.opts.state.lastReload = summary;
+    if (result.status !== 'superseded') this.opts.onReload?.(result.status === 'active', (result.totalMs ?? 0) / 1000);
+    if (result.status === 'active') {
+      this.liveDeploy = config.deploy;
+      this.markLive(config, result.name);
+      this.log.info(
+        { event: 'vcl-active', vcl: result.name, compiled: result.compiled, shards: config.deploy.shards.length, compileMs: result.compileMs, totalMs: result.totalMs, ...config.stats },
+        'config is live',
+      );
+    } else if (result.status === 'failed') {
+      throw new Error(`VCL compile failed, last good config keeps serving: ${result.error ?? 'unknown error'}`);
+    }
+  }
+
+  private markLive(config: CompiledConfig, vclName: string | undefined): void {
+    const s = this.opts.state;
+    this.liveConfig = config;
+    s.generation++;
+    s.ready = true;
+    s.activeVcl = vclName;
+    s.stats = config.stats;
+    this.opts.onLive?.(config, this.varnishd);
+  }
+
+  async stop(): Promise<void> {
+    await this.varnishd?.stop();
+    this.varnishd = null;
+    this.reloader = null;
+  }
+}
+
+const BOOT_VCL = `vcl 4.1;
+backend vgw_none none;
+sub vcl_recv { return (synth(503, "Starting")); }
+`;
+
+function sameListeners(a: VarnishListener[], b: VarnishListener[]): boolean {
+  return a.length === b.length && a.every((l, i) => l.name === b[i].name && l.address === b[i].address && l.port === b[i].port);
+}
