@@ -14,6 +14,7 @@ import { watchDirectory, type DirectoryWatch } from '../providers/file/watch.ts'
 import { DataPlane, GATEWAY_PARAMS, type DataPlaneState } from '../varnish/data-plane.ts';
 import type { Varnishd } from '../varnish/varnishd.ts';
 import type { ShardCache } from '../vcl/shards.ts';
+import { Coalescer } from '../util/coalesce.ts';
 
 export { GATEWAY_PARAMS };
 
@@ -44,8 +45,10 @@ export class StandaloneServer {
   private readonly shardCache: ShardCache = new Map();
   private workDir = '';
   private ownsWorkDir = false;
-  private applying: Promise<void> | null = null;
-  private again = false;
+  private readonly applier = new Coalescer(
+    () => this.applyOnce(),
+    (err) => this.fail(err instanceof Error ? err.message : String(err)),
+  );
   private stopped = false;
   readonly state: StandaloneStatus = { ready: false, generation: 0, problems: [], listeners: [] };
   readonly metrics: GatewayMetrics;
@@ -93,18 +96,7 @@ export class StandaloneServer {
 
   /** Applies the directory's current content; overlapping calls collapse into one rerun. */
   schedule(): Promise<void> {
-    if (this.applying) {
-      this.again = true;
-      return this.applying;
-    }
-    this.applying = (async () => {
-      do {
-        this.again = false;
-        await this.applyOnce().catch((err: unknown) => this.fail(err instanceof Error ? err.message : String(err)));
-      } while (this.again && !this.stopped);
-      this.applying = null;
-    })();
-    return this.applying;
+    return this.applier.run();
   }
 
   private async applyOnce(): Promise<void> {
@@ -138,7 +130,7 @@ export class StandaloneServer {
   async stop(): Promise<void> {
     this.stopped = true;
     this.watch?.close();
-    await this.applying?.catch(() => undefined);
+    await this.applier.stop();
     await this.logConsumers.stop();
     await this.dataPlane?.stop();
     if (this.ownsWorkDir) await rm(this.workDir, { recursive: true, force: true });

@@ -1,0 +1,104 @@
+// A kept-alive view of one kind of Kubernetes object, built on client-node's informer (list,
+// then watch from the list's resourceVersion; relist after 410 Gone). client-node stops an
+// informer on any other error, so this restarts it with backoff: a control plane that loses
+// its watch for good would silently serve a stale config forever.
+import { makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+
+export interface WatchedKindOptions<T extends KubernetesObject> {
+  kubeConfig: KubeConfig;
+  /** API path of the collection, e.g. /api/v1/namespaces/ns/configmaps. */
+  path: string;
+  list: () => Promise<KubernetesListObject<T>>;
+  labelSelector?: string;
+  /** Called after every change once the first list is in (objects via list()). */
+  onChange: () => void;
+  logger: Logger;
+  /** For logs: what is being watched. */
+  name: string;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export class WatchedKind<T extends KubernetesObject> {
+  private readonly opts: WatchedKindOptions<T>;
+  private readonly informer: ReturnType<typeof makeInformer<T>>;
+  private readonly log: Logger;
+  private stopped = false;
+  private backoffMs: number;
+  private retry: NodeJS.Timeout | null = null;
+  private syncedResolve!: () => void;
+  /** Resolves once the first list has been received. */
+  readonly synced: Promise<void>;
+  private isSynced = false;
+
+  constructor(opts: WatchedKindOptions<T>) {
+    this.opts = opts;
+    this.log = opts.logger.child({ component: 'kube-watch', watched: opts.name });
+    this.backoffMs = opts.minBackoffMs ?? 500;
+    this.synced = new Promise((resolve) => (this.syncedResolve = resolve));
+    // The list function also marks the first sync: the informer lists before it watches, and
+    // stores the listed items in the microtasks that follow, so the mark waits a macrotask.
+    const list = async () => {
+      const result = await opts.list();
+      setImmediate(() => this.markSynced());
+      return result;
+    };
+    this.informer = makeInformer<T>(opts.kubeConfig, opts.path, list, opts.labelSelector);
+    const changed = () => {
+      if (this.isSynced) opts.onChange();
+    };
+    this.informer.on('add', changed);
+    this.informer.on('update', changed);
+    this.informer.on('delete', changed);
+    this.informer.on('connect', () => {
+      this.backoffMs = opts.minBackoffMs ?? 500;
+    });
+    this.informer.on('error', (err: unknown) => this.restartLater(err));
+  }
+
+  async start(): Promise<void> {
+    await this.informer.start().catch((err: unknown) => this.restartLater(err));
+  }
+
+  list(): readonly T[] {
+    return this.informer.list();
+  }
+
+  private markSynced(): void {
+    if (this.isSynced) {
+      // A relist (after 410 or a restart) may have changed anything.
+      this.opts.onChange();
+      return;
+    }
+    this.isSynced = true;
+    this.syncedResolve();
+    this.opts.onChange();
+  }
+
+  private restartLater(err: unknown): void {
+    if (this.stopped || this.retry) return;
+    const delay = this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * 2, this.opts.maxBackoffMs ?? 30_000);
+    this.log.warn({ event: 'watch-error', err: describe(err), retryInMs: delay }, `watch of ${this.opts.name} failed; restarting`);
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      if (!this.stopped) void this.start();
+    }, delay);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
+    await this.informer.stop().catch(() => undefined);
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (err && typeof err === 'object') {
+    const e = err as { code?: unknown; statusCode?: unknown; message?: unknown };
+    return String(e.message ?? e.statusCode ?? e.code ?? JSON.stringify(err).slice(0, 200));
+  }
+  return String(err);
+}
