@@ -13,6 +13,10 @@ commands:
   vcl DIR     print the VCL generated for DIR
   echo --port N [--address A] [--pod NAME] [--namespace NS]
               run an echo backend (the Gateway API conformance echo contract)
+  chaperone --gateway NAMESPACE/NAME [--admin-port N] [--admin-address A] [--work-dir D]
+            [--kubeconfig FILE] [--pod NAME]
+              the in-pod agent: serve the routing config published for one Gateway
+              (defaults from GATEWAY_NAMESPACE, GATEWAY_NAME, POD_NAME; in-cluster credentials)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -24,6 +28,11 @@ async function main(argv: string[]): Promise<number> {
       return runCheck(rest);
     case 'vcl':
       return runVcl(rest);
+    case 'chaperone': {
+      // Loaded on demand: the Kubernetes client is not needed by the other commands.
+      const { runChaperone } = await import('./chaperone.ts');
+      return runChaperone(rest);
+    }
     case 'echo': {
       const { runEchoCommand } = await import('../echo/server.ts');
       await runEchoCommand(rest);

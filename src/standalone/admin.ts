@@ -2,9 +2,13 @@
 // metrics when given a registry.
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
-import type { StandaloneStatus } from './server.ts';
 
-export function startAdminServer(address: string, port: number, status: () => StandaloneStatus, metrics?: Registry): Promise<Server> {
+/** Anything with a readiness flag; the whole object is served as /status. */
+export interface AdminStatus {
+  ready: boolean;
+}
+
+export function startAdminServer(address: string, port: number, status: () => AdminStatus, metrics?: Registry): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -159,6 +159,7 @@ export class Varnishd extends EventEmitter<VarnishdEventMap> {
   private goodVcl: string;
   private pollTimer: NodeJS.Timeout | null = null;
   private polling = false;
+  private childStopRequested = false;
   private stoppedPolls = 0;
   private panicCheckPending = false;
   private relaunchTimer: NodeJS.Timeout | null = null;
@@ -280,6 +281,15 @@ export class Varnishd extends EventEmitter<VarnishdEventMap> {
       return Promise.reject(new Error(`varnishd is ${this.state}`));
     }
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  /**
+   * Stops the child (the cache process) through the admin CLI and keeps it stopped: the
+   * manager stays up until stop(). Used at the end of connection draining.
+   */
+  async stopChild(): Promise<void> {
+    this.childStopRequested = true;
+    await this.cli.expectOk('stop');
   }
 
   async stop(): Promise<void> {
@@ -510,7 +520,7 @@ export class Varnishd extends EventEmitter<VarnishdEventMap> {
       const cli = this.cliConn!;
       const st = await cli.command('status');
       const childState = /Child in state (\w+)/.exec(st.body)?.[1] ?? 'unknown';
-      if (childState === 'stopped') {
+      if (childState === 'stopped' && !this.childStopRequested) {
         this.stoppedPolls++;
         if (this.stoppedPolls >= 2) {
           this.stoppedPolls = 0;

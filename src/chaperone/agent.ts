@@ -1,0 +1,209 @@
+// The in-pod agent ("chaperone"): runs varnishd for one Gateway and keeps it serving the
+// routing config the operator publishes, with live endpoints.
+//
+// Startup order: watches listed -> first complete config decoded -> VCL compiled -> varnishd
+// manager up with it, CLI connected, child started -> ready (health 200). After that every
+// change of the config or of a referenced Service's EndpointSlices is coalesced into one
+// compile + reload; a config that cannot be decoded or compiled is reported (log, metrics,
+// /status) and the last good one keeps serving.
+import type { KubeConfig } from '@kubernetes/client-node';
+import { chmod } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { EndpointMap, RoutingIR } from '../ir/types.ts';
+import { LogConsumers } from '../metrics/log-consumers.ts';
+import { createGatewayMetrics, observeLive, observeReload, type GatewayMetrics } from '../metrics/registry.ts';
+import { compileConfig } from '../pipeline/render.ts';
+import { Coalescer } from '../util/coalesce.ts';
+import { DataPlane, GATEWAY_PARAMS, type DataPlaneState } from '../varnish/data-plane.ts';
+import type { Varnishd } from '../varnish/varnishd.ts';
+import type { ShardCache } from '../vcl/shards.ts';
+import { drainConnections, type DrainOptions } from './drain.ts';
+import { RouteStatusReporter } from './route-status.ts';
+import { ChaperoneSources } from './sources.ts';
+
+export interface ChaperoneOptions {
+  kubeConfig: KubeConfig;
+  /** The Gateway this pod serves. */
+  namespace: string;
+  gateway: string;
+  podName: string;
+  /** Parent of varnishd's work directories. */
+  workDir: string;
+  logger: Logger;
+  params?: Record<string, string>;
+  shards?: number;
+  metrics?: GatewayMetrics;
+  /** Report `Programmed` on HTTPRoutes (default true). */
+  reportRouteStatus?: boolean;
+}
+
+export interface ChaperoneState extends DataPlaneState {
+  phase: 'starting' | 'serving' | 'draining' | 'stopped';
+  /** SHA-256 of the routing config that is live. */
+  configHash?: string;
+  endpoints: number;
+  lastError?: { at: string; message: string };
+}
+
+export class Chaperone {
+  private readonly opts: ChaperoneOptions;
+  private readonly log: Logger;
+  private readonly sources: ChaperoneSources;
+  private readonly dataPlane: DataPlane;
+  private readonly routeStatus: RouteStatusReporter | null;
+  private readonly shardCache: ShardCache = new Map();
+  private readonly applier: Coalescer;
+  readonly metrics: GatewayMetrics;
+  readonly logConsumers: LogConsumers;
+  readonly state: ChaperoneState = { phase: 'starting', ready: false, generation: 0, listeners: [], endpoints: 0 };
+  /** The decoded config and the endpoints last compiled, to skip work when neither changed. */
+  private compiled: { hash: string; endpoints: string } | null = null;
+  private lastInvalid = '';
+
+  constructor(opts: ChaperoneOptions) {
+    this.opts = opts;
+    this.log = opts.logger.child({ component: 'chaperone', gateway: `${opts.namespace}/${opts.gateway}` });
+    this.metrics = opts.metrics ?? createGatewayMetrics();
+    const recLen = Number({ ...GATEWAY_PARAMS, ...opts.params }.vsl_reclen ?? 255);
+    this.logConsumers = new LogConsumers({ metrics: this.metrics, logger: opts.logger, recLen });
+    this.applier = new Coalescer(
+      () => this.applyOnce(),
+      (err) => this.fail(err instanceof Error ? err.message : String(err)),
+    );
+    this.sources = new ChaperoneSources({
+      kubeConfig: opts.kubeConfig,
+      namespace: opts.namespace,
+      gateway: opts.gateway,
+      logger: opts.logger,
+      onChange: () => void this.applier.run(),
+    });
+    this.routeStatus =
+      opts.reportRouteStatus === false
+        ? null
+        : new RouteStatusReporter({ kubeConfig: opts.kubeConfig, namespace: opts.namespace, gateway: opts.gateway, podName: opts.podName, logger: opts.logger });
+    this.dataPlane = new DataPlane({
+      workDir: opts.workDir,
+      logger: opts.logger,
+      params: opts.params,
+      state: this.state,
+      onReload: (ok, seconds) => observeReload(this.metrics, ok, seconds),
+      onLive: (config, varnishd) => {
+        observeLive(this.metrics, config.stats.routes);
+        const instanceDir = varnishd?.instanceDir;
+        this.logConsumers.update(instanceDir ? { instanceDir, ir: config.ir, endpoints: config.endpoints } : null);
+      },
+    });
+  }
+
+  get varnish(): Varnishd | null {
+    return this.dataPlane.varnish;
+  }
+
+  /** Ready to take traffic: serving a config and not draining. */
+  get ready(): boolean {
+    return this.state.phase === 'serving' && this.state.ready;
+  }
+
+  /** Starts watching; the first config goes live as soon as it is complete. */
+  async start(): Promise<void> {
+    // varnishd drops privileges to its own user, which must read the files written here.
+    await chmod(this.opts.workDir, 0o755).catch(() => undefined);
+    this.log.info({ event: 'starting' }, 'watching the routing config and EndpointSlices');
+    await this.sources.start();
+    await this.sources.synced;
+    await this.applier.run();
+  }
+
+  /** Resolves once a config is live (or the agent stops). */
+  async waitReady(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.state.ready) {
+      if (this.state.phase === 'stopped') throw new Error('chaperone stopped');
+      if (Date.now() > deadline) throw new Error(`no config live after ${timeoutMs} ms${this.state.lastError ? `: ${this.state.lastError.message}` : ''}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Waits for pending applies and status reports (tests). */
+  async settled(): Promise<void> {
+    await this.applier.run();
+    await this.routeStatus?.settled();
+  }
+
+  private async applyOnce(): Promise<void> {
+    if (this.state.phase === 'draining' || this.state.phase === 'stopped') return;
+    const decoded = this.sources.routingConfig();
+    if (decoded.state === 'incomplete') {
+      this.log.debug({ event: 'config-incomplete', reason: decoded.reason }, 'routing config not complete yet');
+      return;
+    }
+    if (decoded.state === 'invalid') {
+      // Reported once per distinct problem, not on every endpoint change while it lasts.
+      if (decoded.reason !== this.lastInvalid) this.fail(`routing config rejected, last good config keeps serving: ${decoded.reason}`);
+      this.lastInvalid = decoded.reason;
+      return;
+    }
+    this.lastInvalid = '';
+    const endpoints = this.sources.endpoints(decoded.ir);
+    const endpointsKey = endpointFingerprint(endpoints);
+    if (this.compiled?.hash === decoded.sha256 && this.compiled.endpoints === endpointsKey && this.state.ready) return;
+    const config = compileConfig(decoded.ir, endpoints, { shards: this.opts.shards, shardCache: this.shardCache });
+    await this.dataPlane.apply(config);
+    this.compiled = { hash: decoded.sha256, endpoints: endpointsKey };
+    this.state.configHash = decoded.sha256;
+    this.state.endpoints = countEndpoints(endpoints);
+    this.state.lastError = undefined;
+    if (this.state.phase === 'starting') {
+      this.state.phase = 'serving';
+      this.log.info({ event: 'ready', routes: config.stats.routes, endpoints: this.state.endpoints }, 'first config live: ready');
+    }
+    this.routeStatus?.live(routeGenerations(decoded.ir));
+  }
+
+  private fail(message: string): void {
+    this.state.lastError = { at: new Date().toISOString(), message };
+    this.log.error({ event: 'config-rejected' }, message);
+  }
+
+  /**
+   * SIGTERM: not ready at once (health 503, so Kubernetes stops sending traffic), wait for the
+   * open client connections to close, then stop varnishd cleanly. No timeout of our own: the
+   * pod's terminationGracePeriodSeconds ends it.
+   */
+  async drain(options: Omit<DrainOptions, 'logger' | 'varnishd'>): Promise<void> {
+    if (this.state.phase === 'draining' || this.state.phase === 'stopped') return;
+    this.state.phase = 'draining';
+    this.state.ready = false;
+    await this.sources.stop();
+    await this.applier.stop();
+    this.routeStatus?.stop();
+    await drainConnections({ ...options, logger: this.log, varnishd: this.dataPlane.varnish });
+    await this.stop();
+  }
+
+  async stop(): Promise<void> {
+    this.state.phase = 'stopped';
+    this.state.ready = false;
+    this.routeStatus?.stop();
+    await this.sources.stop();
+    await this.applier.stop();
+    await this.logConsumers.stop();
+    await this.dataPlane.stop();
+  }
+}
+
+function routeGenerations(ir: RoutingIR): Record<string, number> {
+  return ir.routeGenerations ?? {};
+}
+
+function countEndpoints(endpoints: EndpointMap): number {
+  let n = 0;
+  for (const list of endpoints.values()) n += list.length;
+  return n;
+}
+
+function endpointFingerprint(endpoints: EndpointMap): string {
+  const parts: string[] = [];
+  for (const [key, list] of endpoints) parts.push(`${key}=${list.map((e) => `${e.address}:${e.port}`).join(',')}`);
+  return parts.sort().join(';');
+}
