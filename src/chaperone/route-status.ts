@@ -10,6 +10,7 @@ import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { CONTROLLER_NAME } from '../gatewayapi/features.ts';
 import { GATEWAY_GROUP } from '../gatewayapi/types.ts';
+import { apiStatusCode } from '../providers/kubernetes/errors.ts';
 
 export const PROGRAMMED = 'Programmed';
 const CONCURRENCY = 4;
@@ -102,7 +103,7 @@ export class RouteStatusReporter {
         this.log.debug({ event: 'route-programmed', object: key, generation }, 'reported Programmed');
         return true;
       } catch (err) {
-        const code = statusCode(err);
+        const code = apiStatusCode(err);
         if (code === 404) return true; // deleted meanwhile: nothing to report
         if (code === 409 && attempt < ATTEMPTS) continue; // someone else wrote status: redo on the fresh object
         this.log.warn({ event: 'route-status-failed', object: key, generation, err: (err as Error).message }, 'could not report Programmed');
@@ -141,10 +142,4 @@ export class RouteStatusReporter {
     else conditions.push(condition);
     return true;
   }
-}
-
-function statusCode(err: unknown): number | undefined {
-  const e = err as { code?: unknown; statusCode?: unknown; body?: unknown };
-  const code = e?.code ?? e?.statusCode;
-  return typeof code === 'number' ? code : undefined;
 }

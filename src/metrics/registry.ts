@@ -6,6 +6,7 @@
 // of the live config, service from its mirror Services, reason and outcome from fixed lists.
 // Nothing is labelled per reload, per VCL name or per request.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { VarnishdEvent } from '../varnish/varnishd.ts';
 
 export interface GatewayMetrics {
   registry: Registry;
@@ -26,6 +27,14 @@ export interface GatewayMetrics {
   lastReloadSuccess: Gauge;
   vslOverruns: Counter<'reader'>;
   vslReaderRestarts: Counter<'reader'>;
+  /** Child process restarts by varnishd's manager (observeVarnishdEvent). */
+  varnishChildRestarts: Counter;
+  /** 1 while the gateway drains before shutdown, else 0. */
+  draining: Gauge;
+  /** Ready endpoints (distinct address:port, one varnish backend each) in the live config. */
+  endpoints: Gauge;
+  /** Failed varnishstat polls (StatsCollector 'poll-failed'). */
+  statsPollFailures: Counter;
 }
 
 export const VSL_READERS = ['mirror', 'records'] as const;
@@ -113,6 +122,26 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
       labelNames: ['reader'],
       registers,
     }),
+    varnishChildRestarts: new Counter({
+      name: 'vgw_varnish_child_restarts_total',
+      help: "varnishd child process restarts by its manager (crash, panic), not counting a new manager's first child.",
+      registers,
+    }),
+    draining: new Gauge({
+      name: 'vgw_draining',
+      help: '1 while the gateway drains connections before shutting down, else 0.',
+      registers,
+    }),
+    endpoints: new Gauge({
+      name: 'vgw_endpoints',
+      help: 'Ready endpoints (distinct address:port, one varnish backend each) in the live config.',
+      registers,
+    }),
+    statsPollFailures: new Counter({
+      name: 'vgw_stats_poll_failures_total',
+      help: 'varnishstat polls that failed; varnish_* metrics keep the values of the last good poll.',
+      registers,
+    }),
   };
   // Fixed label values start at zero, so rates work from the first scrape.
   for (const result of ['success', 'failure']) m.vclReloads.inc({ result }, 0);
@@ -133,4 +162,16 @@ export function observeReload(m: GatewayMetrics, ok: boolean, seconds: number | 
 export function observeLive(m: GatewayMetrics, routes: number, now = Date.now()): void {
   m.routes.set(routes);
   m.lastReloadSuccess.set(now / 1000);
+}
+
+/** Counts what the varnishd supervisor reports (`varnishd.on('event', ...)`). */
+export function observeVarnishdEvent(m: GatewayMetrics, ev: VarnishdEvent): void {
+  if (ev.type === 'child-started' && ev.restart) m.varnishChildRestarts.inc();
+}
+
+/** Distinct address:port pairs over the Services of a config. */
+export function countEndpoints(endpoints: ReadonlyMap<string, readonly { address: string; port: number }[]>): number {
+  const seen = new Set<string>();
+  for (const list of endpoints.values()) for (const ep of list) seen.add(`${ep.address}|${ep.port}`);
+  return seen.size;
 }
