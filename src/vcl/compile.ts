@@ -68,7 +68,7 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap): { vcl: string
     maxQueryHeaders = Math.max(maxQueryHeaders, queryNames(vhost).length);
   }
   const internalHeaders = [...FIXED_INTERNAL_HEADERS, ...Array.from({ length: maxQueryHeaders }, (_, i) => queryHeader(i))];
-  const ctx: EmitContext = { responses: new ResponseModifiers(), services: ir.services };
+  const ctx: EmitContext = { responses: new ResponseModifiers(), services: ir.services, hasEndpoints: () => true };
   const sleeps = vhosts.some(({ vhost }) => vhost.routes.some((r) => r.action.retry?.backoffMs));
 
   out.line('vcl 4.1;');
@@ -88,6 +88,7 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap): { vcl: string
   const used = usedServices(vhosts.map((v) => v.vhost));
   const endpointNames = new Map<string, string>();
   const serviceEndpoints = ir.services.map((svc, i) => (used.has(i) ? (endpoints.get(serviceKey(svc)) ?? []) : []));
+  ctx.hasEndpoints = (i) => serviceEndpoints[i].length > 0;
   for (const list of serviceEndpoints) {
     for (const ep of list) {
       const id = `${ep.address}|${ep.port}`;
@@ -327,7 +328,9 @@ function emitAction(out: Writer, route: IRRoute, socket: IRSocket, ctx: EmitCont
   }
   const pick = (b: IRBackendRef) => {
     emitFilterLog(out, route.id, [...filters, ...backendFilterTypes(b)]);
-    if (b.service === null) {
+    // Gateway API: a backendRef that cannot be used, including a Service without endpoints,
+    // answers 500 for its share of requests.
+    if (b.service === null || !ctx.hasEndpoints(b.service)) {
       out.line('return (synth(500));');
       return;
     }
@@ -430,6 +433,8 @@ function emitHeaderModifier(out: Writer, object: 'req' | 'resp', m: IRHeaderModi
 interface EmitContext {
   responses: ResponseModifiers;
   services: RoutingIR['services'];
+  /** Whether the Service has a ready endpoint in this compile. */
+  hasEndpoints: (service: number) => boolean;
 }
 
 /** Distinct response header modifiers of one VCL, numbered for the vgw_response tree. */

@@ -154,6 +154,23 @@ describe('vgw serve (standalone)', () => {
     assert.equal(podOf(await get('a.example.com', '/')), 'svc-a-1-1', 'other routes keep serving');
   });
 
+  test('a Service without ready endpoints answers 500, and serves once one is ready', async () => {
+    const slice = (ready: boolean) => ({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: 'svc-e-1', namespace: NS, labels: { 'kubernetes.io/service-name': 'svc-e' } },
+      addressType: 'IPv4',
+      ports: [{ name: 'http', port: Number(new URL(a.url).port) }],
+      endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready } }],
+    });
+    const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'svc-e', namespace: NS }, spec: { ports: [{ name: 'http', port: 80 }] } };
+    await writeFile(join(dir, 'route-e.yaml'), yamlDocs([svc, slice(false), route('e', ['e.example.com'], [{ backendRefs: [{ name: 'svc-e', port: 80 }] }])]));
+    await eventually(async () => (await get('e.example.com', '/')).status === 500, 'no endpoints: 500');
+    await writeFile(join(dir, 'route-e.yaml'), yamlDocs([svc, slice(true), route('e', ['e.example.com'], [{ backendRefs: [{ name: 'svc-e', port: 80 }] }])]));
+    await eventually(async () => (await get('e.example.com', '/')).status === 200, 'endpoint ready: 200');
+    await unlink(join(dir, 'route-e.yaml'));
+  });
+
   test('removing a route file removes the route', async () => {
     await unlink(join(dir, 'route-b.yaml'));
     await eventually(async () => (await get('b.example.com', '/')).status === 404, 'route b gone');
