@@ -10,11 +10,12 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { chmod } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { EndpointMap, RoutingIR } from '../ir/types.ts';
-import { LogConsumers } from '../metrics/log-consumers.ts';
-import { createGatewayMetrics, observeLive, observeReload, type GatewayMetrics } from '../metrics/registry.ts';
+import { ObservedDataPlane } from '../metrics/observed-data-plane.ts';
+import { createGatewayMetrics, type GatewayMetrics } from '../metrics/registry.ts';
 import { compileConfig } from '../pipeline/render.ts';
 import { Coalescer } from '../util/coalesce.ts';
-import { DataPlane, GATEWAY_PARAMS, type DataPlaneState } from '../varnish/data-plane.ts';
+import type { DataPlaneState } from '../varnish/data-plane.ts';
+import { activeSessions } from '../varnish/stats.ts';
 import type { Varnishd } from '../varnish/varnishd.ts';
 import type { ShardCache } from '../vcl/shards.ts';
 import { drainConnections, type DrainOptions } from './drain.ts';
@@ -49,12 +50,11 @@ export class Chaperone {
   private readonly opts: ChaperoneOptions;
   private readonly log: Logger;
   private readonly sources: ChaperoneSources;
-  private readonly dataPlane: DataPlane;
+  private readonly dataPlane: ObservedDataPlane;
   private readonly routeStatus: RouteStatusReporter | null;
   private readonly shardCache: ShardCache = new Map();
   private readonly applier: Coalescer;
   readonly metrics: GatewayMetrics;
-  readonly logConsumers: LogConsumers;
   readonly state: ChaperoneState = { phase: 'starting', ready: false, generation: 0, listeners: [], endpoints: 0 };
   /** The decoded config and the endpoints last compiled, to skip work when neither changed. */
   private compiled: { hash: string; endpoints: string } | null = null;
@@ -64,8 +64,6 @@ export class Chaperone {
     this.opts = opts;
     this.log = opts.logger.child({ component: 'chaperone', gateway: `${opts.namespace}/${opts.gateway}` });
     this.metrics = opts.metrics ?? createGatewayMetrics();
-    const recLen = Number({ ...GATEWAY_PARAMS, ...opts.params }.vsl_reclen ?? 255);
-    this.logConsumers = new LogConsumers({ metrics: this.metrics, logger: opts.logger, recLen });
     this.applier = new Coalescer(
       () => this.applyOnce(),
       (err) => this.fail(err instanceof Error ? err.message : String(err)),
@@ -81,18 +79,7 @@ export class Chaperone {
       opts.reportRouteStatus === false
         ? null
         : new RouteStatusReporter({ kubeConfig: opts.kubeConfig, namespace: opts.namespace, gateway: opts.gateway, podName: opts.podName, logger: opts.logger });
-    this.dataPlane = new DataPlane({
-      workDir: opts.workDir,
-      logger: opts.logger,
-      params: opts.params,
-      state: this.state,
-      onReload: (ok, seconds) => observeReload(this.metrics, ok, seconds),
-      onLive: (config, varnishd) => {
-        observeLive(this.metrics, config.stats.routes);
-        const instanceDir = varnishd?.instanceDir;
-        this.logConsumers.update(instanceDir ? { instanceDir, ir: config.ir, endpoints: config.endpoints } : null);
-      },
-    });
+    this.dataPlane = new ObservedDataPlane({ workDir: opts.workDir, logger: opts.logger, params: opts.params, state: this.state, metrics: this.metrics });
   }
 
   get varnish(): Varnishd | null {
@@ -146,7 +133,12 @@ export class Chaperone {
     this.lastInvalid = '';
     const endpoints = this.sources.endpoints(decoded.ir);
     const endpointsKey = endpointFingerprint(endpoints);
-    if (this.compiled?.hash === decoded.sha256 && this.compiled.endpoints === endpointsKey && this.state.ready) return;
+    if (this.compiled?.hash === decoded.sha256 && this.compiled.endpoints === endpointsKey && this.state.ready) {
+      // What is published is what is live (say, the last good config published again after a
+      // rejected one): no problem is outstanding.
+      this.state.lastError = undefined;
+      return;
+    }
     const config = compileConfig(decoded.ir, endpoints, { shards: this.opts.shards, shardCache: this.shardCache });
     await this.dataPlane.apply(config);
     this.compiled = { hash: decoded.sha256, endpoints: endpointsKey };
@@ -162,6 +154,7 @@ export class Chaperone {
 
   private fail(message: string): void {
     this.state.lastError = { at: new Date().toISOString(), message };
+    this.metrics.configErrors.inc();
     this.log.error({ event: 'config-rejected' }, message);
   }
 
@@ -170,14 +163,22 @@ export class Chaperone {
    * open client connections to close, then stop varnishd cleanly. No timeout of our own: the
    * pod's terminationGracePeriodSeconds ends it.
    */
-  async drain(options: Omit<DrainOptions, 'logger' | 'varnishd'>): Promise<void> {
+  async drain(options: Omit<DrainOptions, 'logger' | 'varnishd' | 'activeSessions'> = {}): Promise<void> {
     if (this.state.phase === 'draining' || this.state.phase === 'stopped') return;
     this.state.phase = 'draining';
     this.state.ready = false;
+    this.metrics.draining.set(1);
     await this.sources.stop();
     await this.applier.stop();
     this.routeStatus?.stop();
-    await drainConnections({ ...options, logger: this.log, varnishd: this.dataPlane.varnish });
+    const stats = this.dataPlane.statsCollector;
+    await drainConnections({
+      ...options,
+      logger: this.log,
+      varnishd: this.dataPlane.varnish,
+      // A fresh poll each time: the background one may be up to a poll interval old.
+      activeSessions: async () => (stats ? (activeSessions(await stats.get()) ?? Number.NaN) : 0),
+    });
     await this.stop();
   }
 
@@ -187,7 +188,6 @@ export class Chaperone {
     this.routeStatus?.stop();
     await this.sources.stop();
     await this.applier.stop();
-    await this.logConsumers.stop();
     await this.dataPlane.stop();
   }
 }

@@ -5,7 +5,6 @@ import { mkdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { Chaperone } from '../chaperone/agent.ts';
 import { startAdminServer } from '../standalone/admin.ts';
-import { StatsCollector, activeSessions } from '../varnish/stats.ts';
 import { createLogger } from '../util/log.ts';
 import { reportUsage, UsageError } from './args.ts';
 
@@ -57,13 +56,7 @@ export async function runChaperone(argv: string[]): Promise<number> {
     if (terminating) return;
     terminating = true;
     void (async () => {
-      await chaperone.drain({
-        activeSessions: async () => {
-          const varnishd = chaperone.varnish;
-          if (!varnishd) return 0;
-          return activeSessions(await StatsCollector.forVarnishd(varnishd).get()) ?? Number.NaN;
-        },
-      });
+      await chaperone.drain();
       admin.close();
       log.info({ event: 'exit' }, 'varnishd stopped, exiting');
       process.exit(0);

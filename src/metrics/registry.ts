@@ -31,10 +31,12 @@ export interface GatewayMetrics {
   varnishChildRestarts: Counter;
   /** 1 while the gateway drains before shutdown, else 0. */
   draining: Gauge;
-  /** Ready endpoints (distinct address:port, one varnish backend each) in the live config. */
+  /** Ready endpoints of the Services in the live config (countEndpoints). */
   endpoints: Gauge;
   /** Failed varnishstat polls (StatsCollector 'poll-failed'). */
   statsPollFailures: Counter;
+  /** Configs that could not be made live; the previous one kept serving. */
+  configErrors: Counter;
 }
 
 export const VSL_READERS = ['mirror', 'records'] as const;
@@ -134,12 +136,17 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
     }),
     endpoints: new Gauge({
       name: 'vgw_endpoints',
-      help: 'Ready endpoints (distinct address:port, one varnish backend each) in the live config.',
+      help: 'Ready endpoints of the Services in the live config.',
       registers,
     }),
     statsPollFailures: new Counter({
       name: 'vgw_stats_poll_failures_total',
       help: 'varnishstat polls that failed; varnish_* metrics keep the values of the last good poll.',
+      registers,
+    }),
+    configErrors: new Counter({
+      name: 'vgw_config_errors_total',
+      help: 'Configs rejected (unreadable manifests or routing ConfigMaps, VCL that does not compile, listeners that cannot be bound); the previous config kept serving.',
       registers,
     }),
   };
@@ -169,9 +176,9 @@ export function observeVarnishdEvent(m: GatewayMetrics, ev: VarnishdEvent): void
   if (ev.type === 'child-started' && ev.restart) m.varnishChildRestarts.inc();
 }
 
-/** Distinct address:port pairs over the Services of a config. */
-export function countEndpoints(endpoints: ReadonlyMap<string, readonly { address: string; port: number }[]>): number {
-  const seen = new Set<string>();
-  for (const list of endpoints.values()) for (const ep of list) seen.add(`${ep.address}|${ep.port}`);
-  return seen.size;
+/** Ready endpoints summed over the Services of a config (one shared by two Services counts twice). */
+export function countEndpoints(endpoints: ReadonlyMap<string, readonly unknown[]>): number {
+  let n = 0;
+  for (const list of endpoints.values()) n += list.length;
+  return n;
 }

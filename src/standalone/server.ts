@@ -6,17 +6,17 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { formatProblem, type Problem } from '../gatewayapi/translator.ts';
-import { LogConsumers } from '../metrics/log-consumers.ts';
-import { createGatewayMetrics, observeLive, observeReload, type GatewayMetrics } from '../metrics/registry.ts';
+import type { LogConsumers } from '../metrics/log-consumers.ts';
+import { ObservedDataPlane } from '../metrics/observed-data-plane.ts';
+import { createGatewayMetrics, type GatewayMetrics } from '../metrics/registry.ts';
 import { render } from '../pipeline/render.ts';
 import { ManifestLoader, ManifestLoadError } from '../providers/file/load.ts';
 import { watchDirectory, type DirectoryWatch } from '../providers/file/watch.ts';
-import { DataPlane, GATEWAY_PARAMS, type DataPlaneState } from '../varnish/data-plane.ts';
+import type { DataPlaneState } from '../varnish/data-plane.ts';
+import type { StatsCollector } from '../varnish/stats.ts';
 import type { Varnishd } from '../varnish/varnishd.ts';
 import type { ShardCache } from '../vcl/shards.ts';
 import { Coalescer } from '../util/coalesce.ts';
-
-export { GATEWAY_PARAMS };
 
 export interface StandaloneOptions {
   dir: string;
@@ -29,6 +29,8 @@ export interface StandaloneOptions {
   shards?: number;
   /** Registry handles to record into; default: a new registry (see `metrics`). */
   metrics?: GatewayMetrics;
+  /** varnishstat poll interval for the varnish_* metrics; default 1000 ms. */
+  statsIntervalMs?: number;
 }
 
 export interface StandaloneStatus extends DataPlaneState {
@@ -39,7 +41,7 @@ export interface StandaloneStatus extends DataPlaneState {
 export class StandaloneServer {
   private readonly opts: StandaloneOptions;
   private readonly log: Logger;
-  private dataPlane: DataPlane | null = null;
+  private dataPlane: ObservedDataPlane | null = null;
   private watch: DirectoryWatch | null = null;
   private readonly loader = new ManifestLoader();
   private readonly shardCache: ShardCache = new Map();
@@ -52,20 +54,26 @@ export class StandaloneServer {
   private stopped = false;
   readonly state: StandaloneStatus = { ready: false, generation: 0, problems: [], listeners: [] };
   readonly metrics: GatewayMetrics;
-  /** Shared-memory log readers: request mirroring and filter metrics (docs/mirroring.md). */
-  readonly logConsumers: LogConsumers;
 
   constructor(opts: StandaloneOptions) {
     this.opts = opts;
     this.log = opts.logger.child({ component: 'standalone' });
     this.metrics = opts.metrics ?? createGatewayMetrics();
-    const recLen = Number({ ...GATEWAY_PARAMS, ...opts.params }.vsl_reclen ?? 255);
-    this.logConsumers = new LogConsumers({ metrics: this.metrics, logger: opts.logger, recLen });
   }
 
   /** The running varnishd, if any (for diagnostics and tests). */
   get varnish(): Varnishd | null {
     return this.dataPlane?.varnish ?? null;
+  }
+
+  /** Counters of the running varnishd; the varnish_* metrics read its `latest`. */
+  get statsCollector(): StatsCollector | null {
+    return this.dataPlane?.statsCollector ?? null;
+  }
+
+  /** Shared-memory log readers: request mirroring and filter metrics (docs/mirroring.md). */
+  get logConsumers(): LogConsumers | null {
+    return this.dataPlane?.logConsumers ?? null;
   }
 
   async start(): Promise<void> {
@@ -78,17 +86,13 @@ export class StandaloneServer {
     }
     // varnishd drops privileges to its own user, which must read the files written here.
     await chmod(this.workDir, 0o755);
-    this.dataPlane = new DataPlane({
+    this.dataPlane = new ObservedDataPlane({
       workDir: this.workDir,
       logger: this.opts.logger,
       params: this.opts.params,
       state: this.state,
-      onReload: (ok, seconds) => observeReload(this.metrics, ok, seconds),
-      onLive: (config, varnishd) => {
-        observeLive(this.metrics, config.stats.routes);
-        const instanceDir = varnishd?.instanceDir;
-        this.logConsumers.update(instanceDir ? { instanceDir, ir: config.ir, endpoints: config.endpoints } : null);
-      },
+      metrics: this.metrics,
+      statsIntervalMs: this.opts.statsIntervalMs,
     });
     this.watch = watchDirectory(this.opts.dir, () => this.schedule(), this.log);
     await this.schedule();
@@ -124,14 +128,15 @@ export class StandaloneServer {
 
   private fail(message: string): void {
     this.state.lastError = { at: new Date().toISOString(), message };
+    this.metrics.configErrors.inc();
     this.log.error({ event: 'config-rejected' }, message);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.metrics.draining.set(1);
     this.watch?.close();
     await this.applier.stop();
-    await this.logConsumers.stop();
     await this.dataPlane?.stop();
     if (this.ownsWorkDir) await rm(this.workDir, { recursive: true, force: true });
   }

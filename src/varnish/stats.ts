@@ -10,9 +10,11 @@
 // the last value seen of a backend object that went away is kept in the sum for as long as a
 // backend with the same label is still loaded. Backends of our VCLs are named vgw_e<n>, and
 // <n> is numbered per VCL (and per shard), so the same name means different endpoints in two
-// VCLs; with `vclSource` (the CLI's vcl.show), each is labelled `address:port` instead.
+// VCLs: each is labelled with the `address:port` its VCL declares instead (compiledVclSource).
 import { execFile } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { pino, type Logger } from 'pino';
@@ -47,6 +49,13 @@ export interface StatsSnapshot {
 
 const TYPES: Record<string, CounterType> = { c: 'counter', g: 'gauge', b: 'bitmap' };
 
+/**
+ * The loops of start() and watch() wait at least this many times the last poll's duration:
+ * a poll is about 6 ms with one backend but 100 ms with 1 000 (17 counters each, per loaded
+ * VCL), so polling stays under a tenth of a CPU whatever the interval asked for.
+ */
+const POLL_SPACING = 10;
+
 /** Counters out of varnishstat's JSON (7.x nests them under "counters"; 6.x did not). */
 export function parseCounters(json: string): Map<string, StatsCounter> {
   const parsed = JSON.parse(json) as Record<string, unknown>;
@@ -79,8 +88,8 @@ export function parseVarnishstat(json: string, time = new Date()): StatsSnapshot
  * counters, agrees once traffic stops (`MAIN.sess_closed` and `sess_closed_err` do not: they
  * miss sessions the client closed). But MAIN counters are kept per worker thread and only
  * added to the shared ones when the thread goes idle: measured with 50 connections under
- * constant load, the difference stayed at 0 (and MAIN.client_req did not move) for the whole
- * 4 s run, while the mempool gauge said 50. It is only the fallback when no mempool is seen.
+ * constant load, the difference stayed at 0 (and MAIN.client_req did not move) until the run
+ * ended, while the mempool gauge said 50. It is only the fallback when no mempool is seen.
  */
 export function activeSessions(s: StatsSnapshot): number | undefined {
   let live = 0;
@@ -109,17 +118,49 @@ export function splitVbe(name: string): { vcl: string; backend: string; field: s
 }
 
 /**
+ * The source text of VCL `name` as loaded into the varnishd of `instanceDir`, read from the
+ * compiled VCL varnishd keeps there (`vcl_<name>.<time>/vgc.so`): VCC embeds every source as
+ * a NUL-terminated C string, which is what `vcl.show` prints. `vcl.show` itself is no use for
+ * this: its answer is cut at `cli_limit` (48 KB by default, about 600 of our backends), and it
+ * waits behind compiles on the CLI. Returns the chunks of the file that are VCL text (the
+ * builtin VCL included, which declares no backend).
+ */
+export async function compiledVclSource(instanceDir: string, name: string): Promise<string> {
+  const prefix = `vcl_${name}.`;
+  const dirs = (await readdir(instanceDir)).filter((d) => d.startsWith(prefix));
+  if (dirs.length === 0) throw new Error(`no compiled VCL ${name} in ${instanceDir}`);
+  // A new manager may have compiled the same name again: the newest is the loaded one.
+  const dated = await Promise.all(dirs.map(async (d) => ({ d, t: (await stat(join(instanceDir, d))).mtimeMs })));
+  dated.sort((a, b) => b.t - a.t);
+  const bin = await readFile(join(instanceDir, dated[0].d, 'vgc.so'), 'latin1');
+  return bin
+    .split('\0')
+    .filter((chunk) => /(^|\n)\s*vcl\s+\d+\.\d+\s*;/.test(chunk) && !/[\x01-\x08\x0e-\x1f\x7f]/.test(chunk))
+    .join('\n');
+}
+
+/**
  * `address:port` of each backend declared in a VCL text (`.host`/`.port`, or `.path` for a
- * Unix socket), comments and strings skipped. Backends without an address are left out.
+ * Unix socket); comments and the insides of strings are not mistaken for declarations.
+ * Backends without an address are left out.
  */
 export function parseBackendAddresses(vcl: string): Map<string, string> {
-  const clean = stripComments(vcl);
+  // Same length as `vcl`, so positions found in one hold in the other.
+  const code = blankOut(vcl, true);
+  const text = blankOut(vcl, false);
   const out = new Map<string, string>();
   const decl = /\bbackend\s+([A-Za-z][\w-]*)\s*\{/g;
-  for (let m = decl.exec(clean); m; m = decl.exec(clean)) {
-    const body = blockAt(clean, m.index + m[0].length - 1);
+  for (let m = decl.exec(code); m; m = decl.exec(code)) {
+    const open = m.index + m[0].length - 1;
+    const close = matchingBrace(code, open);
     // Only the backend's own attributes, not those of a nested .probe = { ... }.
-    const own = body.replace(/\{[^{}]*\}/g, '');
+    let depth = 0;
+    let own = '';
+    for (let i = open + 1; i < close; i++) {
+      if (code[i] === '{') depth++;
+      else if (code[i] === '}') depth--;
+      else if (depth === 0) own += text[i];
+    }
     const attr = (k: string) => new RegExp(`\\.${k}\\s*=\\s*"([^"]*)"`).exec(own)?.[1];
     const host = attr('host');
     const path = attr('path');
@@ -129,44 +170,41 @@ export function parseBackendAddresses(vcl: string): Map<string, string> {
   return out;
 }
 
-/** The text between the brace at `open` and its match (strings are kept as they are). */
-function blockAt(s: string, open: number): string {
+/** Index of the brace closing the one at `open` (end of text if none). */
+function matchingBrace(s: string, open: number): number {
   let depth = 0;
   for (let i = open; i < s.length; i++) {
-    const ch = s[i];
-    if (ch === '"') {
-      const end = s.indexOf('"', i + 1);
-      if (end < 0) break;
-      i = end;
-    } else if (ch === '{') depth++;
-    else if (ch === '}' && --depth === 0) return s.slice(open + 1, i);
+    if (s[i] === '{') depth++;
+    else if (s[i] === '}' && --depth === 0) return i;
   }
-  return s.slice(open + 1);
+  return s.length;
 }
 
-/** VCL with #, // and /* *\/ comments blanked out; "..." and {"..."} strings untouched. */
-function stripComments(s: string): string {
+/**
+ * VCL with #, // and /* *\/ comments turned to spaces, and with `strings` also the insides
+ * of "..." and {"..."} strings (their quotes kept); newlines and length are kept.
+ */
+function blankOut(s: string, strings: boolean): string {
+  const blank = (from: number, to: number) => s.slice(from, to).replace(/[^\n]/g, ' ');
   let out = '';
   let i = 0;
   while (i < s.length) {
     const two = s.slice(i, i + 2);
     let end: number;
-    if (two === '{"') {
-      end = s.indexOf('"}', i + 2);
-      end = end < 0 ? s.length : end + 2;
-      out += s.slice(i, end);
-    } else if (s[i] === '"') {
-      end = s.indexOf('"', i + 1);
-      end = end < 0 ? s.length : end + 1;
-      out += s.slice(i, end);
+    if (two === '{"' || s[i] === '"') {
+      const quote = two === '{"' ? '"}' : '"';
+      const from = i + quote.length;
+      end = s.indexOf(quote, from);
+      end = end < 0 ? s.length : end + quote.length;
+      out += strings ? s.slice(i, from) + blank(from, end - quote.length) + s.slice(end - quote.length, end) : s.slice(i, end);
     } else if (s[i] === '#' || two === '//') {
       end = s.indexOf('\n', i);
       if (end < 0) end = s.length;
-      out += ' ';
+      out += blank(i, end);
     } else if (two === '/*') {
       end = s.indexOf('*/', i + 2);
       end = end < 0 ? s.length : end + 2;
-      out += ' ';
+      out += blank(i, end);
     } else {
       out += s[i];
       end = i + 1;
@@ -230,49 +268,53 @@ export class SnapshotBuilder {
       this.seen.clear();
       this.retired.clear();
     }
-    const now = new Map<string, VbeSeen & { type: CounterType; description: string; format: string }>();
+    // One pass over the counters: sums per label and field, and what to remember for the next
+    // poll (this runs on every poll, over 17 counters per backend and loaded VCL).
+    type Sum = { value: number; type: CounterType; description: string; format: string };
+    const sums = new Map<string, Map<string, Sum>>();
+    const seen = new Map<string, VbeSeen>();
+    const labelsOf = new Map<string, ReadonlyMap<string, string> | undefined>();
     for (const [name, c] of counters) {
-      if (c.type === 'bitmap') continue;
+      if (c.type === 'bitmap' || !name.startsWith('VBE.')) continue;
       const vbe = splitVbe(name);
       if (!vbe) continue;
       let label = vbe.backend;
       if (addresses) {
-        const map = addresses(vbe.vcl);
+        let map = labelsOf.get(vbe.vcl);
+        if (map === undefined && !labelsOf.has(vbe.vcl)) labelsOf.set(vbe.vcl, (map = addresses(vbe.vcl)));
         if (!map) continue;
         label = map.get(vbe.backend) ?? vbe.backend;
       }
-      now.set(name, { label, field: vbe.field, value: c.value, type: c.type, description: c.description, format: c.format });
+      let fields = sums.get(label);
+      if (!fields) sums.set(label, (fields = new Map()));
+      const sum = fields.get(vbe.field);
+      if (sum) sum.value += c.value;
+      else fields.set(vbe.field, { value: c.value, type: c.type, description: c.description, format: c.format });
+      if (c.type === 'counter') seen.set(name, { label, field: vbe.field, value: c.value });
     }
     // Backend objects gone since the last poll (their VCL was discarded): keep their counts.
     for (const [name, old] of this.seen) {
-      if (now.has(name)) continue;
-      const fields = this.retired.get(old.label) ?? new Map<string, number>();
+      if (seen.has(name)) continue;
+      let fields = this.retired.get(old.label);
+      if (!fields) this.retired.set(old.label, (fields = new Map()));
       fields.set(old.field, (fields.get(old.field) ?? 0) + old.value);
-      this.retired.set(old.label, fields);
     }
-    const sums = new Map<string, Map<string, { value: number; type: CounterType; description: string; format: string }>>();
-    for (const e of now.values()) {
-      let fields = sums.get(e.label);
-      if (!fields) sums.set(e.label, (fields = new Map()));
-      const prev = fields.get(e.field);
-      if (prev) prev.value += e.value;
-      else fields.set(e.field, { value: e.value, type: e.type, description: e.description, format: e.format });
-    }
+    this.seen = seen;
     // A label no longer loaded at all (endpoint removed) takes its kept counts along, so
     // series do not pile up as endpoints come and go.
-    for (const label of [...this.retired.keys()]) if (!sums.has(label)) this.retired.delete(label);
     for (const [label, fields] of this.retired) {
-      const live = sums.get(label)!;
+      const live = sums.get(label);
+      if (!live) {
+        this.retired.delete(label);
+        continue;
+      }
       for (const [field, value] of fields) {
         const c = live.get(field);
         if (c && c.type === 'counter') c.value += value;
       }
     }
-    this.seen = new Map([...now].filter(([, e]) => e.type === 'counter').map(([name, e]) => [name, { label: e.label, field: e.field, value: e.value }]));
-    const backends = new Map<string, ReadonlyMap<string, StatsCounter>>();
-    for (const [label, fields] of sums) {
-      backends.set(label, new Map([...fields].map(([f, c]) => [f, Object.freeze(c) as StatsCounter])));
-    }
+    for (const fields of sums.values()) for (const c of fields.values()) Object.freeze(c);
+    const backends: ReadonlyMap<string, ReadonlyMap<string, StatsCounter>> = sums;
     return Object.freeze({
       time,
       counters,
@@ -287,10 +329,15 @@ export interface StatsCollectorOptions {
   instanceDir: string;
   varnishstatPath?: string;
   /**
-   * Source text of a loaded VCL (CLI `vcl.show`), to label backends `address:port`; without
-   * it backends are labelled by name.
+   * Source text of a loaded VCL, to label backends `address:port`; default compiledVclSource.
+   * null: label backends by name.
    */
-  vclSource?: (vclName: string) => Promise<string>;
+  vclSource?: ((vclName: string) => Promise<string>) | null;
+  /**
+   * Whether varnishd is up. The polls of start() and watch() are skipped while it is not
+   * (starting, restarting, stopped), rather than counted as failures; get() always polls.
+   */
+  up?: () => boolean;
   /** Limit for one varnishstat run; default 10 s. */
   timeoutMs?: number;
   logger?: Logger;
@@ -316,6 +363,7 @@ export class StatsCollector extends EventEmitter<StatsCollectorEventMap> {
   private loop: Promise<void> | null = null;
   private running = false;
   private failing = false;
+  private lastPollMs = 0;
 
   constructor(opts: StatsCollectorOptions) {
     super();
@@ -324,14 +372,9 @@ export class StatsCollector extends EventEmitter<StatsCollectorEventMap> {
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'varnish-stats' });
   }
 
-  /** A collector for this varnishd, labelling backends by address through its CLI. */
-  static forVarnishd(varnishd: Varnishd, opts: Omit<StatsCollectorOptions, 'instanceDir' | 'vclSource'> = {}): StatsCollector {
-    return new StatsCollector({
-      ...opts,
-      instanceDir: varnishd.instanceDir,
-      // Through the `cli` getter: a manager restart replaces the connection.
-      vclSource: (name) => varnishd.cli.expectOk(['vcl.show', name]),
-    });
+  /** A collector for this varnishd, whose loop pauses while varnishd is not running. */
+  static forVarnishd(varnishd: Varnishd, opts: Omit<StatsCollectorOptions, 'instanceDir' | 'up'> = {}): StatsCollector {
+    return new StatsCollector({ ...opts, instanceDir: varnishd.instanceDir, up: () => varnishd.running });
   }
 
   /** The most recent snapshot of any poll; what metric scrapes read. */
@@ -346,18 +389,23 @@ export class StatsCollector extends EventEmitter<StatsCollectorEventMap> {
     return run;
   }
 
-  /** Snapshots every `intervalMs` (after the previous poll ended) until `signal` aborts. */
+  /** Snapshots every `intervalMs` (after the previous poll ended, see POLL_SPACING) until `signal` aborts. */
   async *watch(intervalMs: number, signal?: AbortSignal): AsyncGenerator<StatsSnapshot, void, undefined> {
     while (!signal?.aborted) {
-      const snap = await this.get().catch(() => null);
+      const snap = this.opts.up?.() === false ? null : await this.get().catch(() => null);
       if (signal?.aborted) return;
       if (snap) yield snap;
       try {
-        await sleep(intervalMs, undefined, { signal });
+        await sleep(this.pause(intervalMs), undefined, { signal });
       } catch {
         return;
       }
     }
+  }
+
+  /** Wait between two polls of a loop. */
+  private pause(intervalMs: number): number {
+    return Math.max(intervalMs, POLL_SPACING * this.lastPollMs);
   }
 
   /** Keeps `latest` fresh: a poll now, then every `intervalMs` after each one ends. */
@@ -366,13 +414,13 @@ export class StatsCollector extends EventEmitter<StatsCollectorEventMap> {
     this.running = true;
     const tick = () => {
       this.timer = null;
-      this.loop = this.get().then(
+      this.loop = (this.opts.up?.() === false ? Promise.resolve() : this.get()).then(
         () => undefined,
         () => undefined,
       );
       void this.loop.then(() => {
         if (this.running) {
-          this.timer = setTimeout(tick, intervalMs);
+          this.timer = setTimeout(tick, this.pause(intervalMs));
           this.timer.unref();
         }
       });
@@ -390,11 +438,12 @@ export class StatsCollector extends EventEmitter<StatsCollectorEventMap> {
   }
 
   private async poll(): Promise<StatsSnapshot> {
+    const started = performance.now();
     try {
       const { stdout } = await execFileP(
         this.opts.varnishstatPath ?? 'varnishstat',
         // -t: give up quickly on a varnishd that is not (yet) there; the next poll tries again.
-        ['-n', this.instanceDir, '-t', '2', '-j', '-1'],
+        ['-n', this.instanceDir, '-t', '1', '-j', '-1'],
         { maxBuffer: 256 * 1024 * 1024, timeout: this.opts.timeoutMs ?? 10_000 },
       );
       const time = new Date();
@@ -402,6 +451,7 @@ export class StatsCollector extends EventEmitter<StatsCollectorEventMap> {
       const restarted = this.builder.restarted(counters);
       const snap = this.builder.build(counters, time, await this.resolver(counters, restarted), restarted);
       this.last = snap;
+      this.lastPollMs = performance.now() - started;
       if (this.failing) this.log.info({ event: 'stats-poll-recovered', failures: this.failures }, 'varnishstat poll works again');
       this.failing = false;
       this.emit('snapshot', snap);
@@ -419,8 +469,8 @@ export class StatsCollector extends EventEmitter<StatsCollectorEventMap> {
 
   /** Fetches the addresses of VCLs not seen before; forgets VCLs that are gone. */
   private async resolver(counters: ReadonlyMap<string, StatsCounter>, restarted: boolean): Promise<((vcl: string) => ReadonlyMap<string, string> | undefined) | null> {
-    const source = this.opts.vclSource;
-    if (!source) return null;
+    if (this.opts.vclSource === null) return null;
+    const source = this.opts.vclSource ?? ((name: string) => compiledVclSource(this.instanceDir, name));
     const vcls = new Set<string>();
     for (const name of counters.keys()) {
       const vbe = splitVbe(name);
@@ -434,8 +484,8 @@ export class StatsCollector extends EventEmitter<StatsCollectorEventMap> {
       try {
         this.addresses.set(vcl, parseBackendAddresses(await source(vcl)));
       } catch (err) {
-        // CLI busy restarting, or the VCL was just discarded: try again next poll.
-        this.log.debug({ vcl, err: (err as Error).message }, 'vcl.show failed; backends of this VCL wait for the next poll');
+        // The VCL was just discarded, or is still being loaded: try again next poll.
+        this.log.debug({ vcl, err: (err as Error).message }, 'VCL source not readable; backends of this VCL wait for the next poll');
       }
     }
     return (vcl) => this.addresses.get(vcl);

@@ -132,7 +132,7 @@ describe('vgw serve: reload metrics and log readers follow the config', () => {
     assert.equal(sample(text, 'vgw_routes'), 1);
     assert.ok((sample(text, 'vgw_last_reload_success_timestamp_seconds') ?? 0) > 1e9);
     assert.equal(sample(text, 'vgw_vcl_reload_duration_seconds_count'), 1);
-    const { mirror, records } = server.logConsumers.readers;
+    const { mirror, records } = server.logConsumers!.readers;
     assert.equal(mirror, null, 'no mirrors configured: no mirror reader');
     assert.equal(records?.instanceDir, server.varnish?.instanceDir, 'a filter is configured: the records reader reads this varnishd');
     await records?.attached();
@@ -154,14 +154,14 @@ describe('vgw serve: reload metrics and log readers follow the config', () => {
     assert.equal(sample(text, 'vgw_vcl_reloads_total{result="success"}'), 51);
     assert.equal(sample(text, 'vgw_vcl_reload_duration_seconds_count'), 51);
     assert.equal(samples(text).length, seriesBefore);
-    assert.ok(server.logConsumers.readers.records?.running, 'the reader was kept across reloads');
-    assert.equal(server.logConsumers.readers.records?.restarts, 0);
+    assert.ok(server.logConsumers!.readers.records?.running, 'the reader was kept across reloads');
+    assert.equal(server.logConsumers!.readers.records?.restarts, 0);
   });
 
   test('a config without filters stops the records reader', async () => {
-    const reader = server.logConsumers.readers.records;
+    const reader = server.logConsumers!.readers.records;
     await writeFile(join(dir, 'route.yaml'), routeYaml(51, false));
-    await eventually('reader stopped', () => server.logConsumers.readers.records === null && !reader?.running);
+    await eventually('reader stopped', () => server.logConsumers!.readers.records === null && !reader?.running);
   });
 
   test('a failed reload is counted as failure', async () => {

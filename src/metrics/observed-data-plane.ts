@@ -1,0 +1,76 @@
+// A DataPlane with everything that watches it: reload and config metrics, the varnishstat
+// collector behind the varnish_* metrics, supervisor events (child restarts), and the
+// shared-memory log readers (mirrors, filter counts). Standalone mode and the in-pod agent
+// serve the same way, so they are observed the same way.
+import type { Logger } from 'pino';
+import type { CompiledConfig } from '../pipeline/render.ts';
+import { DataPlane, GATEWAY_PARAMS, type DataPlaneState } from '../varnish/data-plane.ts';
+import { StatsCollector } from '../varnish/stats.ts';
+import type { Varnishd } from '../varnish/varnishd.ts';
+import { LogConsumers } from './log-consumers.ts';
+import { countEndpoints, observeLive, observeReload, observeVarnishdEvent, type GatewayMetrics } from './registry.ts';
+import { registerVarnishMetrics } from './varnish.ts';
+
+export interface ObservedDataPlaneOptions {
+  workDir: string;
+  logger: Logger;
+  params?: Record<string, string>;
+  state: DataPlaneState;
+  metrics: GatewayMetrics;
+  /** varnishstat poll interval for the varnish_* metrics; default 1000 ms. */
+  statsIntervalMs?: number;
+}
+
+export class ObservedDataPlane {
+  readonly dataPlane: DataPlane;
+  readonly logConsumers: LogConsumers;
+  private stats: StatsCollector | null = null;
+
+  constructor(opts: ObservedDataPlaneOptions) {
+    const { metrics, logger } = opts;
+    const recLen = Number({ ...GATEWAY_PARAMS, ...opts.params }.vsl_reclen ?? 255);
+    this.logConsumers = new LogConsumers({ metrics, logger, recLen });
+    registerVarnishMetrics(metrics.registry, () => this.stats?.latest ?? null);
+    this.dataPlane = new DataPlane({
+      workDir: opts.workDir,
+      logger,
+      params: opts.params,
+      state: opts.state,
+      onReload: (ok, seconds) => observeReload(metrics, ok, seconds),
+      onLive: (config, varnishd) => {
+        observeLive(metrics, config.stats.routes);
+        metrics.endpoints.set(countEndpoints(config.endpoints));
+        const instanceDir = varnishd?.instanceDir;
+        this.logConsumers.update(instanceDir ? { instanceDir, ir: config.ir, endpoints: config.endpoints } : null);
+      },
+      onVarnishd: (varnishd) => {
+        varnishd.on('event', (ev) => observeVarnishdEvent(metrics, ev));
+        // A new varnishd (listeners changed) has a new -n directory: a collector of its own.
+        void this.stats?.stop();
+        this.stats = StatsCollector.forVarnishd(varnishd, { logger });
+        this.stats.on('poll-failed', () => metrics.statsPollFailures.inc());
+        this.stats.start(opts.statsIntervalMs ?? 1000);
+      },
+    });
+  }
+
+  get varnish(): Varnishd | null {
+    return this.dataPlane.varnish;
+  }
+
+  /** Counters of the running varnishd; the varnish_* metrics read its `latest`. */
+  get statsCollector(): StatsCollector | null {
+    return this.stats;
+  }
+
+  apply(config: CompiledConfig): Promise<void> {
+    return this.dataPlane.apply(config);
+  }
+
+  async stop(): Promise<void> {
+    await this.logConsumers.stop();
+    await this.stats?.stop();
+    this.stats = null;
+    await this.dataPlane.stop();
+  }
+}
