@@ -24,9 +24,17 @@ export class ChaperoneSources {
   private readonly opts: SourcesOptions;
   private readonly configMaps: WatchedKind<V1ConfigMap>;
   private readonly slices: WatchedKind<V1EndpointSlice>;
+  /** Both kinds have been listed once. */
+  readonly synced: Promise<void>;
+  private allSynced = false;
 
   constructor(opts: SourcesOptions) {
     this.opts = opts;
+    // Changes are passed on only once both kinds are listed: a config compiled while the
+    // EndpointSlices are not listed yet would go live with no endpoints (every route a 500).
+    const onChange = () => {
+      if (this.allSynced) opts.onChange();
+    };
     const core = opts.kubeConfig.makeApiClient(CoreV1Api);
     const discovery = opts.kubeConfig.makeApiClient(DiscoveryV1Api);
     const labelSelector = `${GATEWAY_LABEL}=${opts.gateway}`;
@@ -35,7 +43,7 @@ export class ChaperoneSources {
       path: `/api/v1/namespaces/${opts.namespace}/configmaps`,
       list: () => core.listNamespacedConfigMap({ namespace: opts.namespace, labelSelector }),
       labelSelector,
-      onChange: opts.onChange,
+      onChange,
       logger: opts.logger,
       name: `configmaps ${opts.namespace} ${labelSelector}`,
     });
@@ -44,19 +52,17 @@ export class ChaperoneSources {
       path: '/apis/discovery.k8s.io/v1/endpointslices',
       list: () => discovery.listEndpointSliceForAllNamespaces({ labelSelector: SERVICE_NAME_LABEL }),
       labelSelector: SERVICE_NAME_LABEL,
-      onChange: opts.onChange,
+      onChange,
       logger: opts.logger,
       name: 'endpointslices (all namespaces)',
+    });
+    this.synced = Promise.all([this.configMaps.synced, this.slices.synced]).then(() => {
+      this.allSynced = true;
     });
   }
 
   async start(): Promise<void> {
     await Promise.all([this.configMaps.start(), this.slices.start()]);
-  }
-
-  /** Both kinds have been listed once. */
-  get synced(): Promise<void> {
-    return Promise.all([this.configMaps.synced, this.slices.synced]).then(() => undefined);
   }
 
   routingConfig(): DecodeResult {

@@ -48,7 +48,9 @@ export async function runChaperone(argv: string[]): Promise<number> {
     workDir,
     logger: log,
   });
-  const admin = await startAdminServer(values['admin-address'] as string, Number(values['admin-port']), () => chaperone.state, chaperone.metrics.registry);
+  // Readiness is the agent's (a config live and not draining), not the data plane's flag alone:
+  // a reload that completes during the drain sets that flag again.
+  const admin = await startAdminServer(values['admin-address'] as string, Number(values['admin-port']), () => ({ ...chaperone.state, ready: chaperone.ready }), chaperone.metrics.registry);
   log.info({ event: 'admin-listening', address: admin.address() }, 'admin endpoint up');
 
   let terminating = false;

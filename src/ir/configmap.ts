@@ -101,7 +101,8 @@ export function decodeRoutingConfig(configMaps: ConfigMapLike[], gateway: string
   }
   const payload = Buffer.concat(chunks);
   const sha256 = createHash('sha256').update(payload).digest('hex');
-  if (sha256 !== d.sha256) return { state: 'incomplete', reason: 'the parts do not add up to the announced config (still being written?)' };
+  // Every part claims the head's hash, so this is not a config being written: it is damaged.
+  if (sha256 !== d.sha256) return { state: 'invalid', reason: 'the routing config does not match its own checksum (damaged ConfigMap?)' };
   let ir: RoutingIR;
   try {
     ir = JSON.parse(gunzipSync(payload).toString('utf8')) as RoutingIR;

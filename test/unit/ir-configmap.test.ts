@@ -70,6 +70,6 @@ describe('routing ConfigMaps', () => {
     assert.equal(r.state, 'invalid');
     assert.match(r.state === 'invalid' ? r.reason : '', /version 1/);
     const corrupt = { ...head, binaryData: { 'routing.json.gz': Buffer.from('not gzip').toString('base64') } };
-    assert.equal(decodeRoutingConfig([corrupt], 'gw').state, 'incomplete', 'the hash no longer matches');
+    assert.equal(decodeRoutingConfig([corrupt], 'gw').state, 'invalid', 'the payload no longer matches its checksum');
   });
 });
