@@ -132,7 +132,8 @@ export function runCheck(dir: string, timeoutMs = 60_000): Promise<CheckRun> {
       live.delete(child);
       resolve({ code: null, stdout, stderr: `${stderr}${err.message}` });
     });
-    child.once('exit', (code) => {
+    // 'close', not 'exit': the exit can be seen before the last of stdout has been read.
+    child.once('close', (code) => {
       clearTimeout(timer);
       live.delete(child);
       resolve({ code, stdout, stderr });

@@ -68,9 +68,12 @@ export async function startChaperoneProcess(opts: {
     }
   });
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: string | null; at: number }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal, at: performance.now() })),
-  );
+  // Resolved on 'close' (stdout fully read), with the time of the exit itself.
+  const exited = new Promise<{ code: number | null; signal: string | null; at: number }>((resolve) => {
+    let at = 0;
+    child.once('exit', () => (at = performance.now()));
+    child.once('close', (code, signal) => resolve({ code, signal, at: at || performance.now() }));
+  });
   const running = () => child.exitCode === null && child.signalCode === null;
   const groupGone = () => {
     try {
