@@ -7,6 +7,8 @@ export const SUPPORTED_FEATURES = [
   'HTTPRouteMethodMatching',
   'HTTPRouteQueryParamMatching',
   'HTTPRouteParentRefPort',
+  // GEP-957: routes attach to listeners by parentRef port, i.e. by the request's destination port.
+  'HTTPRouteDestinationPortMatching',
   'GatewayHTTPListenerIsolation',
   'GatewayPort8080',
   'HTTPRouteNamedRouteRule',
