@@ -8,16 +8,15 @@
 // loaded VCLs (`snapshot.backends`), so that a reload, which loads a new VCL with new backend
 // objects and discards the old one, neither makes a new series nor makes a counter go back:
 // the last value seen of a backend object that went away is kept in the sum for as long as a
-// backend with the same label is still loaded. Backends of our VCLs are named vgw_e<n>, and
-// <n> is numbered per VCL (and per shard), so the same name means different endpoints in two
-// VCLs: each is labelled with the `address:port` its VCL declares instead (compiledVclSource).
+// backend with the same label is still loaded. Our backends are named after their address
+// (src/vcl/backend-names.ts), so the label `address:port` comes from the name alone, the same
+// in every VCL and shard; other backends are labelled by name.
 import { execFile } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { pino, type Logger } from 'pino';
+import { backendLabel } from '../vcl/backend-names.ts';
 import type { Varnishd } from './varnishd.ts';
 
 const execFileP = promisify(execFile);
@@ -40,9 +39,10 @@ export interface StatsSnapshot {
   /** The value of one counter, undefined when varnishd has no such counter. */
   counter(name: string): number | undefined;
   /**
-   * Per-backend counters (bitmaps left out), keyed by backend label (`address:port`, or the
-   * backend name when its address is unknown), then by field (`req`, `conn`, `fail_econnrefused`...),
-   * summed over the loaded VCLs.
+   * Per-backend counters (bitmaps left out), keyed by backend label (`address:port` decoded
+   * from the name of one of our backends, `[address]:port` for IPv6, or the name of any
+   * other backend), then by field (`req`, `conn`, `fail_econnrefused`...), summed over the
+   * loaded VCLs.
    */
   readonly backends: ReadonlyMap<string, ReadonlyMap<string, StatsCounter>>;
 }
@@ -71,9 +71,9 @@ export function parseCounters(json: string): Map<string, StatsCounter> {
   return out;
 }
 
-/** A stateless snapshot of one varnishstat output; backends are labelled by name. */
+/** A stateless snapshot of one varnishstat output (no counts kept from earlier polls). */
 export function parseVarnishstat(json: string, time = new Date()): StatsSnapshot {
-  return new SnapshotBuilder().build(parseCounters(json), time, null);
+  return new SnapshotBuilder().build(parseCounters(json), time);
 }
 
 /**
@@ -117,103 +117,6 @@ export function splitVbe(name: string): { vcl: string; backend: string; field: s
   return { vcl: name.slice(4, first), backend: name.slice(first + 1, last), field: name.slice(last + 1) };
 }
 
-/**
- * The source text of VCL `name` as loaded into the varnishd of `instanceDir`, read from the
- * compiled VCL varnishd keeps there (`vcl_<name>.<time>/vgc.so`): VCC embeds every source as
- * a NUL-terminated C string, which is what `vcl.show` prints. `vcl.show` itself is no use for
- * this: its answer is cut at `cli_limit` (48 KB by default, about 600 of our backends), and it
- * waits behind compiles on the CLI. Returns the chunks of the file that are VCL text (the
- * builtin VCL included, which declares no backend).
- */
-export async function compiledVclSource(instanceDir: string, name: string): Promise<string> {
-  const prefix = `vcl_${name}.`;
-  const dirs = (await readdir(instanceDir)).filter((d) => d.startsWith(prefix));
-  if (dirs.length === 0) throw new Error(`no compiled VCL ${name} in ${instanceDir}`);
-  // A new manager may have compiled the same name again: the newest is the loaded one.
-  const dated = await Promise.all(dirs.map(async (d) => ({ d, t: (await stat(join(instanceDir, d))).mtimeMs })));
-  dated.sort((a, b) => b.t - a.t);
-  const bin = await readFile(join(instanceDir, dated[0].d, 'vgc.so'), 'latin1');
-  return bin
-    .split('\0')
-    .filter((chunk) => /(^|\n)\s*vcl\s+\d+\.\d+\s*;/.test(chunk) && !/[\x01-\x08\x0e-\x1f\x7f]/.test(chunk))
-    .join('\n');
-}
-
-/**
- * `address:port` of each backend declared in a VCL text (`.host`/`.port`, or `.path` for a
- * Unix socket); comments and the insides of strings are not mistaken for declarations.
- * Backends without an address are left out.
- */
-export function parseBackendAddresses(vcl: string): Map<string, string> {
-  // Same length as `vcl`, so positions found in one hold in the other.
-  const code = blankOut(vcl, true);
-  const text = blankOut(vcl, false);
-  const out = new Map<string, string>();
-  const decl = /\bbackend\s+([A-Za-z][\w-]*)\s*\{/g;
-  for (let m = decl.exec(code); m; m = decl.exec(code)) {
-    const open = m.index + m[0].length - 1;
-    const close = matchingBrace(code, open);
-    // Only the backend's own attributes, not those of a nested .probe = { ... }.
-    let depth = 0;
-    let own = '';
-    for (let i = open + 1; i < close; i++) {
-      if (code[i] === '{') depth++;
-      else if (code[i] === '}') depth--;
-      else if (depth === 0) own += text[i];
-    }
-    const attr = (k: string) => new RegExp(`\\.${k}\\s*=\\s*"([^"]*)"`).exec(own)?.[1];
-    const host = attr('host');
-    const path = attr('path');
-    if (host) out.set(m[1], `${host.includes(':') ? `[${host}]` : host}:${attr('port') ?? '80'}`);
-    else if (path) out.set(m[1], path);
-  }
-  return out;
-}
-
-/** Index of the brace closing the one at `open` (end of text if none). */
-function matchingBrace(s: string, open: number): number {
-  let depth = 0;
-  for (let i = open; i < s.length; i++) {
-    if (s[i] === '{') depth++;
-    else if (s[i] === '}' && --depth === 0) return i;
-  }
-  return s.length;
-}
-
-/**
- * VCL with #, // and /* *\/ comments turned to spaces, and with `strings` also the insides
- * of "..." and {"..."} strings (their quotes kept); newlines and length are kept.
- */
-function blankOut(s: string, strings: boolean): string {
-  const blank = (from: number, to: number) => s.slice(from, to).replace(/[^\n]/g, ' ');
-  let out = '';
-  let i = 0;
-  while (i < s.length) {
-    const two = s.slice(i, i + 2);
-    let end: number;
-    if (two === '{"' || s[i] === '"') {
-      const quote = two === '{"' ? '"}' : '"';
-      const from = i + quote.length;
-      end = s.indexOf(quote, from);
-      end = end < 0 ? s.length : end + quote.length;
-      out += strings ? s.slice(i, from) + blank(from, end - quote.length) + s.slice(end - quote.length, end) : s.slice(i, end);
-    } else if (s[i] === '#' || two === '//') {
-      end = s.indexOf('\n', i);
-      if (end < 0) end = s.length;
-      out += blank(i, end);
-    } else if (two === '/*') {
-      end = s.indexOf('*/', i + 2);
-      end = end < 0 ? s.length : end + 2;
-      out += blank(i, end);
-    } else {
-      out += s[i];
-      end = i + 1;
-    }
-    i = end;
-  }
-  return out;
-}
-
 /** One backend object's counter as last seen. */
 interface VbeSeen {
   label: string;
@@ -236,7 +139,7 @@ export class SnapshotBuilder {
    * True when the counters come from a new child or manager (counters start again at 0, and
    * VCL names may be reused by a new manager). Records the new epoch.
    */
-  restarted(counters: ReadonlyMap<string, StatsCounter>): boolean {
+  private restarted(counters: ReadonlyMap<string, StatsCounter>): boolean {
     const now = {
       childStarts: counters.get('MGT.child_start')?.value,
       mgtUptime: counters.get('MGT.uptime')?.value,
@@ -252,19 +155,9 @@ export class SnapshotBuilder {
     );
   }
 
-  /**
-   * @param addresses per VCL name, the address label of each backend; null: label backends by
-   *   name. A VCL that `addresses` returns undefined for is not resolved yet: its backends are
-   *   left out of `backends` until it is (its counters count from its load, so nothing is lost).
-   * @param restarted the result of restarted() for these counters, when the caller needed it first.
-   */
-  build(
-    counters: ReadonlyMap<string, StatsCounter>,
-    time: Date,
-    addresses: ((vcl: string) => ReadonlyMap<string, string> | undefined) | null,
-    restarted = this.restarted(counters),
-  ): StatsSnapshot {
-    if (restarted) {
+  /** The snapshot of one poll's counters; the polls of one varnishd go through one builder, in order. */
+  build(counters: ReadonlyMap<string, StatsCounter>, time: Date): StatsSnapshot {
+    if (this.restarted(counters)) {
       this.seen.clear();
       this.retired.clear();
     }
@@ -273,18 +166,14 @@ export class SnapshotBuilder {
     type Sum = { value: number; type: CounterType; description: string; format: string };
     const sums = new Map<string, Map<string, Sum>>();
     const seen = new Map<string, VbeSeen>();
-    const labelsOf = new Map<string, ReadonlyMap<string, string> | undefined>();
+    // Each backend name has about 17 counters per loaded VCL: decode it once.
+    const labelOf = new Map<string, string>();
     for (const [name, c] of counters) {
       if (c.type === 'bitmap' || !name.startsWith('VBE.')) continue;
       const vbe = splitVbe(name);
       if (!vbe) continue;
-      let label = vbe.backend;
-      if (addresses) {
-        let map = labelsOf.get(vbe.vcl);
-        if (map === undefined && !labelsOf.has(vbe.vcl)) labelsOf.set(vbe.vcl, (map = addresses(vbe.vcl)));
-        if (!map) continue;
-        label = map.get(vbe.backend) ?? vbe.backend;
-      }
+      let label = labelOf.get(vbe.backend);
+      if (label === undefined) labelOf.set(vbe.backend, (label = backendLabel(vbe.backend) ?? vbe.backend));
       let fields = sums.get(label);
       if (!fields) sums.set(label, (fields = new Map()));
       const sum = fields.get(vbe.field);
@@ -329,11 +218,6 @@ export interface StatsCollectorOptions {
   instanceDir: string;
   varnishstatPath?: string;
   /**
-   * Source text of a loaded VCL, to label backends `address:port`; default compiledVclSource.
-   * null: label backends by name.
-   */
-  vclSource?: ((vclName: string) => Promise<string>) | null;
-  /**
    * Whether varnishd is up. The polls of start() and watch() are skipped while it is not
    * (starting, restarting, stopped), rather than counted as failures; get() always polls.
    */
@@ -355,8 +239,6 @@ export class StatsCollector extends EventEmitter<StatsCollectorEventMap> {
   private readonly opts: StatsCollectorOptions;
   private readonly log: Logger;
   private readonly builder = new SnapshotBuilder();
-  /** Backend addresses per VCL name, filled from vclSource. */
-  private readonly addresses = new Map<string, ReadonlyMap<string, string>>();
   private last: StatsSnapshot | null = null;
   private chain: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
@@ -447,9 +329,7 @@ export class StatsCollector extends EventEmitter<StatsCollectorEventMap> {
         { maxBuffer: 256 * 1024 * 1024, timeout: this.opts.timeoutMs ?? 10_000 },
       );
       const time = new Date();
-      const counters = parseCounters(stdout);
-      const restarted = this.builder.restarted(counters);
-      const snap = this.builder.build(counters, time, await this.resolver(counters, restarted), restarted);
+      const snap = this.builder.build(parseCounters(stdout), time);
       this.last = snap;
       this.lastPollMs = performance.now() - started;
       if (this.failing) this.log.info({ event: 'stats-poll-recovered', failures: this.failures }, 'varnishstat poll works again');
@@ -465,29 +345,5 @@ export class StatsCollector extends EventEmitter<StatsCollectorEventMap> {
       this.emit('poll-failed', error);
       throw error;
     }
-  }
-
-  /** Fetches the addresses of VCLs not seen before; forgets VCLs that are gone. */
-  private async resolver(counters: ReadonlyMap<string, StatsCounter>, restarted: boolean): Promise<((vcl: string) => ReadonlyMap<string, string> | undefined) | null> {
-    if (this.opts.vclSource === null) return null;
-    const source = this.opts.vclSource ?? ((name: string) => compiledVclSource(this.instanceDir, name));
-    const vcls = new Set<string>();
-    for (const name of counters.keys()) {
-      const vbe = splitVbe(name);
-      if (vbe) vcls.add(vbe.vcl);
-    }
-    // A new manager may reuse VCL names for other texts.
-    if (restarted) this.addresses.clear();
-    for (const vcl of this.addresses.keys()) if (!vcls.has(vcl)) this.addresses.delete(vcl);
-    for (const vcl of vcls) {
-      if (this.addresses.has(vcl)) continue;
-      try {
-        this.addresses.set(vcl, parseBackendAddresses(await source(vcl)));
-      } catch (err) {
-        // The VCL was just discarded, or is still being loaded: try again next poll.
-        this.log.debug({ vcl, err: (err as Error).message }, 'VCL source not readable; backends of this VCL wait for the next poll');
-      }
-    }
-    return (vcl) => this.addresses.get(vcl);
   }
 }

@@ -7,6 +7,7 @@
 // subs reaches that vhost's routes: O(log n) per request, O(n) to compile.
 import type { EndpointMap, IRAction, IRBackendRef, IRCors, IRHeaderModifier, IRMatch, IRPathModifier, IRRedirect, IRRoute, IRSocket, IRVirtualHost, IRValueMatch, RoutingIR } from '../ir/types.ts';
 import { serviceKey } from '../ir/types.ts';
+import { endpointBackend } from './backend-names.ts';
 import { headerRef, regexLiteral, vclRegex, vclString } from './escape.ts';
 import { LOG_FILTER_FAILURE, LOG_FILTERS, LOG_MIRROR, LOG_RETRY, LOG_TIMEOUT } from './log-records.ts';
 
@@ -85,17 +86,26 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap): { vcl: string
 
   // One backend per distinct endpoint, shared by every Service that lists it. A shard holds
   // only the Services its routes use, so an endpoint change recompiles only those shards.
+  // Backends are named after their address (backend-names.ts), so a name means the same
+  // endpoint in every VCL and the stats collector labels counters from the name alone; two
+  // spellings of one IPv6 address are one backend. Anything else (EndpointSlices of type FQDN
+  // are skipped upstream, so this should not happen) is numbered in order of appearance.
   const used = usedServices(vhosts.map((v) => v.vhost));
   const endpointNames = new Map<string, string>();
+  const declared = new Set<string>();
+  let unnamed = 0;
   const serviceEndpoints = ir.services.map((svc, i) => (used.has(i) ? (endpoints.get(serviceKey(svc)) ?? []) : []));
   ctx.hasEndpoints = (i) => serviceEndpoints[i].length > 0;
   for (const list of serviceEndpoints) {
     for (const ep of list) {
       const id = `${ep.address}|${ep.port}`;
       if (endpointNames.has(id)) continue;
-      const name = `vgw_e${endpointNames.size}`;
+      const named = endpointBackend(ep.address, ep.port);
+      const name = named?.name ?? `vgw_e${unnamed++}`;
       endpointNames.set(id, name);
-      out.line(`backend ${name} { .host = ${vclString(ep.address)}; .port = "${ep.port}"; }`);
+      if (declared.has(name)) continue;
+      declared.add(name);
+      out.line(`backend ${name} { .host = ${vclString(named?.host ?? ep.address)}; .port = "${ep.port}"; }`);
     }
   }
   out.line();
@@ -105,7 +115,14 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap): { vcl: string
     if (!used.has(i)) return;
     out.line(`# ${comment(serviceKey(svc))}`);
     out.line(`new vgw_s${i} = directors.round_robin();`);
-    for (const ep of serviceEndpoints[i]) out.line(`vgw_s${i}.add_backend(${endpointNames.get(`${ep.address}|${ep.port}`)});`);
+    // Once per backend: two spellings of one address must not double its share.
+    const added = new Set<string>();
+    for (const ep of serviceEndpoints[i]) {
+      const name = endpointNames.get(`${ep.address}|${ep.port}`)!;
+      if (added.has(name)) continue;
+      added.add(name);
+      out.line(`vgw_s${i}.add_backend(${name});`);
+    }
   });
   out.line('new vgw_hosts = selector.set(case_sensitive = true);');
   vhosts.forEach(({ socket, vhost }, id) => out.line(`vgw_hosts.add(${vclString(vhostKey(socket, vhost))}, integer = ${id});`));
@@ -169,7 +186,7 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap): { vcl: string
   emitDispatch(out, vhosts, ctx);
   out.line();
   emitResponseSub(out, ctx.responses);
-  return { vcl: out.text(), stats: { vhosts: vhosts.length, routes: routeCount, backends: endpointNames.size } };
+  return { vcl: out.text(), stats: { vhosts: vhosts.length, routes: routeCount, backends: declared.size } };
 }
 
 /** Indexes of the Services that the routes of these vhosts send traffic to. */

@@ -154,6 +154,9 @@ describe('vgw serve: varnish_* metrics', () => {
     assert.equal(sample(text, 'vgw_varnish_child_restarts_total'), 0);
     assert.notEqual(sample(text, 'vgw_stats_poll_failures_total'), undefined);
     assert.doesNotMatch(text, /vgw_e\d|VBE|boot/, 'no VCL or backend object names in labels');
+    // The label comes from the backend's name alone: the compiler names it after its address.
+    const counters = [...server.statsCollector!.latest!.counters.keys()];
+    assert.ok(counters.includes(`VBE.${server.state.activeVcl}.vgw_e4_127_0_0_1_${backendPort}.req`), 'backend named after its address');
   });
 
   test('100 reloads add no series', async () => {

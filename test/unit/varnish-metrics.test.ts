@@ -1,7 +1,8 @@
 // varnishstat JSON -> snapshot -> varnish_* metrics, on a captured varnishstat 7.1 output
 // (fixtures/varnishstat-7.1.json, trimmed): VCL vgw_1 (available) and vgw_2 (active) loaded,
-// both declaring vgw_e0 = 127.0.0.1:18999, and vgw_e1 = 127.0.0.1:1 in vgw_1 but
-// 127.0.0.1:2 in vgw_2; 9 client requests, 2 keep-alive connections open.
+// both declaring the backend of 127.0.0.1:18999, vgw_1 also 127.0.0.1:1 and vgw_2 also
+// 127.0.0.1:2 (backends named after their address, src/vcl/backend-names.ts); 9 client
+// requests, 2 keep-alive connections open.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
@@ -9,7 +10,6 @@ import { Registry } from 'prom-client';
 import { registerVarnishMetrics, varnishMetricOf } from '../../src/metrics/varnish.ts';
 import {
   activeSessions,
-  parseBackendAddresses,
   parseCounters,
   parseVarnishstat,
   SnapshotBuilder,
@@ -20,20 +20,10 @@ import {
 
 const FIXTURE = readFileSync(new URL('./fixtures/varnishstat-7.1.json', import.meta.url), 'utf8');
 
-/** The VCL texts of the fixture's two VCLs. */
-const VCL = (failPort: number) => `vcl 4.1;
-backend vgw_e0 { .host = "127.0.0.1"; .port = "18999"; }
-backend vgw_e1 { .host = "127.0.0.1"; .port = "${failPort}"; }
-sub vcl_recv { if (req.url ~ "^/fail") { set req.backend_hint = vgw_e1; } }
-sub vcl_backend_error { set beresp.ttl = 0s; }
-`;
-const ADDRESSES = new Map([
-  ['vgw_1', parseBackendAddresses(VCL(1))],
-  ['vgw_2', parseBackendAddresses(VCL(2))],
-  ['vgw_3', parseBackendAddresses(VCL(2))],
-  ['vgw_4', parseBackendAddresses(VCL(1))],
-]);
-const byAddress = (vcl: string) => ADDRESSES.get(vcl);
+/** The fixture's backends: in both VCLs, in vgw_1 only, in vgw_2 only. */
+const LIVE = 'vgw_e4_127_0_0_1_18999';
+const FAIL1 = 'vgw_e4_127_0_0_1_1';
+const FAIL2 = 'vgw_e4_127_0_0_1_2';
 
 /** The fixture's counters with some changed: a value, a new name, or undefined to remove. */
 function edit(changes: Record<string, number | string | undefined>, base: ReadonlyMap<string, StatsCounter> = parseCounters(FIXTURE)): Map<string, StatsCounter> {
@@ -75,7 +65,7 @@ describe('varnishstat JSON parsing', () => {
     assert.equal(s.counters.get('MAIN.n_backend')?.type, 'gauge');
     assert.equal(s.counters.get('MAIN.uptime')?.format, 'd');
     assert.equal(s.counters.get('MAIN.s_resp_bodybytes')?.format, 'B');
-    assert.equal(s.counters.get('VBE.vgw_1.vgw_e0.happy')?.type, 'bitmap');
+    assert.equal(s.counters.get(`VBE.vgw_1.${LIVE}.happy`)?.type, 'bitmap');
     assert.equal(s.time.getTime(), 0);
   });
 
@@ -112,9 +102,9 @@ describe('active sessions', () => {
 
   test('without mempool counters, sess_conn minus the sc_* counters', () => {
     const counters = edit({ 'MEMPOOL.sess0.live': undefined, 'MEMPOOL.sess1.live': undefined });
-    assert.equal(activeSessions(new SnapshotBuilder().build(counters, new Date(), null)), 2);
+    assert.equal(activeSessions(new SnapshotBuilder().build(counters, new Date())), 2);
     const none = edit({ 'MEMPOOL.sess0.live': undefined, 'MEMPOOL.sess1.live': undefined, 'MAIN.sess_conn': undefined });
-    assert.equal(activeSessions(new SnapshotBuilder().build(none, new Date(), null)), undefined);
+    assert.equal(activeSessions(new SnapshotBuilder().build(none, new Date())), undefined);
   });
 });
 
@@ -130,7 +120,7 @@ describe('counter names to metric names and labels', () => {
       ['MEMPOOL.sess0.live', { name: 'varnish_mempool_live', labels: { pool: 'sess0' } }],
       ['KVSTORE.vmod.x.hits', { name: 'varnish_kvstore_hits', labels: { id: 'vmod.x' } }],
       ['FOO.Bad-Name', { name: 'varnish_foo_bad_name', labels: {} }],
-      ['VBE.vgw_1.vgw_e0.req', null],
+      [`VBE.vgw_1.${LIVE}.req`, null],
       ['nodot', null],
       ['MAIN.', null],
     ];
@@ -138,97 +128,76 @@ describe('counter names to metric names and labels', () => {
   });
 
   test('VBE names split into VCL, backend and field; backend names may hold dots', () => {
-    assert.deepEqual(splitVbe('VBE.vgw_1.vgw_e0.req'), { vcl: 'vgw_1', backend: 'vgw_e0', field: 'req' });
+    assert.deepEqual(splitVbe(`VBE.vgw_1.${LIVE}.req`), { vcl: 'vgw_1', backend: LIVE, field: 'req' });
     assert.deepEqual(splitVbe('VBE.vgw_2.d1(10.0.0.1:80).conn'), { vcl: 'vgw_2', backend: 'd1(10.0.0.1:80)', field: 'conn' });
     assert.equal(splitVbe('VBE.x'), null);
     assert.equal(splitVbe('MAIN.client_req'), null);
   });
-
-  test('backend addresses from VCL text', () => {
-    const vcl = `vcl 4.1;
-# backend commented { .host = "10.9.9.9"; .port = "1"; }
-/* backend blocked { .host = "10.9.9.8"; } */
-backend a { .host = "10.0.0.1"; .port = "8080"; }
-backend b {
-  .probe = { .url = "/healthz"; .port = "9"; };  // a probe's attributes are not the backend's
-  .port = "81";
-  .host = "web.example";
-}
-backend c { .host = "fd00::1"; .port = "80"; }
-backend d { .path = "/run/app.sock"; }
-backend e { .host = "10.0.0.2"; }
-backend none_here none;
-sub vcl_recv {
-  set req.http.x = "backend fake { .host = ";
-  set req.http.y = {"backend fake2 { .host = "1.1.1.1"; .port = "1"; }"};
-}
-`;
-    assert.deepEqual(
-      Object.fromEntries(parseBackendAddresses(vcl)),
-      { a: '10.0.0.1:8080', b: 'web.example:81', c: '[fd00::1]:80', d: '/run/app.sock', e: '10.0.0.2:80' },
-    );
-  });
 });
 
 describe('per-backend counters', () => {
-  test('without addresses: by backend name, summed over the loaded VCLs', () => {
+  test('one label per address:port, decoded from the backend name, summed over the loaded VCLs', () => {
     const s = parseVarnishstat(FIXTURE);
-    assert.deepEqual([...s.backends.keys()].sort(), ['vgw_e0', 'vgw_e1']);
-    assert.equal(s.backends.get('vgw_e0')?.get('req')?.value, sum(s, /^VBE\.[^.]+\.vgw_e0\.req$/));
-    assert.equal(s.backends.get('vgw_e0')?.get('conn')?.type, 'gauge');
-    assert.equal(s.backends.get('vgw_e0')?.get('happy'), undefined, 'bitmaps are left out');
-  });
-
-  test('with addresses: one label per address:port, whichever VCL and name declared it', () => {
-    const s = new SnapshotBuilder().build(parseCounters(FIXTURE), new Date(), byAddress);
     assert.deepEqual([...s.backends.keys()].sort(), ['127.0.0.1:1', '127.0.0.1:18999', '127.0.0.1:2']);
-    assert.equal(s.backends.get('127.0.0.1:18999')?.get('req')?.value, s.counter('VBE.vgw_1.vgw_e0.req')! + s.counter('VBE.vgw_2.vgw_e0.req')!);
-    assert.equal(s.backends.get('127.0.0.1:1')?.get('fail_econnrefused')?.value, s.counter('VBE.vgw_1.vgw_e1.fail_econnrefused'));
-    assert.equal(s.backends.get('127.0.0.1:2')?.get('fail_econnrefused')?.value, s.counter('VBE.vgw_2.vgw_e1.fail_econnrefused'));
+    assert.equal(s.backends.get('127.0.0.1:18999')?.get('req')?.value, s.counter(`VBE.vgw_1.${LIVE}.req`)! + s.counter(`VBE.vgw_2.${LIVE}.req`)!);
+    assert.equal(s.backends.get('127.0.0.1:1')?.get('fail_econnrefused')?.value, s.counter(`VBE.vgw_1.${FAIL1}.fail_econnrefused`));
+    assert.equal(s.backends.get('127.0.0.1:2')?.get('fail_econnrefused')?.value, s.counter(`VBE.vgw_2.${FAIL2}.fail_econnrefused`));
+    assert.equal(s.backends.get('127.0.0.1:18999')?.get('conn')?.type, 'gauge');
+    assert.equal(s.backends.get('127.0.0.1:18999')?.get('happy'), undefined, 'bitmaps are left out');
   });
 
-  test('a VCL whose addresses are not known yet is left out, not labelled by name', () => {
-    const s = new SnapshotBuilder().build(parseCounters(FIXTURE), new Date(), (vcl) => (vcl === 'vgw_2' ? ADDRESSES.get(vcl) : undefined));
-    assert.deepEqual([...s.backends.keys()].sort(), ['127.0.0.1:18999', '127.0.0.1:2']);
-    assert.equal(s.backends.get('127.0.0.1:18999')?.get('req')?.value, s.counter('VBE.vgw_2.vgw_e0.req'));
+  test('IPv6 backends are labelled [address]:port; backends not named by us keep their name', () => {
+    const req = (n: number) => ({ value: n, type: 'counter', description: 'Backend requests sent', format: 'i' }) as const;
+    const counters = new Map([
+      ['VBE.vgw_1.vgw_e6_fd00__1_80.req', req(1)],
+      ['VBE.vgw_2.vgw_e6_fd00__1_80.req', req(2)],
+      ['VBE.vgw_2.default.req', req(3)],
+      ['VBE.vgw_2.vgw_e0.req', req(4)],
+      ['VBE.vgw_2.d1(10.0.0.1:80).req', req(5)],
+    ]);
+    const s = new SnapshotBuilder().build(counters, new Date());
+    assert.deepEqual(
+      Object.fromEntries([...s.backends].map(([label, fields]) => [label, fields.get('req')?.value])),
+      { '[fd00::1]:80': 3, default: 3, vgw_e0: 4, 'd1(10.0.0.1:80)': 5 },
+    );
   });
 
   test('a discarded VCL keeps counting in its backends while they are loaded; a gone backend takes its counts along', () => {
     const b = new SnapshotBuilder();
-    const first = b.build(parseCounters(FIXTURE), new Date(), byAddress);
+    const first = b.build(parseCounters(FIXTURE), new Date());
     const req0 = first.backends.get('127.0.0.1:18999')!.get('req')!.value;
     // vgw_1 discarded, one more backend request through vgw_2.
     const vgw1 = [...parseCounters(FIXTURE).keys()].filter((n) => n.startsWith('VBE.vgw_1.'));
-    const second = b.build(edit({ ...Object.fromEntries(vgw1.map((n) => [n, undefined])), 'VBE.vgw_2.vgw_e0.req': first.counter('VBE.vgw_2.vgw_e0.req')! + 1 }), new Date(), byAddress);
+    const second = b.build(edit({ ...Object.fromEntries(vgw1.map((n) => [n, undefined])), [`VBE.vgw_2.${LIVE}.req`]: first.counter(`VBE.vgw_2.${LIVE}.req`)! + 1 }), new Date());
     assert.equal(second.backends.get('127.0.0.1:18999')!.get('req')!.value, req0 + 1);
-    assert.equal(second.backends.get('127.0.0.1:18999')!.get('conn')!.value, second.counter('VBE.vgw_2.vgw_e0.conn'), 'gauges: loaded VCLs only');
+    assert.equal(second.backends.get('127.0.0.1:18999')!.get('conn')!.value, second.counter(`VBE.vgw_2.${LIVE}.conn`), 'gauges: loaded VCLs only');
     assert.equal(second.backends.has('127.0.0.1:1'), false);
     // Reload: vgw_3 (same backends) replaces vgw_2 and starts from 0.
     const renamed = Object.fromEntries([...second.counters.keys()].filter((n) => n.startsWith('VBE.vgw_2.')).map((n) => [n.replace('vgw_2', 'vgw_3'), n]));
-    const third = b.build(edit({ 'VBE.vgw_3.vgw_e0.req': 0 }, edit(renamed, second.counters)), new Date(), byAddress);
+    const third = b.build(edit({ [`VBE.vgw_3.${LIVE}.req`]: 0 }, edit(renamed, second.counters)), new Date());
     assert.equal(third.backends.get('127.0.0.1:18999')!.get('req')!.value, req0 + 1, 'never goes back across reloads');
-    const fourth = b.build(edit({ 'VBE.vgw_3.vgw_e0.req': 2 }, third.counters), new Date(), byAddress);
+    const fourth = b.build(edit({ [`VBE.vgw_3.${LIVE}.req`]: 2 }, third.counters), new Date());
     assert.equal(fourth.backends.get('127.0.0.1:18999')!.get('req')!.value, req0 + 3);
   });
 
   test('a restarted child starts every sum again', () => {
     const b = new SnapshotBuilder();
-    const first = b.build(parseCounters(FIXTURE), new Date(), byAddress);
+    const first = b.build(parseCounters(FIXTURE), new Date());
     const vgw1 = Object.fromEntries([...first.counters.keys()].filter((n) => n.startsWith('VBE.vgw_1.')).map((n) => [n, undefined]));
-    const second = b.build(edit(vgw1), new Date(), byAddress);
+    const second = b.build(edit(vgw1), new Date());
     assert.equal(second.backends.get('127.0.0.1:18999')!.get('req')!.value, first.backends.get('127.0.0.1:18999')!.get('req')!.value, 'vgw_1 kept');
     // New child: varnishd's counters start from 0, so do the kept ones.
-    const third = b.build(edit({ ...vgw1, 'MGT.child_start': 2, 'MAIN.uptime': 1, 'VBE.vgw_2.vgw_e0.req': 0 }), new Date(), byAddress);
+    const third = b.build(edit({ ...vgw1, 'MGT.child_start': 2, 'MAIN.uptime': 1, [`VBE.vgw_2.${LIVE}.req`]: 0 }), new Date());
     assert.equal(third.backends.get('127.0.0.1:18999')!.get('req')!.value, 0);
   });
 });
 
 describe('registerVarnishMetrics', () => {
-  const withAddresses = new SnapshotBuilder().build(parseCounters(FIXTURE), new Date(), byAddress);
+  const snapshot = new SnapshotBuilder().build(parseCounters(FIXTURE), new Date());
 
   test('every non-bitmap counter, typed, with its description as HELP', async () => {
     const registry = new Registry();
-    registerVarnishMetrics(registry, () => withAddresses);
+    registerVarnishMetrics(registry, () => snapshot);
     const text = await registry.metrics();
     assert.match(text, /^# HELP varnish_main_client_req Good client requests received$/m);
     assert.match(text, /^# TYPE varnish_main_client_req counter$/m);
@@ -242,7 +211,7 @@ describe('registerVarnishMetrics', () => {
     assert.match(text, /^varnish_mempool_live\{pool="sess0"\} 1$/m);
     assert.match(text, /^# TYPE varnish_sessions_active gauge$/m);
     assert.match(text, /^varnish_sessions_active 2$/m);
-    const req = withAddresses.backends.get('127.0.0.1:18999')!.get('req')!.value;
+    const req = snapshot.backends.get('127.0.0.1:18999')!.get('req')!.value;
     assert.match(text, new RegExp(`^varnish_backend_req\\{backend="127.0.0.1:18999"\\} ${req}$`, 'm'));
     assert.match(text, /^# TYPE varnish_backend_conn gauge$/m);
     assert.match(text, /^varnish_backend_fail_econnrefused\{backend="127.0.0.1:2"\} 1$/m);
@@ -257,19 +226,19 @@ describe('registerVarnishMetrics', () => {
     let current: StatsSnapshot | null = null;
     registerVarnishMetrics(registry, () => current);
     assert.equal(samples(await registry.metrics()).length, 0);
-    current = withAddresses;
+    current = snapshot;
     assert.match(await registry.metrics(), /^varnish_main_client_req 9$/m);
   });
 
   test('a reload (same backends under a new VCL name) changes no series', async () => {
     // vgw_4 has the same text as vgw_1.
     const b = new SnapshotBuilder();
-    let current = b.build(parseCounters(FIXTURE), new Date(), byAddress);
+    let current = b.build(parseCounters(FIXTURE), new Date());
     const registry = new Registry();
     registerVarnishMetrics(registry, () => current);
     const before = seriesKeys(await registry.metrics());
     const vgw1 = Object.fromEntries([...current.counters.keys()].filter((n) => n.startsWith('VBE.vgw_1.')).map((n) => [n.replace('vgw_1', 'vgw_4'), n]));
-    current = b.build(edit(vgw1), new Date(), byAddress);
+    current = b.build(edit(vgw1), new Date());
     assert.deepEqual(seriesKeys(await registry.metrics()), before);
   });
 
