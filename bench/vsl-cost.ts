@@ -7,12 +7,16 @@
 //     (RecordMetrics counting into the prom-client registry), in this process;
 //   - the mirror reader (`varnishlog -g vxid -c -q 'VCL_Log ~ "^vgw-mirror "' -i ...`) with
 //     its real consumer, while no request is mirrored: the price of grouping every
-//     transaction to evaluate the query.
+//     transaction to evaluate the query;
+//   - the same reader while every request is mirrored (requests carry `X-Mirror: 1`, which
+//     makes the VCL write a `vgw-mirror` record), with the real replayer sending each copy to
+//     a second echo backend: the price and the ceiling of mirroring all traffic.
 // Run: node bench/vsl-cost.ts
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RoutingIR } from '../src/ir/types.ts';
+import { MirrorReplayer, type MirrorOutcome } from '../src/mirror/replayer.ts';
 import { mirrorRequests } from '../src/mirror/requests.ts';
 import { logConfig, RecordMetrics } from '../src/metrics/records.ts';
 import { createGatewayMetrics } from '../src/metrics/registry.ts';
@@ -31,6 +35,8 @@ const DURATION_S = 10;
 const ROUNDS = 5;
 const PROXY = { address: '127.0.5.4', port: 18280 };
 const BACKEND = { address: '127.0.6.4', port: 18281 };
+const SHADOW = { address: '127.0.6.5', port: 18282 };
+const MIRROR_RECORD = 'vgw-mirror app/shadow:80';
 const CACHE_HEADER = { 'X-Echo-Set-Header': 'Cache-Control:max-age=3600' };
 const RECORD = 'vgw-filters app/web/0/0 RequestHeaderModifier';
 
@@ -39,6 +45,10 @@ import std;
 backend echo { .host = "${BACKEND.address}"; .port = "${BACKEND.port}"; }
 sub vcl_recv {
   std.log("${RECORD}");
+  if (req.http.X-Mirror) {
+    std.log("${MIRROR_RECORD}");
+    unset req.http.X-Mirror;
+  }
 }
 sub vcl_backend_response {
   if (!beresp.http.Cache-Control && !beresp.http.Expires && !beresp.http.Surrogate-Control) {
@@ -73,11 +83,12 @@ const IR: RoutingIR = {
   services: [{ namespace: 'app', name: 'web', port: 80, portName: '' }],
 };
 
-type Setup = 'none' | 'records' | 'mirror';
+type Setup = 'none' | 'records' | 'mirror' | 'mirror-all';
 const SETUPS: { setup: Setup; label: string }[] = [
   { setup: 'none', label: 'no reader' },
   { setup: 'records', label: 'records reader (-g raw -I VCL_Log:^vgw-)' },
   { setup: 'mirror', label: 'mirror reader (-g vxid -c -q ...), nothing mirrored' },
+  { setup: 'mirror-all', label: 'mirror reader + replayer, every request mirrored' },
 ];
 
 interface Measured {
@@ -86,6 +97,8 @@ interface Measured {
   cpu: { varnishd: number; varnishlog: number; node: number; machine: number };
   /** Records (records reader) or transactions (mirror reader) consumed per request sent. */
   seenPerRequest?: number;
+  /** Mirror outcomes per request sent (mirror-all). */
+  mirrors?: Partial<Record<MirrorOutcome, number>>;
 }
 
 /** CPU seconds (user + system) of one process so far. */
@@ -104,6 +117,10 @@ async function main(): Promise<void> {
   const tmp = await mkdtemp(join(tmpdir(), 'vgw-bench-vsl-'));
   await chmod(tmp, 0o755);
   const backend = await startEcho(BACKEND.address, BACKEND.port);
+  const shadow = await startEcho(SHADOW.address, SHADOW.port, 'bench-shadow');
+  const outcomes = new Map<MirrorOutcome, number>();
+  const replayer = new MirrorReplayer({ logger: silentLogger(), onOutcome: (_service, outcome) => outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1) });
+  replayer.setEndpoints(new Map([['app/shadow:80', [{ address: SHADOW.address, port: SHADOW.port }]]]));
   const params: Record<string, string> = { ...GATEWAY_PARAMS, cc_command: TCC_COMMAND };
   const varnish = await startBareVarnish(join(tmp, 'varnish'), VCL, PROXY.address, PROXY.port, params);
   const metrics = createGatewayMetrics();
@@ -122,15 +139,17 @@ async function main(): Promise<void> {
             seen++;
             records.count(r.payload);
           } });
-        } else if (setup === 'mirror') {
+        } else if (setup === 'mirror' || setup === 'mirror-all') {
           reader = new VslReader({ name: 'mirror', instanceDir: varnish.instanceDir, args: mirrorTransactionArgs(), logger, onTransaction: (tx) => {
             seen++;
-            mirrorRequests(tx, recLen);
+            for (const req of mirrorRequests(tx, recLen)) replayer.replay(req);
           } });
         }
         reader?.start();
         await reader?.attached();
-        const o = { url: `http://${PROXY.address}:${PROXY.port}/hit`, threads: THREADS, connections: CONNECTIONS, headers: CACHE_HEADER };
+        const headers = setup === 'mirror-all' ? { ...CACHE_HEADER, 'X-Mirror': '1' } : CACHE_HEADER;
+        const o = { url: `http://${PROXY.address}:${PROXY.port}/hit`, threads: THREADS, connections: CONNECTIONS, headers };
+        outcomes.clear();
         const seen0 = seen;
         const warm = await runWrk({ ...o, durationS: WARMUP_S });
         const sample = async () => ({
@@ -159,14 +178,18 @@ async function main(): Promise<void> {
             machine: (s1.machine.busy - s0.machine.busy) / wall,
           },
           ...(setup === 'none' ? {} : { seenPerRequest: (seen - seen0) / (warm.requests + r.requests) }),
+          ...(setup === 'mirror-all' ? { mirrors: Object.fromEntries([...outcomes].map(([k, v]) => [k, v / (warm.requests + r.requests)])) } : {}),
         };
         runs.get(setup)!.push(m);
-        console.log(`round ${round}, ${label}: ${fmt(m.wrk.rps, 0)} req/s, varnishd ${fmt(m.cpu.varnishd, 2)} cores, varnishlog ${fmt(m.cpu.varnishlog, 2)}, node ${fmt(m.cpu.node, 2)}${m.seenPerRequest === undefined ? '' : `, seen/request ${fmt(m.seenPerRequest, 3)}`}`);
+        const mirrored = m.mirrors ? `, mirrors/request ${Object.entries(m.mirrors).map(([k, v]) => `${k} ${fmt(v, 3)}`).join(' ')}` : '';
+        console.log(`round ${round}, ${label}: ${fmt(m.wrk.rps, 0)} req/s, varnishd ${fmt(m.cpu.varnishd, 2)} cores, varnishlog ${fmt(m.cpu.varnishlog, 2)}, node ${fmt(m.cpu.node, 2)}${m.seenPerRequest === undefined ? '' : `, seen/request ${fmt(m.seenPerRequest, 3)}`}${mirrored}`);
       }
     }
   } finally {
+    replayer.close();
     await varnish.stop();
     await backend.stop();
+    await shadow.stop();
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
   }
   const durationS = (performance.now() - t0) / 1000;
@@ -181,6 +204,13 @@ async function main(): Promise<void> {
     data: { threads: THREADS, connections: CONNECTIONS, warmupS: WARMUP_S, durationS: DURATION_S, rounds: ROUNDS, vcl: VCL, results },
   });
   console.log(`done in ${fmt(durationS)} s; bench/README.md updated`);
+}
+
+/** Mean over the rounds of each mirror outcome per request, e.g. "ok 0.412, dropped 0.588". */
+function mirrorOutcomes(runs: Measured[]): string {
+  const keys = [...new Set(runs.flatMap((m) => Object.keys(m.mirrors ?? {})))].sort();
+  if (keys.length === 0) return 'none';
+  return keys.map((k) => `${k} ${fmt(runs.reduce((n, m) => n + (m.mirrors?.[k as MirrorOutcome] ?? 0), 0) / runs.length, 3)}`).join(', ');
 }
 
 function markdown(results: { setup: Setup; label: string; runs: Measured[] }[]): string {
@@ -234,7 +264,10 @@ function markdown(results: { setup: Setup; label: string; runs: Measured[] }[]):
     'averaged over the rounds: "µs/req" is CPU time per request. "readers / varnishd" puts varnishlog + Node',
     'against varnishd\'s own CPU per request without a reader. "seen / request" is records (records reader) or',
     'transactions (mirror reader) consumed per request sent: 1 means nothing was lost; 0 is expected for the',
-    'mirror reader (nothing matches its query).',
+    'mirror reader when nothing is mirrored (nothing matches its query). In the last set-up every request',
+    `carries \`X-Mirror: 1\`, which makes the VCL write \`std.log("${MIRROR_RECORD}")\` too, and the replayer`,
+    '(at most 256 mirrors in flight, keep-alive) sends each copy to a second echo process; its CPU is in the',
+    'Node column, the mirror echo\'s is not counted.',
     '',
     table(
       ['set-up', 'req/s (mean)', 'range', 'vs none', 'errors', 'varnishd µs/req', 'varnishlog µs/req', 'Node µs/req', 'readers / varnishd', 'seen / request'],
@@ -243,6 +276,7 @@ function markdown(results: { setup: Setup; label: string; runs: Measured[] }[]):
     '',
     `**Records reader:** ${cost(summary[1])}, and it read every record.`,
     `**Mirror reader, nothing mirrored:** ${cost(summary[2])}.`,
+    `**Every request mirrored:** ${cost(summary[3])}; per request sent, mirror outcomes ${mirrorOutcomes(results[3].runs)}.`,
     noisy
       ? 'The req/s differences between set-ups are smaller than the round-to-round range on this machine, so they do not show the cost; the CPU per request does.'
       : 'Compare the req/s differences with the round-to-round ranges before reading them as the cost.',
