@@ -9,7 +9,6 @@ import { request, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { stringify } from 'yaml';
 import { startEchoServer, type EchoServer } from '../../src/echo/server.ts';
@@ -19,6 +18,7 @@ import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { freePort } from '../../src/varnish/ports.ts';
 import { startRecordingBackend, type RecordingBackend } from './support/recording-backend.ts';
+import { eventually } from './support/poll.ts';
 
 // Not used by any other integration test, so the files can run in parallel.
 const GW_ADDRESS = '127.0.9.1';
@@ -99,15 +99,6 @@ function echoed(g: Got): Echoed {
   // The echo backend read header bytes as latin1 too.
   for (const k of Object.keys(e.headers)) e.headers[k] = e.headers[k].map(utf8);
   return e;
-}
-
-async function eventually(what: string, fn: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await fn().catch(() => false)) return;
-    await sleep(50);
-  }
-  assert.fail(`timed out waiting for: ${what}`);
 }
 
 // ---------------------------------------------------------------------------------------------

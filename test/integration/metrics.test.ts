@@ -5,12 +5,11 @@
 // VCL compiler's filter support).
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { startEchoServer, type EchoServer } from '../../src/echo/server.ts';
 import type { IRRoute, RoutingIR } from '../../src/ir/types.ts';
@@ -22,42 +21,13 @@ import { silentLogger } from '../../src/util/log.ts';
 import { freePort } from '../../src/varnish/ports.ts';
 import { VclReloader } from '../../src/varnish/reloader.ts';
 import { Varnishd } from '../../src/varnish/varnishd.ts';
+import { eventually } from './support/poll.ts';
+import { getText as get } from './support/http.ts';
+import { sampleStartingWith as sample, samples } from './support/prometheus.ts';
 
 const GW_ADDRESS = '127.0.8.1';
 const GW_PORT = 18084;
 const NS = 'app';
-
-function get(port: number, path: string, host = 'localhost', address = '127.0.0.1'): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: address, port, path, headers: { host }, agent: false, timeout: 10_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', reject);
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.end();
-  });
-}
-
-async function eventually(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await fn()) return;
-    await sleep(25);
-  }
-  assert.fail(`timed out waiting for: ${what}`);
-}
-
-/** Sample lines of the Prometheus text: one per series (histogram buckets included). */
-function samples(text: string): string[] {
-  return text.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
-}
-
-function sample(text: string, prefix: string): number | undefined {
-  const line = samples(text).find((l) => l.startsWith(prefix));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
 
 async function seriesCount(m: GatewayMetrics): Promise<number> {
   return samples(await m.registry.metrics()).length;

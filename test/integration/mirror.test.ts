@@ -9,7 +9,6 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { EndpointMap, RoutingIR } from '../../src/ir/types.ts';
 import { LogConsumers } from '../../src/metrics/log-consumers.ts';
 import { createGatewayMetrics, type GatewayMetrics } from '../../src/metrics/registry.ts';
@@ -18,6 +17,7 @@ import type { StandaloneStatus } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { freePort } from '../../src/varnish/ports.ts';
 import { Varnishd } from '../../src/varnish/varnishd.ts';
+import { eventually } from './support/poll.ts';
 
 const REC_LEN = 1024;
 
@@ -137,15 +137,6 @@ function send(port: number, method: string, path: string, headers: Record<string
   });
 }
 
-async function eventually(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await fn()) return;
-    await sleep(25);
-  }
-  assert.fail(`timed out waiting for: ${what}`);
-}
-
 async function counter(m: GatewayMetrics, name: 'mirrorRequests' | 'filterFailures' | 'filterApplications', labels: Record<string, string>): Promise<number> {
   const { values } = await m[name].get();
   const v = values.find((x) => Object.entries(labels).every(([k, val]) => String((x.labels as Record<string, unknown>)[k]) === val));
@@ -218,7 +209,7 @@ describe('request mirroring from the shared-memory log', () => {
     assert.equal(res.body, 'primary GET /rewritten/items?x=1');
     assert.equal(res.headers['x-served-by'], 'primary');
 
-    await eventually('mirror received the request', () => mirrored('/rewritten/items?x=1').length === 1);
+    await eventually('mirror received the request', () => mirrored('/rewritten/items?x=1').length === 1, 15_000);
     const m = mirrored('/rewritten/items?x=1')[0];
     assert.equal(m.method, 'GET');
     assert.equal(m.headers.host, 'www.example.com', 'Host as the client sent it');
@@ -236,32 +227,32 @@ describe('request mirroring from the shared-memory log', () => {
     const p = primary.seen.filter((s) => s.url === '/rewritten/items?x=1');
     assert.equal(p.length, 1);
     assert.equal(p[0].headers['x-after'], 'after');
-    await eventually('ok counted', async () => (await outcome('app/shadow:80', 'ok')) === 1);
+    await eventually('ok counted', async () => (await outcome('app/shadow:80', 'ok')) === 1, 15_000);
   });
 
   test('a request with a body is not mirrored and is counted', async () => {
     const res = await send(port, 'POST', '/upload', { Host: 'www.example.com', 'Content-Type': 'text/plain' }, 'payload');
     assert.equal(res.status, 200);
     assert.equal(primary.seen.find((s) => s.url === '/upload')?.body, 'payload');
-    await eventually('body_not_mirrored counted', async () => (await outcome('app/shadow:80', 'body_not_mirrored')) === 1);
+    await eventually('body_not_mirrored counted', async () => (await outcome('app/shadow:80', 'body_not_mirrored')) === 1, 15_000);
     assert.equal(mirrored('/upload').length, 0);
     assert.equal(await counter(metrics, 'filterFailures', { route: 'app/web', rule: '0', filter: 'RequestMirror', reason: 'body_not_mirrored' }), 1);
   });
 
   test('a mirror Service without endpoints is counted as no_endpoints', async () => {
     assert.equal((await send(port, 'GET', '/none', { Host: 'www.example.com' })).status, 200);
-    await eventually('no_endpoints counted', async () => (await outcome('app/empty:80', 'no_endpoints')) === 1);
+    await eventually('no_endpoints counted', async () => (await outcome('app/empty:80', 'no_endpoints')) === 1, 15_000);
     assert.equal(await counter(metrics, 'filterFailures', { route: 'app/web', rule: '0', filter: 'RequestMirror', reason: 'no_endpoints' }), 1);
   });
 
   test('an unreachable mirror endpoint is counted as error and delays nothing', async () => {
     assert.equal((await send(port, 'GET', '/dead', { Host: 'www.example.com' })).status, 200);
-    await eventually('error counted', async () => (await outcome('app/dead:80', 'error')) === 1);
+    await eventually('error counted', async () => (await outcome('app/dead:80', 'error')) === 1, 15_000);
   });
 
   test('a header longer than vsl_reclen is not mirrored cut', async () => {
     assert.equal((await send(port, 'GET', '/long', { Host: 'www.example.com', 'X-Long': 'l'.repeat(REC_LEN * 2) })).status, 200);
-    await eventually('truncated counted', async () => (await outcome('app/shadow:80', 'truncated')) === 1);
+    await eventually('truncated counted', async () => (await outcome('app/shadow:80', 'truncated')) === 1, 15_000);
     assert.equal(mirrored('/long').length, 0);
   });
 
@@ -269,7 +260,7 @@ describe('request mirroring from the shared-memory log', () => {
     assert.equal((await send(port, 'GET', '/unknown', { Host: 'www.example.com' })).status, 200);
     // Followed by a mirrored request: once that one is through, the first was handled too.
     await send(port, 'GET', '/after-unknown', { Host: 'www.example.com' });
-    await eventually('next mirror arrived', () => mirrored('/after-unknown').length === 1);
+    await eventually('next mirror arrived', () => mirrored('/after-unknown').length === 1, 15_000);
     const { values } = await metrics.mirrorRequests.get();
     assert.equal(values.filter((v) => v.labels.service === 'app/not-configured:80').length, 0);
   });
@@ -278,16 +269,16 @@ describe('request mirroring from the shared-memory log', () => {
     shadow.hold.path = '/slow';
     try {
       assert.equal((await send(port, 'GET', '/slow', { Host: 'www.example.com' })).status, 200);
-      await eventually('slow mirror in flight', () => shadow.held.length === 1);
+      await eventually('slow mirror in flight', () => shadow.held.length === 1, 15_000);
       const res = await send(port, 'GET', '/while-slow', { Host: 'www.example.com' });
       assert.equal(res.body, 'primary GET /while-slow');
-      await eventually('dropped counted', async () => (await outcome('app/shadow:80', 'dropped')) === 1);
+      await eventually('dropped counted', async () => (await outcome('app/shadow:80', 'dropped')) === 1, 15_000);
       assert.equal(mirrored('/while-slow').length, 0);
     } finally {
       shadow.hold.path = undefined;
       for (const answer of shadow.held.splice(0)) answer();
     }
-    await eventually('slow mirror completed', () => consumers.replayer.inFlight === 0);
+    await eventually('slow mirror completed', () => consumers.replayer.inFlight === 0, 15_000);
   });
 
   test('/metrics shows the counters after traffic', async () => {

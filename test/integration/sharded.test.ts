@@ -7,12 +7,12 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { startEchoServer, type EchoServer } from '../../src/echo/server.ts';
 import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { shardOf } from '../../src/vcl/shards.ts';
+import { eventually } from './support/poll.ts';
 
 const ADDRESS = '127.0.7.2';
 const PORT = 18081;
@@ -33,15 +33,6 @@ function get(host: string, path = '/'): Promise<{ status: number; pod?: string }
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.end();
   });
-}
-
-async function eventually(fn: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    if (await fn().catch(() => false)) return;
-    await sleep(50);
-  }
-  assert.fail(`timed out waiting for: ${what}`);
 }
 
 const route = (name: string, hostname: string) => ({
@@ -106,14 +97,14 @@ describe('sharded VCL', () => {
 
   test('adding a route recompiles only its shard', async () => {
     await writeFile(join(dir, 'new.yaml'), stringify(route('added', 'added.shop.test')));
-    await eventually(async () => (await get('added.shop.test')).status === 200, 'new route live');
+    await eventually('new route live', async () => (await get('added.shop.test')).status === 200);
     assert.equal(server.state.lastReload?.compiled, 1, 'one shard VCL compiled, dispatcher untouched');
     for (const h of hosts) assert.equal((await get(h)).status, 200, h);
   });
 
   test('a wildcard route reaches hosts of every shard', async () => {
     await writeFile(join(dir, 'wild.yaml'), stringify(route('wild', '*.wild.test')));
-    await eventually(async () => (await get('a.wild.test')).status === 200, 'wildcard live');
+    await eventually('wildcard live', async () => (await get('a.wild.test')).status === 200);
     assert.equal(server.state.lastReload?.compiled, SHARDS, 'the wildcard vhost lives in every shard');
     for (let i = 0; i < 16; i++) assert.equal((await get(`x${i}.wild.test`)).status, 200);
     assert.equal((await get('wild.test')).status, 404, 'the apex is not covered by the wildcard');
@@ -124,8 +115,8 @@ describe('sharded VCL', () => {
     assert.ok(varnish?.pid);
     const before = varnish.managerRestarts;
     process.kill(varnish.pid, 'SIGKILL');
-    await eventually(async () => varnish.managerRestarts > before, 'manager relaunched');
-    await eventually(async () => (await get(hosts[0])).status === 200 && (await get('added.shop.test')).status === 200, 'set redeployed');
+    await eventually('manager relaunched', async () => varnish.managerRestarts > before);
+    await eventually('set redeployed', async () => (await get(hosts[0])).status === 200 && (await get('added.shop.test')).status === 200);
     for (const h of hosts) assert.equal((await get(h)).status, 200, h);
     assert.equal((await get('b.wild.test')).status, 200);
   });

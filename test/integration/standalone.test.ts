@@ -5,11 +5,11 @@ import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { startEchoServer, type EchoServer } from '../../src/echo/server.ts';
 import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
+import { eventually } from './support/poll.ts';
 
 const GW_ADDRESS = '127.0.7.1';
 const GW_PORT = 18080;
@@ -35,15 +35,6 @@ function get(host: string, path: string, headers: Record<string, string> = {}): 
 }
 
 const podOf = (g: Got) => (g.status === 200 ? (JSON.parse(g.body) as { pod: string }).pod : `status ${g.status}`);
-
-async function eventually(fn: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await fn().catch(() => false)) return;
-    await sleep(50);
-  }
-  assert.fail(`timed out waiting for: ${what}`);
-}
 
 function service(name: string, backend: EchoServer): object[] {
   const port = Number(new URL(backend.url).port);
@@ -117,7 +108,7 @@ describe('vgw serve (standalone)', () => {
   test('a new route file goes live without a restart', async () => {
     const generation = server.state.generation;
     await writeFile(join(dir, 'route-b.yaml'), yamlDocs([route('b', ['b.example.com'], [{ backendRefs: [{ name: 'svc-b', port: 80 }] }])]));
-    await eventually(async () => (await get('b.example.com', '/')).status === 200, 'route b serving');
+    await eventually('route b serving', async () => (await get('b.example.com', '/')).status === 200, 15_000);
     assert.equal(podOf(await get('b.example.com', '/')), 'svc-b-1-1');
     assert.ok(server.state.generation > generation);
     assert.equal(server.state.activeVcl?.startsWith('vgw_'), true, 'reloaded through vcl.inline, not a varnishd restart');
@@ -125,12 +116,12 @@ describe('vgw serve (standalone)', () => {
 
   test('an unparsable file is reported and the last good config keeps serving', async () => {
     await writeFile(join(dir, 'broken.yaml'), 'kind: HTTPRoute\nmetadata: [unclosed\n');
-    await eventually(async () => server.state.lastError !== undefined, 'error reported');
+    await eventually('error reported', async () => server.state.lastError !== undefined, 15_000);
     assert.match(server.state.lastError?.message ?? '', /broken\.yaml:\d+/);
     assert.equal(podOf(await get('a.example.com', '/')), 'svc-a-1-1');
     assert.equal(podOf(await get('b.example.com', '/')), 'svc-b-1-1');
     await unlink(join(dir, 'broken.yaml'));
-    await eventually(async () => server.state.lastError === undefined, 'error cleared after the fix');
+    await eventually('error cleared after the fix', async () => server.state.lastError === undefined, 15_000);
   });
 
   test('an invalid route is rejected alone; adversarial match values route literally', async () => {
@@ -145,7 +136,7 @@ describe('vgw serve (standalone)', () => {
         route('bad', ['bad.example.com'], [{ matches: [{ path: { type: 'RegularExpression', value: '(unclosed' } }], backendRefs: [{ name: 'svc-a', port: 80 }] }]),
       ]),
     );
-    await eventually(async () => (await get('c.example.com', '/')).status === 200, 'route c serving');
+    await eventually('route c serving', async () => (await get('c.example.com', '/')).status === 200, 15_000);
     assert.equal(podOf(await get('c.example.com', '/p"}{', { 'X-Nasty': nasty })), 'svc-b-1-1');
     assert.equal(podOf(await get('c.example.com', '/p"}{', { 'X-Nasty': `${nasty} ` + 'x' })), 'svc-a-1-1');
     assert.equal(podOf(await get('c.example.com', '/p"}{', { 'X-Nasty': 'v' })), 'svc-a-1-1');
@@ -165,15 +156,15 @@ describe('vgw serve (standalone)', () => {
     });
     const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'svc-e', namespace: NS }, spec: { ports: [{ name: 'http', port: 80 }] } };
     await writeFile(join(dir, 'route-e.yaml'), yamlDocs([svc, slice(false), route('e', ['e.example.com'], [{ backendRefs: [{ name: 'svc-e', port: 80 }] }])]));
-    await eventually(async () => (await get('e.example.com', '/')).status === 500, 'no endpoints: 500');
+    await eventually('no endpoints: 500', async () => (await get('e.example.com', '/')).status === 500, 15_000);
     await writeFile(join(dir, 'route-e.yaml'), yamlDocs([svc, slice(true), route('e', ['e.example.com'], [{ backendRefs: [{ name: 'svc-e', port: 80 }] }])]));
-    await eventually(async () => (await get('e.example.com', '/')).status === 200, 'endpoint ready: 200');
+    await eventually('endpoint ready: 200', async () => (await get('e.example.com', '/')).status === 200, 15_000);
     await unlink(join(dir, 'route-e.yaml'));
   });
 
   test('removing a route file removes the route', async () => {
     await unlink(join(dir, 'route-b.yaml'));
-    await eventually(async () => (await get('b.example.com', '/')).status === 404, 'route b gone');
+    await eventually('route b gone', async () => (await get('b.example.com', '/')).status === 404, 15_000);
   });
 
   test('a listener that cannot be bound is reported and the previous listeners keep serving', async () => {
@@ -187,8 +178,8 @@ describe('vgw serve (standalone)', () => {
         spec: { gatewayClassName: 'vgw', addresses: [{ type: 'IPAddress', value: GW_ADDRESS }], listeners: [{ name: 'http', protocol: 'HTTP', port: GW_PORT + 10 }] },
       };
       await writeFile(join(dir, 'gateway2.yaml'), yamlDocs([gateway]));
-      await eventually(async () => /varnishd could not start/.test(server.state.lastError?.message ?? ''), 'bind failure reported');
-      await eventually(async () => (await get('a.example.com', '/')).status === 200, 'previous config serving again');
+      await eventually('bind failure reported', async () => /varnishd could not start/.test(server.state.lastError?.message ?? ''), 15_000);
+      await eventually('previous config serving again', async () => (await get('a.example.com', '/')).status === 200, 15_000);
       assert.equal(podOf(await get('a.example.com', '/')), 'svc-a-1-1');
     } finally {
       await unlink(join(dir, 'gateway2.yaml')).catch(() => undefined);

@@ -3,60 +3,23 @@
 // and through a new varnishd (listener change). Real varnishd, real HTTP backend.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { startAdminServer } from '../../src/standalone/admin.ts';
 import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
+import { eventually } from './support/poll.ts';
+import { getText as get } from './support/http.ts';
+import { sample, samples, seriesKeys } from './support/prometheus.ts';
 
 const GW_ADDRESS = '127.0.10.1';
 const GW_PORT = 18090;
 const NS = 'app';
 const HOST = 'metrics.example.com';
-
-function get(port: number, path: string, host = 'localhost', address = '127.0.0.1'): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: address, port, path, headers: { host }, agent: false, timeout: 10_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', reject);
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.end();
-  });
-}
-
-async function eventually(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await fn()) return;
-    await sleep(25);
-  }
-  assert.fail(`timed out waiting for: ${what}`);
-}
-
-function samples(text: string): string[] {
-  return text.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
-}
-
-/** The value of the series `series` (name and labels, exactly as printed). */
-function sample(text: string, series: string): number | undefined {
-  const line = samples(text).find((l) => l.slice(0, l.lastIndexOf(' ')) === series);
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
-
-/** Every series (name and labels, no value), sorted. */
-function seriesKeys(text: string): string[] {
-  return samples(text)
-    .map((l) => l.slice(0, l.lastIndexOf(' ')))
-    .sort();
-}
 
 describe('vgw serve: varnish_* metrics', () => {
   let dir = '';

@@ -13,6 +13,7 @@ import { translate, type TranslateResult } from '../../../src/gatewayapi/transla
 import type { EndpointSlice, Gateway, GatewayClass, HTTPRoute, Namespace, Service } from '../../../src/gatewayapi/types.ts';
 import { emptySnapshot } from '../../../src/gatewayapi/types.ts';
 import type { KubeObject } from '../../support/kube-api-server.ts';
+export { eventually } from './poll.ts';
 
 export { CONTROLLER_NAME };
 export const GATEWAY_API = 'gateway.networking.k8s.io/v1';
@@ -141,22 +142,6 @@ export function get(base: { address: string; port: number }, host: string, path 
     req.on('error', reject);
     req.end();
   });
-}
-
-/** Polls `check` until it holds; fails with `what` after `timeoutMs` (generous: tests never assert timing). */
-export async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000, intervalMs = 20): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-      lastErr = undefined;
-    } catch (err) {
-      lastErr = err;
-    }
-    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`);
-    await sleep(intervalMs);
-  }
 }
 
 /**
