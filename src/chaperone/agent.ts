@@ -9,9 +9,9 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { chmod } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { EndpointMap, RoutingIR } from '../ir/types.ts';
+import type { EndpointMap } from '../ir/types.ts';
 import { ObservedDataPlane } from '../metrics/observed-data-plane.ts';
-import { createGatewayMetrics, type GatewayMetrics } from '../metrics/registry.ts';
+import { countEndpoints, createGatewayMetrics, type GatewayMetrics } from '../metrics/registry.ts';
 import { compileConfig } from '../pipeline/render.ts';
 import { Coalescer } from '../util/coalesce.ts';
 import type { DataPlaneState } from '../varnish/data-plane.ts';
@@ -149,7 +149,7 @@ export class Chaperone {
       this.state.phase = 'serving';
       this.log.info({ event: 'ready', routes: config.stats.routes, endpoints: this.state.endpoints }, 'first config live: ready');
     }
-    this.routeStatus?.live(routeGenerations(decoded.ir));
+    this.routeStatus?.live(decoded.ir.routeGenerations ?? {});
   }
 
   private fail(message: string): void {
@@ -190,16 +190,6 @@ export class Chaperone {
     await this.applier.stop();
     await this.dataPlane.stop();
   }
-}
-
-function routeGenerations(ir: RoutingIR): Record<string, number> {
-  return ir.routeGenerations ?? {};
-}
-
-function countEndpoints(endpoints: EndpointMap): number {
-  let n = 0;
-  for (const list of endpoints.values()) n += list.length;
-  return n;
 }
 
 function endpointFingerprint(endpoints: EndpointMap): string {

@@ -1,10 +1,10 @@
 // vgw chaperone: the in-pod agent of one Gateway. Runs as the data-plane container's main
 // process; SIGTERM starts connection draining (see src/chaperone/drain.ts).
 import { KubeConfig } from '@kubernetes/client-node';
-import { mkdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { Chaperone } from '../chaperone/agent.ts';
 import { startAdminServer } from '../standalone/admin.ts';
+import { makeDir } from '../util/fs.ts';
 import { createLogger } from '../util/log.ts';
 import { reportUsage, UsageError } from './args.ts';
 
@@ -39,7 +39,7 @@ export async function runChaperone(argv: string[]): Promise<number> {
   if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
   else kubeConfig.loadFromDefault();
   const workDir = values['work-dir'] as string;
-  await mkdir(workDir, { recursive: true });
+  await makeDir(workDir);
   const chaperone = new Chaperone({
     kubeConfig,
     namespace,

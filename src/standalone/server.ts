@@ -1,9 +1,9 @@
 // Standalone mode: a directory of manifests drives the same pipeline a cluster would, and one
 // varnishd serves it. Changes in the directory go live without a restart; a change that cannot
 // be read or compiled is reported and the last good config keeps serving.
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { formatProblem, type Problem } from '../gatewayapi/translator.ts';
 import type { LogConsumers } from '../metrics/log-consumers.ts';
@@ -17,6 +17,7 @@ import type { StatsCollector } from '../varnish/stats.ts';
 import type { Varnishd } from '../varnish/varnishd.ts';
 import type { ShardCache } from '../vcl/shards.ts';
 import { Coalescer } from '../util/coalesce.ts';
+import { makeDir } from '../util/fs.ts';
 
 export interface StandaloneOptions {
   dir: string;
@@ -139,23 +140,5 @@ export class StandaloneServer {
     await this.applier.stop();
     await this.dataPlane?.stop();
     if (this.ownsWorkDir) await rm(this.workDir, { recursive: true, force: true });
-  }
-}
-
-/**
- * mkdir -p without Node's recursive mode, which never returns for paths under /proc: create
- * the parents, then the directory itself, so an impossible path fails with its error.
- */
-async function makeDir(path: string): Promise<void> {
-  try {
-    await mkdir(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return;
-    if (code !== 'ENOENT' || dirname(path) === path) throw err;
-    await makeDir(dirname(path));
-    await mkdir(path).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EEXIST') throw e;
-    });
   }
 }
