@@ -41,7 +41,7 @@ export interface ValidRule {
   filters: string[];
   requestHeaders?: IRHeaderModifier;
   responseHeaders?: IRHeaderModifier;
-  redirect?: Omit<IRRedirect, 'listenerPort'>;
+  redirect?: ValidRedirect;
   rewrite?: { hostname?: string; path?: HTTPPathResult };
   cors?: IRCors;
   mirrors: ValidMirror[];
@@ -53,6 +53,9 @@ export interface ValidRule {
 
 /** A path modifier before the matched prefix is known (it differs per match). */
 type HTTPPathResult = { type: 'ReplaceFullPath'; value: string } | { type: 'ReplacePrefixMatch'; value: string };
+
+/** A redirect before the listener port and the matched prefix are known. */
+type ValidRedirect = Omit<IRRedirect, 'listenerPort' | 'path'> & { path?: HTTPPathResult };
 
 const RULE_FIELDS = ['name', 'matches', 'filters', 'backendRefs', 'timeouts', 'retry', 'sessionPersistence'];
 
@@ -234,10 +237,10 @@ function headerModifier(m: HTTPHeaderFilter | undefined, where: string): IRHeade
   return out;
 }
 
-function redirect(f: HTTPRouteFilter, at: string): Omit<IRRedirect, 'listenerPort'> {
+function redirect(f: HTTPRouteFilter, at: string): ValidRedirect {
   const r = f.requestRedirect;
   if (!r) throw new RouteValueError(`${at}.requestRedirect is required`);
-  const out: Omit<IRRedirect, 'listenerPort'> = { statusCode: r.statusCode ?? 302 };
+  const out: ValidRedirect = { statusCode: r.statusCode ?? 302 };
   if (!REDIRECT_CODES.has(out.statusCode)) throw new RouteValueError(`${at}.requestRedirect.statusCode ${r.statusCode} is not supported`);
   if (r.scheme !== undefined) {
     if (r.scheme !== 'http' && r.scheme !== 'https') throw new RouteValueError(`${at}.requestRedirect.scheme must be http or https`);
@@ -250,7 +253,7 @@ function redirect(f: HTTPRouteFilter, at: string): Omit<IRRedirect, 'listenerPor
   }
   if (r.path !== undefined) {
     const p = pathModifier(r.path, `${at}.requestRedirect.path`);
-    out.path = p.type === 'ReplaceFullPath' ? p : { ...p, prefix: '' };
+    out.path = p;
   }
   return out;
 }
@@ -411,8 +414,9 @@ export function ruleAction(
   if (rule.requestHeaders) action.requestHeaders = rule.requestHeaders;
   if (rule.responseHeaders) action.responseHeaders = rule.responseHeaders;
   if (rule.redirect) {
-    const r: IRRedirect = { ...rule.redirect, listenerPort };
-    if (r.path) r.path = withPrefix(r.path);
+    const { path, ...rest } = rule.redirect;
+    const r: IRRedirect = { ...rest, listenerPort };
+    if (path) r.path = withPrefix(path);
     action.redirect = r;
   }
   if (rule.rewrite) {

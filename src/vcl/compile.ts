@@ -69,7 +69,6 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap): { vcl: string
     maxQueryHeaders = Math.max(maxQueryHeaders, queryNames(vhost).length);
   }
   const internalHeaders = [...FIXED_INTERNAL_HEADERS, ...Array.from({ length: maxQueryHeaders }, (_, i) => queryHeader(i))];
-  const ctx: EmitContext = { responses: new ResponseModifiers(), services: ir.services, hasEndpoints: () => true };
   const sleeps = vhosts.some(({ vhost }) => vhost.routes.some((r) => r.action.retry?.backoffMs));
 
   out.line('vcl 4.1;');
@@ -95,7 +94,7 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap): { vcl: string
   const declared = new Set<string>();
   let unnamed = 0;
   const serviceEndpoints = ir.services.map((svc, i) => (used.has(i) ? (endpoints.get(serviceKey(svc)) ?? []) : []));
-  ctx.hasEndpoints = (i) => serviceEndpoints[i].length > 0;
+  const ctx: EmitContext = { responses: new ResponseModifiers(), services: ir.services, hasEndpoints: (i) => serviceEndpoints[i].length > 0 };
   for (const list of serviceEndpoints) {
     for (const ep of list) {
       const id = `${ep.address}|${ep.port}`;
@@ -138,7 +137,7 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap): { vcl: string
   out.line('call vgw_dispatch;');
   // WebSocket (and any other Upgrade) needs the connection handed over: pipe, after routing,
   // request filters and the backend choice are done.
-  out.line('if (req.http.Upgrade ~ "(?i)^websocket$") { return (pipe); }');
+  out.line('if (req.http.Upgrade && req.http.Upgrade ~ "(?i)^websocket$") { return (pipe); }');
   out.line('if (req.method != "GET" && req.method != "HEAD") { return (pass); }');
   out.line('if (req.http.Authorization || req.http.Cookie) { return (pass); }');
   out.line('return (hash);');
