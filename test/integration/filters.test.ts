@@ -18,7 +18,10 @@ import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { freePort } from '../../src/varnish/ports.ts';
 import { startRecordingBackend, type RecordingBackend } from './support/recording-backend.ts';
+import { GATEWAY_CLASS, gwRoute, yamlDocs } from './support/manifests.ts';
 import { eventually } from './support/poll.ts';
+
+const route = (name: string, hostnames: string[], rules: object[]) => gwRoute(NS, name, hostnames, rules);
 
 // Not used by any other integration test, so the files can run in parallel.
 const GW_ADDRESS = '127.0.9.1';
@@ -126,15 +129,6 @@ function service(name: string, endpoints: Endpoint[], appProtocol?: string): obj
   ];
 }
 
-function route(name: string, hostnames: string[], rules: object[]): object {
-  return {
-    apiVersion: 'gateway.networking.k8s.io/v1',
-    kind: 'HTTPRoute',
-    metadata: { name, namespace: NS },
-    spec: { parentRefs: [{ name: 'gw' }], hostnames, rules },
-  };
-}
-
 const to = (name: string, extra: object = {}) => ({ name, port: 80, ...extra });
 const prefix = (value: string) => ({ path: { type: 'PathPrefix', value } });
 const exact = (value: string) => ({ path: { type: 'Exact', value } });
@@ -145,8 +139,6 @@ const redirect = (r: object) => ({ type: 'RequestRedirect', requestRedirect: r }
 const rewrite = (r: object) => ({ type: 'URLRewrite', urlRewrite: r });
 const replacePrefix = (value: string) => ({ type: 'ReplacePrefixMatch', replacePrefixMatch: value });
 const replaceFull = (value: string) => ({ type: 'ReplaceFullPath', replaceFullPath: value });
-
-const yamlDocs = (docs: object[]) => docs.map((d) => stringify(d)).join('---\n');
 
 /** Values that would break out of a VCL string or into inline C if pasted unescaped. */
 const NASTY = [
@@ -200,7 +192,7 @@ describe('HTTPRoute filters and rule policies through vgw serve', () => {
     await writeFile(
       join(dir, 'gateway.yaml'),
       yamlDocs([
-        { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'vgw' }, spec: { controllerName: 'vgw.dev/gateway-controller' } },
+        GATEWAY_CLASS,
         {
           apiVersion: 'gateway.networking.k8s.io/v1',
           kind: 'Gateway',

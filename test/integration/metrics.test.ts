@@ -21,6 +21,7 @@ import { silentLogger } from '../../src/util/log.ts';
 import { freePort } from '../../src/varnish/ports.ts';
 import { VclReloader } from '../../src/varnish/reloader.ts';
 import { Varnishd } from '../../src/varnish/varnishd.ts';
+import { GATEWAY_CLASS, loopbackService, yamlDocs } from './support/manifests.ts';
 import { eventually } from './support/poll.ts';
 import { getText as get } from './support/http.ts';
 import { sampleStartingWith as sample, samples } from './support/prometheus.ts';
@@ -63,24 +64,16 @@ describe('vgw serve: reload metrics and log readers follow the config', () => {
     echo = await startEchoServer({ port: 0, pod: 'web-1', namespace: NS });
     const echoPort = Number(new URL(echo.url).port);
     const docs = [
-      { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'vgw' }, spec: { controllerName: 'vgw.dev/gateway-controller' } },
+      GATEWAY_CLASS,
       {
         apiVersion: 'gateway.networking.k8s.io/v1',
         kind: 'Gateway',
         metadata: { name: 'gw', namespace: NS },
         spec: { gatewayClassName: 'vgw', addresses: [{ type: 'IPAddress', value: GW_ADDRESS }], listeners: [{ name: 'http', protocol: 'HTTP', port: GW_PORT }] },
       },
-      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: NS }, spec: { ports: [{ name: 'http', port: 80, targetPort: echoPort }] } },
-      {
-        apiVersion: 'discovery.k8s.io/v1',
-        kind: 'EndpointSlice',
-        metadata: { name: 'web-1', namespace: NS, labels: { 'kubernetes.io/service-name': 'web' } },
-        addressType: 'IPv4',
-        ports: [{ name: 'http', port: echoPort }],
-        endpoints: [{ addresses: ['127.0.0.1'] }],
-      },
+      ...loopbackService(NS, 'web', echoPort),
     ];
-    await writeFile(join(dir, 'gateway.yaml'), docs.map((d) => stringify(d)).join('---\n'));
+    await writeFile(join(dir, 'gateway.yaml'), yamlDocs(docs));
     await writeFile(join(dir, 'route.yaml'), routeYaml(0, true));
     server = new StandaloneServer({ dir, defaultAddress: '127.0.0.1', logger: silentLogger() });
     admin = await startAdminServer('127.0.0.1', 0, () => server.state, server.metrics.registry);

@@ -12,6 +12,7 @@ import { startEchoServer, type EchoServer } from '../../src/echo/server.ts';
 import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { shardOf } from '../../src/vcl/shards.ts';
+import { GATEWAY_CLASS, loopbackService, yamlDocs } from './support/manifests.ts';
 import { eventually } from './support/poll.ts';
 
 const ADDRESS = '127.0.7.2';
@@ -59,25 +60,17 @@ describe('sharded VCL', () => {
     echo = await startEchoServer({ port: 0, pod: 'web-1-1', namespace: NS });
     const port = Number(new URL(echo.url).port);
     const docs = [
-      { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'vgw' }, spec: { controllerName: 'vgw.dev/gateway-controller' } },
+      GATEWAY_CLASS,
       {
         apiVersion: 'gateway.networking.k8s.io/v1',
         kind: 'Gateway',
         metadata: { name: 'gw', namespace: NS },
         spec: { gatewayClassName: 'vgw', addresses: [{ type: 'IPAddress', value: ADDRESS }], listeners: [{ name: 'http', protocol: 'HTTP', port: PORT }] },
       },
-      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: NS }, spec: { ports: [{ name: 'http', port: 80, targetPort: port }] } },
-      {
-        apiVersion: 'discovery.k8s.io/v1',
-        kind: 'EndpointSlice',
-        metadata: { name: 'web-1', namespace: NS, labels: { 'kubernetes.io/service-name': 'web' } },
-        addressType: 'IPv4',
-        ports: [{ name: 'http', port }],
-        endpoints: [{ addresses: ['127.0.0.1'] }],
-      },
+      ...loopbackService(NS, 'web', port),
       ...hosts.map((h, i) => route(`r${i}`, h)),
     ];
-    await writeFile(join(dir, 'all.yaml'), docs.map((d) => stringify(d)).join('---\n'));
+    await writeFile(join(dir, 'all.yaml'), yamlDocs(docs));
     server = new StandaloneServer({ dir, defaultAddress: '127.0.0.1', logger: silentLogger(), shards: SHARDS });
     await server.start();
   });

@@ -9,7 +9,11 @@ import { stringify } from 'yaml';
 import { startEchoServer, type EchoServer } from '../../src/echo/server.ts';
 import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
+import { GATEWAY_CLASS, gwRoute, loopbackService, yamlDocs } from './support/manifests.ts';
 import { eventually } from './support/poll.ts';
+
+const service = (name: string, backend: EchoServer) => loopbackService(NS, name, Number(new URL(backend.url).port));
+const route = (name: string, hostnames: string[], rules: object[]) => gwRoute(NS, name, hostnames, rules);
 
 const GW_ADDRESS = '127.0.7.1';
 const GW_PORT = 18080;
@@ -36,32 +40,6 @@ function get(host: string, path: string, headers: Record<string, string> = {}): 
 
 const podOf = (g: Got) => (g.status === 200 ? (JSON.parse(g.body) as { pod: string }).pod : `status ${g.status}`);
 
-function service(name: string, backend: EchoServer): object[] {
-  const port = Number(new URL(backend.url).port);
-  return [
-    { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: NS }, spec: { ports: [{ name: 'http', port: 80, targetPort: port }] } },
-    {
-      apiVersion: 'discovery.k8s.io/v1',
-      kind: 'EndpointSlice',
-      metadata: { name: `${name}-1`, namespace: NS, labels: { 'kubernetes.io/service-name': name } },
-      addressType: 'IPv4',
-      ports: [{ name: 'http', port }],
-      endpoints: [{ addresses: ['127.0.0.1'] }],
-    },
-  ];
-}
-
-function route(name: string, hostnames: string[], rules: object[]): object {
-  return {
-    apiVersion: 'gateway.networking.k8s.io/v1',
-    kind: 'HTTPRoute',
-    metadata: { name, namespace: NS },
-    spec: { parentRefs: [{ name: 'gw' }], hostnames, rules },
-  };
-}
-
-const yamlDocs = (docs: object[]) => docs.map((d) => stringify(d)).join('---\n');
-
 describe('vgw serve (standalone)', () => {
   let dir = '';
   let server: StandaloneServer;
@@ -75,7 +53,7 @@ describe('vgw serve (standalone)', () => {
     await writeFile(
       join(dir, 'gateway.yaml'),
       yamlDocs([
-        { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'vgw' }, spec: { controllerName: 'vgw.dev/gateway-controller' } },
+        GATEWAY_CLASS,
         {
           apiVersion: 'gateway.networking.k8s.io/v1',
           kind: 'Gateway',

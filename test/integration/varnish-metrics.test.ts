@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import { startAdminServer } from '../../src/standalone/admin.ts';
 import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
+import { GATEWAY_CLASS, loopbackService, yamlDocs } from './support/manifests.ts';
 import { eventually } from './support/poll.ts';
 import { getText as get } from './support/http.ts';
 import { sample, samples, seriesKeys } from './support/prometheus.ts';
@@ -64,18 +65,10 @@ describe('vgw serve: varnish_* metrics', () => {
     backendPort = (backend.address() as AddressInfo).port;
     dir = await mkdtemp(join(tmpdir(), 'vgw-varnish-metrics-'));
     const docs = [
-      { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'vgw' }, spec: { controllerName: 'vgw.dev/gateway-controller' } },
-      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: NS }, spec: { ports: [{ name: 'http', port: 80, targetPort: backendPort }] } },
-      {
-        apiVersion: 'discovery.k8s.io/v1',
-        kind: 'EndpointSlice',
-        metadata: { name: 'web-1', namespace: NS, labels: { 'kubernetes.io/service-name': 'web' } },
-        addressType: 'IPv4',
-        ports: [{ name: 'http', port: backendPort }],
-        endpoints: [{ addresses: ['127.0.0.1'] }],
-      },
+      GATEWAY_CLASS,
+      ...loopbackService(NS, 'web', backendPort),
     ];
-    await writeFile(join(dir, 'base.yaml'), docs.map((d) => stringify(d)).join('---\n'));
+    await writeFile(join(dir, 'base.yaml'), yamlDocs(docs));
     await writeFile(join(dir, 'gateway.yaml'), gatewayYaml([GW_PORT]));
     await writeFile(join(dir, 'route.yaml'), routeYaml(0));
     server = new StandaloneServer({ dir, defaultAddress: '127.0.0.1', logger: silentLogger(), statsIntervalMs: 50 });
