@@ -19,6 +19,7 @@ import { activeSessions } from '../varnish/stats.ts';
 import type { Varnishd } from '../varnish/varnishd.ts';
 import type { ShardCache } from '../vcl/shards.ts';
 import { drainConnections, type DrainOptions } from './drain.ts';
+import { summarizeError } from './error-summary.ts';
 import { RouteStatusReporter } from './route-status.ts';
 import { ChaperoneSources } from './sources.ts';
 
@@ -153,9 +154,23 @@ export class Chaperone {
   }
 
   private fail(message: string): void {
-    this.state.lastError = { at: new Date().toISOString(), message };
+    // The log keeps the whole message (a VCC error with its VCL excerpt); the state, which the
+    // HTTP endpoints serve, only a one-line summary.
+    this.state.lastError = { at: new Date().toISOString(), message: summarizeError(message) };
     this.metrics.configErrors.inc();
     this.log.error({ event: 'config-rejected' }, message);
+  }
+
+  /** The state as /status serves it: errors summarised, never VCL text. */
+  publicState(): ChaperoneState {
+    const s: ChaperoneState = { ...this.state, ready: this.ready };
+    if (s.lastReload?.error !== undefined) s.lastReload = { ...s.lastReload, error: summarizeError(s.lastReload.error) };
+    return s;
+  }
+
+  /** Routing configs inflated and parsed so far (a changed ConfigMap set, not every event). */
+  get configDecodes(): number {
+    return this.sources.configReader.decodes;
   }
 
   /**

@@ -5,8 +5,9 @@
 import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1ConfigMap, type V1EndpointSlice } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { resolveEndpoints } from '../gatewayapi/endpoints.ts';
+import { parseEndpointSlice, type SliceResult } from '../gatewayapi/schema/endpointslice.ts';
 import type { EndpointSlice } from '../gatewayapi/types.ts';
-import { decodeRoutingConfig, GATEWAY_LABEL, type DecodeResult } from '../ir/configmap.ts';
+import { GATEWAY_LABEL, RoutingConfigReader, type DecodeResult } from '../ir/configmap.ts';
 import type { EndpointMap, RoutingIR } from '../ir/types.ts';
 import { WatchedKind } from '../providers/kubernetes/watch.ts';
 
@@ -27,9 +28,15 @@ export class ChaperoneSources {
   /** Both kinds have been listed once. */
   readonly synced: Promise<void>;
   private allSynced = false;
+  /** Inflates the routing config only when its ConfigMaps changed, not on every event. */
+  readonly configReader: RoutingConfigReader;
+  private readonly parseCache = new WeakMap<V1EndpointSlice, SliceResult>();
+  /** Slice -> last warning logged about it. */
+  private readonly warned = new Map<string, string>();
 
   constructor(opts: SourcesOptions) {
     this.opts = opts;
+    this.configReader = new RoutingConfigReader(opts.gateway);
     // Changes are passed on only once both kinds are listed: a config compiled while the
     // EndpointSlices are not listed yet would go live with no endpoints (every route a 500).
     const onChange = () => {
@@ -66,11 +73,45 @@ export class ChaperoneSources {
   }
 
   routingConfig(): DecodeResult {
-    return decodeRoutingConfig(this.configMaps.list() as V1ConfigMap[], this.opts.gateway);
+    return this.configReader.read(this.configMaps.list() as V1ConfigMap[]);
   }
 
   endpoints(ir: RoutingIR): EndpointMap {
-    return resolveEndpoints(ir.services, this.slices.list() as unknown as EndpointSlice[]);
+    const valid: EndpointSlice[] = [];
+    const seen = new Set<string>();
+    for (const raw of this.slices.list()) {
+      const id = `${raw.metadata?.namespace}/${raw.metadata?.name}`;
+      seen.add(id);
+      const r = this.parsed(raw);
+      if (r.ok && r.slice.addressType !== 'FQDN') valid.push(r.slice);
+      else this.warnOnce(id, r.ok ? 'addressType FQDN is not supported; slice ignored' : `invalid, skipped: ${r.message}`);
+    }
+    // Forget warnings about slices that are gone, so a slice re-created bad is reported again.
+    for (const id of this.warned.keys()) if (!seen.has(id)) this.warned.delete(id);
+    return resolveEndpoints(ir.services, valid, (slice, message) =>
+      this.warnOnce(`${slice.metadata.namespace}/${slice.metadata.name}`, message),
+    );
+  }
+
+  /**
+   * Slices come from the API server, but are checked like any input before their ports and
+   * addresses can reach VCL: a bad slice is skipped and logged, never fails the compile.
+   * Results are kept per object (the watch replaces an object on every change).
+   */
+  private parsed(raw: V1EndpointSlice): SliceResult {
+    let r = this.parseCache.get(raw);
+    if (!r) {
+      r = parseEndpointSlice(raw);
+      this.parseCache.set(raw, r);
+    }
+    return r;
+  }
+
+  private warnOnce(slice: string, message: string): void {
+    if (this.warned.get(slice) === message) return;
+    this.warned.set(slice, message);
+    const [namespace, name] = slice.split('/');
+    this.opts.logger.warn({ event: 'endpointslice-skipped', namespace, name }, `EndpointSlice ${slice}: ${message}`);
   }
 
   async stop(): Promise<void> {

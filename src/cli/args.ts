@@ -1,7 +1,8 @@
 // Shared argument handling for subcommands that take a manifest directory.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { render, type RenderedConfig } from '../pipeline/render.ts';
-import { loadManifestDir, ManifestLoadError } from '../providers/file/load.ts';
+import { renderChecked, type RenderedConfig } from '../pipeline/render.ts';
+import { formatManifestError, loadManifestDir, ManifestLoadError } from '../providers/file/load.ts';
+import { RegexChecker } from '../varnish/regex-check.ts';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -16,6 +17,15 @@ export function parseDirArgs<T extends NonNullable<ParseArgsConfig['options']>>(
   }
   if (parsed.positionals.length !== 1) throw new UsageError('expected exactly one manifest directory');
   return { dir: parsed.positionals[0], values: parsed.values };
+}
+
+/** The --path-normalization option shared by serve, check and vcl. */
+export const PATH_NORMALIZATION_OPTION = { 'path-normalization': { type: 'string', default: 'on' } } as const;
+
+export function pathNormalizationOf(value: unknown): 'On' | 'Off' {
+  if (value === 'on') return 'On';
+  if (value === 'off') return 'Off';
+  throw new UsageError('--path-normalization must be on or off');
 }
 
 export function reportUsage(err: unknown): number {
@@ -33,16 +43,23 @@ export function reportUsage(err: unknown): number {
 export async function renderDirCommand(argv: string[]): Promise<RenderedConfig | number> {
   let dir: string;
   let address: string;
+  let pathNormalization: 'On' | 'Off';
   try {
-    const parsed = parseDirArgs(argv, { address: { type: 'string', default: '127.0.0.1' } });
+    const parsed = parseDirArgs(argv, { address: { type: 'string', default: '127.0.0.1' }, ...PATH_NORMALIZATION_OPTION });
     dir = parsed.dir;
     address = parsed.values.address as string;
+    pathNormalization = pathNormalizationOf(parsed.values['path-normalization']);
   } catch (err) {
     return reportUsage(err);
   }
   try {
-    const { snapshot } = await loadManifestDir(dir);
-    return render(snapshot, { defaultAddress: address });
+    const { snapshot, warnings } = await loadManifestDir(dir);
+    for (const w of warnings) process.stderr.write(`warning: ${formatManifestError(w)}\n`);
+    // Regexes are compiled by PCRE2 (varnishd -C) as serve would; without varnishd, the
+    // tokenizer's verdict stands and check says so.
+    const config = await renderChecked(snapshot, { defaultAddress: address, pathNormalization }, new RegexChecker());
+    if (config.regexCheckUnavailable) process.stderr.write(`warning: regexes checked without PCRE2: ${config.regexCheckUnavailable}\n`);
+    return config;
   } catch (err) {
     if (err instanceof ManifestLoadError) {
       process.stderr.write(`${err.message}\n`);

@@ -1,57 +1,106 @@
 // vgw chaperone: the in-pod agent of one Gateway. Runs as the data-plane container's main
 // process; SIGTERM starts connection draining (see src/chaperone/drain.ts).
 import { KubeConfig } from '@kubernetes/client-node';
+import type { Server } from 'node:http';
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
+import { z } from 'zod';
 import { Chaperone } from '../chaperone/agent.ts';
-import { startAdminServer } from '../standalone/admin.ts';
+import { startHttpEndpoint, startProbeServer } from '../standalone/admin.ts';
 import { makeDir } from '../util/fs.ts';
 import { createLogger } from '../util/log.ts';
 import { reportUsage, UsageError } from './args.ts';
 
-export async function runChaperone(argv: string[]): Promise<number> {
+/** `vgw chaperone` flags, as parsed strings; checked by chaperoneArgs below. */
+const OPTIONS = {
+  gateway: { type: 'string' },
+  'probe-port': { type: 'string', default: '9901' },
+  'probe-address': { type: 'string', default: '0.0.0.0' },
+  'metrics-port': { type: 'string', default: '9902' },
+  'metrics-address': { type: 'string', default: '127.0.0.1' },
+  'work-dir': { type: 'string', default: '/var/lib/vgw' },
+  kubeconfig: { type: 'string' },
+  pod: { type: 'string' },
+} as const;
+
+const portFlag = (flag: string) =>
+  z
+    .string()
+    .regex(/^[0-9]{1,5}$/, `--${flag} must be a port number`)
+    .transform(Number)
+    .refine((p) => p <= 65535, `--${flag} must be a port number`);
+const addressFlag = (flag: string) => z.string().refine((a) => isIP(a) !== 0, `--${flag} must be an IP address`);
+
+const chaperoneArgs = z.object({
+  gateway: z
+    .string({ error: '--gateway NAMESPACE/NAME is required (or GATEWAY_NAMESPACE and GATEWAY_NAME)' })
+    .regex(/^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}$/, '--gateway must be NAMESPACE/NAME'),
+  'probe-port': portFlag('probe-port'),
+  'probe-address': addressFlag('probe-address'),
+  'metrics-port': portFlag('metrics-port'),
+  'metrics-address': addressFlag('metrics-address'),
+  'work-dir': z.string().min(1),
+  kubeconfig: z.string().min(1).optional(),
+  pod: z.string().min(1).max(253).optional(),
+});
+
+export type ChaperoneArgs = z.infer<typeof chaperoneArgs>;
+
+/** Flags and environment -> checked settings; UsageError naming the flag otherwise. */
+export function parseChaperoneArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ChaperoneArgs {
   let values;
-  let namespace: string;
-  let gateway: string;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        gateway: { type: 'string' },
-        'admin-port': { type: 'string', default: '9901' },
-        'admin-address': { type: 'string', default: '0.0.0.0' },
-        'work-dir': { type: 'string', default: '/var/lib/vgw' },
-        kubeconfig: { type: 'string' },
-        pod: { type: 'string' },
-      },
-      strict: true,
-    }));
-    const ref = values.gateway ?? (process.env.GATEWAY_NAMESPACE && process.env.GATEWAY_NAME ? `${process.env.GATEWAY_NAMESPACE}/${process.env.GATEWAY_NAME}` : undefined);
-    const m = ref ? /^([a-z0-9-]+)\/([a-z0-9.-]+)$/.exec(ref) : null;
-    if (!m) throw new UsageError('--gateway NAMESPACE/NAME is required (or GATEWAY_NAMESPACE and GATEWAY_NAME)');
-    [, namespace, gateway] = m;
-    const port = Number(values['admin-port']);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--admin-port must be a port number');
+    ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const gateway = values.gateway ?? (env.GATEWAY_NAMESPACE && env.GATEWAY_NAME ? `${env.GATEWAY_NAMESPACE}/${env.GATEWAY_NAME}` : undefined);
+  const parsed = chaperoneArgs.safeParse({ ...values, gateway });
+  if (!parsed.success) throw new UsageError(parsed.error.issues.map((i) => i.message).join('; '));
+  const a = parsed.data;
+  if (a['probe-port'] !== 0 && a['probe-port'] === a['metrics-port']) throw new UsageError('--probe-port and --metrics-port must differ');
+  return a;
+}
+
+export async function runChaperone(argv: string[]): Promise<number> {
+  let args: ChaperoneArgs;
+  try {
+    args = parseChaperoneArgs(argv);
   } catch (err) {
     return reportUsage(err);
   }
+  const [namespace, gateway] = args.gateway.split('/');
   const log = createLogger();
   const kubeConfig = new KubeConfig();
-  if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
+  if (args.kubeconfig) kubeConfig.loadFromFile(args.kubeconfig);
   else kubeConfig.loadFromDefault();
-  const workDir = values['work-dir'] as string;
+  const workDir = args['work-dir'];
   await makeDir(workDir);
   const chaperone = new Chaperone({
     kubeConfig,
     namespace,
     gateway,
-    podName: values.pod ?? process.env.POD_NAME ?? process.env.HOSTNAME ?? 'unknown',
+    podName: args.pod ?? process.env.POD_NAME ?? process.env.HOSTNAME ?? 'unknown',
     workDir,
     logger: log,
   });
   // Readiness is the agent's (a config live and not draining), not the data plane's flag alone:
   // a reload that completes during the drain sets that flag again.
-  const admin = await startAdminServer(values['admin-address'] as string, Number(values['admin-port']), () => ({ ...chaperone.state, ready: chaperone.ready }), chaperone.metrics.registry);
-  log.info({ event: 'admin-listening', address: admin.address() }, 'admin endpoint up');
+  // Probes on every address (the kubelet probes the pod IP); what is served and why a config
+  // was rejected only on the metrics address, pod-local by default.
+  const ready = () => chaperone.ready;
+  let probes: Server;
+  let local: Server;
+  try {
+    probes = await startProbeServer(args['probe-address'], args['probe-port'], ready);
+    local = await startHttpEndpoint(args['metrics-address'], args['metrics-port'], { ready, status: () => chaperone.publicState(), metrics: chaperone.metrics.registry });
+  } catch (err) {
+    process.stderr.write(`vgw: admin endpoint: ${(err as Error).message}\n`);
+    return 2;
+  }
+  log.info({ event: 'probes-listening', address: probes.address() }, 'probe endpoint up (/healthz, /readyz)');
+  log.info({ event: 'metrics-listening', address: local.address() }, 'status endpoint up (/status, /metrics)');
+  const admin = { close: () => (probes.close(), local.close()) };
 
   let terminating = false;
   process.on('SIGTERM', () => {

@@ -9,5 +9,7 @@ export async function runCheck(argv: string[]): Promise<number> {
   if (typeof config === 'number') return config;
   process.stdout.write(config.statuses.map((s) => stringify(s, { lineWidth: 0 })).join('---\n'));
   for (const p of config.problems) process.stderr.write(`not accepted: ${formatProblem(p)}\n`);
-  return allAccepted(config.statuses) ? 0 : 1;
+  // A problem without a status (an object rejected before it could be attributed to a
+  // Gateway, an unsupported GatewayClass) is still a reason to fail.
+  return allAccepted(config.statuses) && config.problems.length === 0 ? 0 : 1;
 }

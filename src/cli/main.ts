@@ -7,14 +7,16 @@ const USAGE = `usage: vgw <command> [options]
 
 commands:
   serve DIR [--address A] [--admin-port N] [--admin-address A] [--work-dir D] [--shards K]
-              serve the Gateway API manifests in DIR through varnishd; DIR is watched
+            [--path-normalization on|off]
+              serve the Gateway API manifests in DIR through varnishd; DIR is watched;
+              request paths are normalised before routing unless off (docs/requests.md)
   check DIR   print the computed status of every GatewayClass, Gateway and HTTPRoute (YAML)
               exit 0: all accepted, 1: something is not accepted, 2: input unreadable
   vcl DIR     print the VCL generated for DIR
   echo --port N [--address A] [--pod NAME] [--namespace NS]
               run an echo backend (the Gateway API conformance echo contract)
-  chaperone --gateway NAMESPACE/NAME [--admin-port N] [--admin-address A] [--work-dir D]
-            [--kubeconfig FILE] [--pod NAME]
+  chaperone --gateway NAMESPACE/NAME [--probe-port N] [--probe-address A] [--metrics-port N]
+            [--metrics-address A] [--work-dir D] [--kubeconfig FILE] [--pod NAME]
               the in-pod agent: serve the routing config published for one Gateway
               (defaults from GATEWAY_NAMESPACE, GATEWAY_NAME, POD_NAME; in-cluster credentials)
 `;

@@ -2,7 +2,7 @@
 import { startAdminServer } from '../standalone/admin.ts';
 import { StandaloneServer } from '../standalone/server.ts';
 import { createLogger } from '../util/log.ts';
-import { parseDirArgs, reportUsage, UsageError } from './args.ts';
+import { parseDirArgs, PATH_NORMALIZATION_OPTION, pathNormalizationOf, reportUsage, UsageError } from './args.ts';
 
 export async function runServe(argv: string[]): Promise<number> {
   let parsed;
@@ -13,7 +13,9 @@ export async function runServe(argv: string[]): Promise<number> {
       'admin-address': { type: 'string', default: '127.0.0.1' },
       'work-dir': { type: 'string' },
       shards: { type: 'string' },
+      ...PATH_NORMALIZATION_OPTION,
     });
+    pathNormalizationOf(parsed.values['path-normalization']);
     const shards = parsed.values.shards;
     if (shards !== undefined && !/^([1-9]|[1-5][0-9]|6[0-4])$/.test(shards)) throw new UsageError('--shards must be 1-64');
     const port = Number(parsed.values['admin-port']);
@@ -28,6 +30,7 @@ export async function runServe(argv: string[]): Promise<number> {
     defaultAddress: v.address as string,
     workDir: v['work-dir'] as string | undefined,
     shards: v.shards === undefined ? undefined : Number(v.shards),
+    pathNormalization: pathNormalizationOf(v['path-normalization']),
     logger: log,
   });
   let admin;

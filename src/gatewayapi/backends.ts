@@ -14,6 +14,8 @@ const UNSUPPORTED_APP_PROTOCOLS = new Set(['kubernetes.io/h2c', 'kubernetes.io/w
 export interface BackendIndex {
   services: Map<string, Service>;
   grants: ReferenceGrant[];
+  /** Services made unusable by a rejected Service or EndpointSlice manifest: key -> why. */
+  invalid?: ReadonlyMap<string, string>;
 }
 
 export function resolveBackendRef(route: HTTPRoute, ref: HTTPBackendRef, index: BackendIndex): BackendResolution {
@@ -32,6 +34,8 @@ export function resolveBackendRef(route: HTTPRoute, ref: HTTPBackendRef, index: 
   if (namespace !== routeNs && !referenceGranted(index.grants, routeNs, namespace, ref.name)) {
     return { ok: false, weight, reason: 'RefNotPermitted', message: `backendRef ${what}: no ReferenceGrant in ${namespace} allows HTTPRoutes from ${routeNs}` };
   }
+  const invalid = index.invalid?.get(`${namespace}/${ref.name}`);
+  if (invalid !== undefined) return { ok: false, weight, reason: 'BackendNotFound', message: `backendRef ${what}: ${invalid}` };
   const svc = index.services.get(`${namespace}/${ref.name}`);
   if (!svc) return { ok: false, weight, reason: 'BackendNotFound', message: `backendRef ${what}: Service not found` };
   if (ref.port === undefined) return { ok: false, weight, reason: 'UnsupportedValue', message: `backendRef ${what}: port is required` };

@@ -3,7 +3,7 @@
 
 export const ANY_HOST = '*';
 
-const LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const LABEL = /^[a-z0-9]+(?:-+[a-z0-9]+)*$/;
 
 /** RFC 1123 DNS name, lowercase, optionally with one leading "*." label. No IP addresses. */
 export function validHostname(h: string, allowWildcard: boolean): string | null {

@@ -22,6 +22,11 @@ export interface ListenerState {
   conflictMessage?: string;
   attachedRoutes: number;
   addresses: string[];
+  /**
+   * Addresses of `addresses` whose address:port could not be bound (another process holds
+   * it): the listener is not served there until it can be. Routes still attach.
+   */
+  unavailable: { address: string; why: string }[];
 }
 
 export interface GatewayState {
@@ -97,6 +102,7 @@ function evaluateListener(gwId: string, gateway: Gateway, l: Listener, addresses
     resolvedRefsMessage: 'All references are resolved',
     attachedRoutes: 0,
     addresses,
+    unavailable: [],
   };
   const reject = (reason: string, message: string) => {
     state.usable = false;
@@ -183,14 +189,63 @@ export function markCrossGatewayConflicts(listeners: ListenerState[]): void {
   }
 }
 
+/** The key of one listen socket in `unavailableSockets`: `address:port`, IPv6 in brackets. */
+export function socketKey(address: string, port: number): string {
+  return `${address.includes(':') ? `[${address}]` : address}:${port}`;
+}
+
+/**
+ * Marks, on every usable listener, the addresses whose address:port is in `unavailable`
+ * (sockets the runtime found it cannot bind, with why). Those addresses get no socket; the
+ * listener keeps its routes and is reported PortUnavailable / not Programmed until they bind.
+ */
+export function markUnavailableSockets(listeners: ListenerState[], unavailable: ReadonlyMap<string, string> | undefined): void {
+  if (!unavailable || unavailable.size === 0) return;
+  for (const l of listeners) {
+    if (!l.usable) continue;
+    for (const address of l.addresses) {
+      const why = unavailable.get(socketKey(address, l.listener.port));
+      if (why !== undefined) l.unavailable.push({ address, why });
+    }
+  }
+}
+
+function unavailableMessage(l: ListenerState): string {
+  const list = l.unavailable.map((u) => `${socketKey(u.address, l.listener.port)} (${u.why})`).join(', ');
+  return `cannot bind ${list}; retrying until it is free`;
+}
+
+/**
+ * Listener conditions. A listener whose port another process holds: Accepted=False with
+ * reason PortUnavailable (the spec's reason for "the port is already in use") and
+ * Programmed=False with reason Pending (it goes live by itself once the port is free).
+ */
 export function listenerConditions(l: ListenerState, generation: number): Condition[] {
   const conflict = l.conflictedReason;
-  const accepted = conflict === undefined && l.acceptedReason === 'Accepted';
+  const portUnavailable = conflict === undefined && l.usable && l.unavailable.length > 0;
+  const accepted = conflict === undefined && l.acceptedReason === 'Accepted' && !portUnavailable;
   const refsOk = l.resolvedRefsReason === 'ResolvedRefs';
+  const acceptedCondition = portUnavailable
+    ? condition('Accepted', false, 'PortUnavailable', unavailableMessage(l), generation)
+    : condition('Accepted', accepted, conflict ?? l.acceptedReason, conflict ? (l.conflictMessage ?? '') : l.acceptedMessage, generation);
   return [
-    condition('Accepted', accepted, conflict ?? l.acceptedReason, conflict ? (l.conflictMessage ?? '') : l.acceptedMessage, generation),
+    acceptedCondition,
     condition('Conflicted', conflict !== undefined, conflict ?? 'NoConflicts', l.conflictMessage ?? 'No conflicts', generation),
     condition('ResolvedRefs', refsOk, l.resolvedRefsReason, l.resolvedRefsMessage, generation),
-    programmed(l.usable, 'Listener', 'Listener is not valid', generation),
+    portUnavailable
+      ? condition('Programmed', false, 'Pending', unavailableMessage(l), generation)
+      : programmed(l.usable, 'Listener', 'Listener is not valid', generation),
   ];
+}
+
+/**
+ * Gateway Programmed: False/Invalid when not accepted; False/Pending while one of its
+ * listeners waits for a port another process holds (the others serve meanwhile).
+ */
+export function gatewayProgrammed(g: GatewayState, generation: number): Condition {
+  if (!g.accepted) return programmed(false, 'Gateway', 'Gateway is not accepted', generation);
+  const waiting = g.listeners.filter((l) => l.usable && l.unavailable.length > 0);
+  if (waiting.length === 0) return programmed(true, 'Gateway', '', generation);
+  const message = `listeners waiting for a port: ${waiting.map((l) => `${l.listener.name}: ${unavailableMessage(l)}`).join('; ')}`;
+  return condition('Programmed', false, 'Pending', message, generation);
 }

@@ -12,12 +12,12 @@ export class RouteValueError extends Error {
   override name = 'RouteValueError';
 }
 
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
-const REDIRECT_CODES = new Set([301, 302, 303, 307, 308]);
+export const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+export const REDIRECT_CODES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 /** varnishd runs with max_retries set to this (GATEWAY_PARAMS); more attempts are refused. */
 export const MAX_RETRY_ATTEMPTS = 16;
 /** Timeouts above a day are refused: they are almost certainly a unit mistake. */
-const MAX_TIMEOUT_MS = 86_400_000;
+export const MAX_TIMEOUT_MS = 86_400_000;
 
 /** A mirror whose backendRef is resolved with the rule's backends (ReferenceGrant, Service). */
 export interface ValidMirror {
@@ -277,7 +277,7 @@ function preciseHostname(value: string, where: string): string {
 // Paths written into a request line or a Location header: RFC 3986 path characters only
 // (percent-encode the rest), so nothing a route author writes can split a header, smuggle a
 // second request or need escaping on the way out.
-const PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/;
+export const PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/;
 
 function pathModifier(p: HTTPPathModifier, where: string): HTTPPathResult {
   const value = p.type === 'ReplaceFullPath' ? p.replaceFullPath : p.type === 'ReplacePrefixMatch' ? p.replacePrefixMatch : undefined;
@@ -308,8 +308,8 @@ function mirror(f: HTTPRouteFilter, at: string): ValidMirror {
   return { ref: m.backendRef, percent };
 }
 
-const ORIGIN = /^(?:\*|[a-z][a-z0-9+.-]*:\/\/(?:\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?)$/;
-const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+export const ORIGIN = /^(?:\*|[a-z][a-z0-9+.-]*:\/\/(?:\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?)$/;
+export const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 
 function cors(c: HTTPCORSFilter | undefined, where: string): IRCors {
   if (!c) throw new RouteValueError(`${where} is required`);

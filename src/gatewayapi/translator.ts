@@ -3,13 +3,25 @@
 import type { IRBackendRef, IRMirror, IRRoute, IRService, IRSocket, IRVirtualHost, RoutingIR } from '../ir/types.ts';
 import { IR_VERSION, serviceKey } from '../ir/types.ts';
 import { resolveBackendRef, type BackendIndex, type BackendResolution } from './backends.ts';
-import { condition, programmed, withTransitionTime } from './conditions.ts';
+import { condition, withTransitionTime } from './conditions.ts';
 import { CONTROLLER_NAME, SUPPORTED_FEATURES } from './features.ts';
 import { intersectHostnames, patternCovers, specificity } from './hostnames.ts';
-import { evaluateGateway, listenerConditions, markCrossGatewayConflicts, settleGateway, type GatewayState, type ListenerState } from './listeners.ts';
+import {
+  evaluateGateway,
+  gatewayProgrammed,
+  listenerConditions,
+  markCrossGatewayConflicts,
+  markUnavailableSockets,
+  settleGateway,
+  socketKey,
+  type GatewayState,
+  type ListenerState,
+} from './listeners.ts';
 import { compareMatches, type RankedMatch } from './precedence.ts';
 import { RouteValueError, ruleAction, validateRoute, type ValidRule } from './rules.ts';
+import { pcreProblem, type RegexVerdicts } from './regex.ts';
 import { namespaceAllowed } from './namespaces.ts';
+import { rejectedBackends, rejectedMessage, rejectedStatuses } from './rejected.ts';
 import type { Condition, Gateway, GatewayClass, HTTPRoute, ParentReference, ResourceSnapshot } from './types.ts';
 import { GATEWAY_GROUP } from './types.ts';
 
@@ -18,6 +30,18 @@ export interface TranslateOptions {
   defaultAddress: string;
   /** RFC 3339 time stamped on conditions. */
   now: string;
+  /** PCRE2's verdict on each regex the tokenizer accepted (computed by the caller with varnishd). */
+  regexVerdicts?: RegexVerdicts;
+  /**
+   * Routes whose generated VCL did not compile: the message to reject them with, or null.
+   * The caller finds them (src/varnish/compile-isolation.ts) and remembers them per route version.
+   */
+  rejectedRoutes?: (route: HTTPRoute) => string | null;
+  /**
+   * Listen sockets (`address:port`, see socketKey) the runtime found it cannot bind, with why.
+   * Listeners on them are reported PortUnavailable and get no socket there.
+   */
+  unavailableSockets?: ReadonlyMap<string, string>;
 }
 
 export interface ObjectStatus {
@@ -29,7 +53,8 @@ export interface ObjectStatus {
 
 /** An object of ours that is not accepted, and why; logged and shown by check and /status. */
 export interface Problem {
-  kind: 'GatewayClass' | 'Gateway' | 'HTTPRoute';
+  /** Our three kinds, or any kind the loader read and rejected (Service, EndpointSlice, ...). */
+  kind: 'GatewayClass' | 'Gateway' | 'HTTPRoute' | 'ReferenceGrant' | 'Service' | 'EndpointSlice' | 'Namespace' | 'Secret';
   /** "namespace/name" (just the name for cluster-scoped kinds). */
   object: string;
   message: string;
@@ -43,6 +68,8 @@ export interface TranslateResult {
   ir: RoutingIR;
   statuses: ObjectStatus[];
   problems: Problem[];
+  /** Sockets that usable listeners want but that were left out as unavailable. */
+  leftOutSockets: { address: string; port: number }[];
 }
 
 interface Attachment {
@@ -98,19 +125,21 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
     gateways.push(evaluateGateway(gw, options.defaultAddress));
   }
   markCrossGatewayConflicts(gateways.flatMap((g) => g.listeners));
+  markUnavailableSockets(gateways.flatMap((g) => g.listeners), options.unavailableSockets);
   for (const g of gateways) settleGateway(g);
   const gatewayByKey = new Map(gateways.map((g) => [key(g.gateway), g]));
 
   const index: BackendIndex = {
     services: new Map(snapshot.services.map((s) => [key(s), s])),
     grants: snapshot.referenceGrants,
+    invalid: rejectedBackends(snapshot.rejected ?? []),
   };
   const namespaceLabels = new Map(snapshot.namespaces.map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
 
   const attachments: Attachment[] = [];
   const routeStates: RouteState[] = [];
   for (const route of sortObjects(snapshot.httpRoutes)) {
-    const state = evaluateRoute(route, gatewayByKey, index, namespaceLabels, attachments);
+    const state = evaluateRoute(route, gatewayByKey, index, namespaceLabels, attachments, options);
     if (state) routeStates.push(state);
   }
 
@@ -161,7 +190,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
         conditions: withTransitionTime(
           [
             condition('Accepted', g.accepted, g.acceptedReason, g.acceptedMessage, gen),
-            programmed(g.accepted, 'Gateway', 'Gateway is not accepted', gen),
+            gatewayProgrammed(g, gen),
           ],
           options.now,
         ),
@@ -190,9 +219,21 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
     );
   }
 
+  // Objects that failed their schema: a problem each, and status where they are ours.
+  for (const r of snapshot.rejected ?? []) problems.push({ kind: r.kind as Problem['kind'], object: r.display, message: rejectedMessage(r) });
+  const ourGateway = (ns: string, name: string) => gatewayByKey.has(`${ns}/${name}`);
+  for (const s of rejectedStatuses(snapshot.rejected ?? [], (c) => classes.has(c), ourGateway, options.now)) {
+    statuses.push({ apiVersion: `${GATEWAY_GROUP}/v1`, ...s });
+  }
+
   const routeGenerations: Record<string, number> = {};
   for (const att of attachments) routeGenerations[key(att.route)] = generation(att.route);
-  return { ir: { version: IR_VERSION, routeGenerations, sockets, services }, statuses, problems };
+  const leftOut = new Map<string, { address: string; port: number }>();
+  for (const l of gateways.flatMap((g) => (g.accepted ? g.listeners : []))) {
+    if (!l.usable) continue;
+    for (const u of l.unavailable) leftOut.set(socketKey(u.address, l.listener.port), { address: u.address, port: l.listener.port });
+  }
+  return { ir: { version: IR_VERSION, routeGenerations, sockets, services }, statuses, problems, leftOutSockets: [...leftOut.values()] };
 }
 
 function evaluateRoute(
@@ -201,6 +242,7 @@ function evaluateRoute(
   index: BackendIndex,
   namespaceLabels: Map<string, Record<string, string>>,
   attachments: Attachment[],
+  options: TranslateOptions,
 ): RouteState | null {
   const routeNs = route.metadata.namespace as string;
   const gen = generation(route);
@@ -212,6 +254,8 @@ function evaluateRoute(
   const state: RouteState = { route, rules: null, backends: [], mirrors: [], parents: [] };
   try {
     state.rules = validateRoute(route);
+    const rejected = (options.regexVerdicts && pcreProblem(route, options.regexVerdicts)) || options.rejectedRoutes?.(route);
+    if (rejected) throw new RouteValueError(rejected);
   } catch (err) {
     if (!(err instanceof RouteValueError)) throw err;
     state.invalidMessage = err.message;
@@ -308,6 +352,7 @@ function buildSockets(
     for (const l of g.listeners) {
       if (!l.usable) continue;
       for (const address of l.addresses) {
+        if (l.unavailable.some((u) => u.address === address)) continue;
         const k = `${address}|${l.listener.port}`;
         const entry = byAddress.get(k) ?? { address, port: l.listener.port, listeners: [] };
         entry.listeners.push(l);

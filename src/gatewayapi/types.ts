@@ -1,5 +1,7 @@
 // Plain typed views of the Kubernetes objects the pipeline reads. Fields are optional where
-// the API allows omission; the translator validates and defaults them, never the loader.
+// the API allows omission. Objects reach these types only through the schemas in ./schema/
+// (shape, types, sizes, as the API server checks them); the translator checks semantics and
+// applies defaults.
 
 export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 
@@ -224,6 +226,38 @@ export interface Secret {
   stringData?: Record<string, string>;
 }
 
+/**
+ * An object of one of our kinds that failed its schema: it is left out of the snapshot, and
+ * what can still be read from it (identity, references) lets its failure be reported where
+ * its author looks (its own status, the status of routes using it).
+ */
+export interface RejectedObject {
+  kind: string;
+  /** "namespace/name" (or the name) as far as readable; an invalid name is quoted and shortened. */
+  display: string;
+  /** Set only when valid: the object can then carry status. */
+  name?: string;
+  namespace?: string;
+  generation?: number;
+  file: string;
+  line: number;
+  /** The first offending field, e.g. ["spec", "hostnames"]. */
+  path: (string | number)[];
+  /** "spec.hostnames: expected array, received string". */
+  message: string;
+  /** HTTPRoute: its parentRefs, when they are well-formed. */
+  parentRefs?: ParentReference[];
+  /** Gateway: its gatewayClassName, when well-formed. */
+  gatewayClassName?: string;
+  /** EndpointSlice: its kubernetes.io/service-name label, when well-formed. */
+  serviceName?: string;
+}
+
+/** "routes.yaml:12: HTTPRoute default/web: spec.hostnames: expected array, received string". */
+export function formatRejected(r: RejectedObject): string {
+  return `${r.file}:${r.line}: ${r.kind} ${r.display}: ${r.message}`;
+}
+
 /** Everything the translator needs, as read from one source (a directory or the API). */
 export interface ResourceSnapshot {
   gatewayClasses: GatewayClass[];
@@ -234,6 +268,8 @@ export interface ResourceSnapshot {
   endpointSlices: EndpointSlice[];
   namespaces: Namespace[];
   secrets: Secret[];
+  /** Objects that failed their schema (file provider); reported, never served. */
+  rejected?: RejectedObject[];
 }
 
 export function emptySnapshot(): ResourceSnapshot {
@@ -246,6 +282,7 @@ export function emptySnapshot(): ResourceSnapshot {
     endpointSlices: [],
     namespaces: [],
     secrets: [],
+    rejected: [],
   };
 }
 

@@ -9,6 +9,7 @@
 // count: a reader uses a config only when every part it sees carries the head's hash.
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { parseRoutingIR } from './schema.ts';
 import { IR_VERSION, type RoutingIR } from './types.ts';
 
 /** On every routing ConfigMap: the Gateway it belongs to, as "name" (same namespace). */
@@ -74,43 +75,138 @@ export type DecodeResult =
   | { state: 'invalid'; reason: string };
 
 interface ConfigMapLike {
-  metadata?: { name?: string; labels?: Record<string, string> };
+  metadata?: { name?: string; labels?: Record<string, string>; resourceVersion?: string };
   data?: Record<string, string>;
   binaryData?: Record<string, string>;
 }
 
+/**
+ * Limits of what a reader accepts. The payload is inflated into memory, so its inflated size is
+ * bounded (a small gzip of a long run of one byte inflates a thousandfold); the compressed size
+ * and the part count are bounded before anything is concatenated.
+ */
+export const DECODE_LIMITS = {
+  /** Parts, head included: 20 × PART_BYTES is about 17.6 MiB. */
+  parts: 20,
+  /** Compressed payload, all parts together. */
+  compressedBytes: 16 * 1024 * 1024,
+  /** Inflated JSON. The IR of 10 000 routes is a few MiB. */
+  inflatedBytes: 64 * 1024 * 1024,
+} as const;
+
 /** Reassembles the IR from the routing ConfigMaps of one Gateway (any order, extras ignored). */
 export function decodeRoutingConfig(configMaps: ConfigMapLike[], gateway: string): DecodeResult {
+  const payload = collectPayload(configMaps, gateway);
+  if ('state' in payload) return payload;
+  return inflateAndParse(payload.bytes, payload.sha256);
+}
+
+/** The head's checks and the concatenated compressed payload, verified against its hash. */
+function collectPayload(configMaps: ConfigMapLike[], gateway: string): DecodeResult | { bytes: Buffer; sha256: string } {
   const head = configMaps.find((c) => c.metadata?.name === headName(gateway));
   if (!head) return { state: 'incomplete', reason: `ConfigMap ${headName(gateway)} not found` };
   const d = head.data ?? {};
   if (d.format !== FORMAT) return { state: 'invalid', reason: `ConfigMap ${headName(gateway)}: format ${JSON.stringify(d.format)}, expected ${FORMAT}` };
   if (d.irVersion !== String(IR_VERSION)) {
-    return { state: 'invalid', reason: `routing IR version ${d.irVersion} is not the version this agent reads (${IR_VERSION}); upgrade the gateway pods` };
+    return { state: 'invalid', reason: `routing IR version ${String(d.irVersion).slice(0, 20)} is not the version this agent reads (${IR_VERSION}); upgrade the gateway pods` };
+  }
+  if (typeof d.parts !== 'string' || !/^[1-9][0-9]{0,2}$/.test(d.parts)) {
+    return { state: 'invalid', reason: `ConfigMap ${headName(gateway)}: bad part count ${JSON.stringify(String(d.parts).slice(0, 20))}` };
   }
   const count = Number(d.parts);
-  if (!Number.isInteger(count) || count < 1) return { state: 'invalid', reason: `ConfigMap ${headName(gateway)}: bad part count ${JSON.stringify(d.parts)}` };
+  if (count > DECODE_LIMITS.parts) return { state: 'invalid', reason: `ConfigMap ${headName(gateway)}: ${count} parts, at most ${DECODE_LIMITS.parts} are read` };
+  if (typeof d.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(d.sha256)) return { state: 'invalid', reason: `ConfigMap ${headName(gateway)}: sha256 is not a SHA-256 hex digest` };
   const chunks: Buffer[] = [];
+  let total = 0;
   for (let i = 0; i < count; i++) {
     const cm = i === 0 ? head : configMaps.find((c) => c.metadata?.name === partName(gateway, i));
     if (!cm) return { state: 'incomplete', reason: `part ${i} (${partName(gateway, i)}) not found` };
     if (i > 0 && cm.data?.sha256 !== d.sha256) return { state: 'incomplete', reason: `part ${i} belongs to another config` };
     const b64 = cm.binaryData?.[PAYLOAD_KEY];
-    if (b64 === undefined) return { state: 'invalid', reason: `part ${i} has no ${PAYLOAD_KEY}` };
+    if (typeof b64 !== 'string') return { state: 'invalid', reason: `part ${i} has no ${PAYLOAD_KEY}` };
+    // Base64 is 4 characters per 3 bytes: refuse before decoding what would be too large.
+    total += Math.floor((b64.length * 3) / 4);
+    if (total > DECODE_LIMITS.compressedBytes) {
+      return { state: 'invalid', reason: `the compressed routing config is larger than ${DECODE_LIMITS.compressedBytes} bytes` };
+    }
     chunks.push(Buffer.from(b64, 'base64'));
   }
-  const payload = Buffer.concat(chunks);
-  const sha256 = createHash('sha256').update(payload).digest('hex');
+  const bytes = Buffer.concat(chunks);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
   // Every part claims the head's hash, so this is not a config being written: it is damaged.
   if (sha256 !== d.sha256) return { state: 'invalid', reason: 'the routing config does not match its own checksum (damaged ConfigMap?)' };
-  let ir: RoutingIR;
+  return { bytes, sha256 };
+}
+
+function inflateAndParse(payload: Buffer, sha256: string): DecodeResult {
+  let json: string;
   try {
-    ir = JSON.parse(gunzipSync(payload).toString('utf8')) as RoutingIR;
+    json = gunzipSync(payload, { maxOutputLength: DECODE_LIMITS.inflatedBytes }).toString('utf8');
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      return { state: 'invalid', reason: `the routing config inflates to more than ${DECODE_LIMITS.inflatedBytes} bytes (${DECODE_LIMITS.inflatedBytes / 1024 / 1024} MiB): refused` };
+    }
     return { state: 'invalid', reason: `cannot decode the routing config: ${(err as Error).message}` };
   }
-  if (ir?.version !== IR_VERSION || !Array.isArray(ir.sockets) || !Array.isArray(ir.services)) {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (err) {
+    return { state: 'invalid', reason: `cannot decode the routing config: ${(err as Error).message.slice(0, 200)}` };
+  }
+  if ((value as { version?: unknown } | null)?.version !== IR_VERSION) {
     return { state: 'invalid', reason: 'the routing config is not a routing IR of the expected version' };
   }
-  return { state: 'ok', ir, sha256 };
+  const parsed = parseRoutingIR(value);
+  if (!parsed.ok) return { state: 'invalid', reason: `the routing config is not a routing IR this agent accepts: ${parsed.reason}` };
+  return { state: 'ok', ir: parsed.ir, sha256 };
+}
+
+/**
+ * decodeRoutingConfig() for a long-running reader: the payload is inflated and parsed only when
+ * the ConfigMaps that carry it changed. Every ConfigMap or EndpointSlice event asks for the
+ * config again, and inflating it each time would cost far more than the event itself.
+ */
+export class RoutingConfigReader {
+  private readonly gateway: string;
+  private last: { key: string | null; sha256: string; result: DecodeResult } | null = null;
+  /** Payloads inflated and parsed so far (tests and metrics). */
+  decodes = 0;
+
+  constructor(gateway: string) {
+    this.gateway = gateway;
+  }
+
+  read(configMaps: ConfigMapLike[]): DecodeResult {
+    const key = this.keyOf(configMaps);
+    if (key !== null && this.last?.key === key) return this.last.result;
+    const payload = collectPayload(configMaps, this.gateway);
+    if ('state' in payload) return payload;
+    // The same bytes under new resourceVersions (the config written again) are not redone.
+    if (this.last?.sha256 === payload.sha256) {
+      this.last = { ...this.last, key };
+    } else {
+      this.decodes++;
+      this.last = { key, sha256: payload.sha256, result: inflateAndParse(payload.bytes, payload.sha256) };
+    }
+    return this.last.result;
+  }
+
+  /**
+   * Identity of the ConfigMaps the config is read from: names and resourceVersions of the head
+   * and the parts it names. null when the set is incomplete or a resourceVersion is missing.
+   */
+  private keyOf(configMaps: ConfigMapLike[]): string | null {
+    const head = configMaps.find((c) => c.metadata?.name === headName(this.gateway));
+    const count = Number(head?.data?.parts);
+    if (!head || !Number.isInteger(count) || count < 1 || count > DECODE_LIMITS.parts) return null;
+    const versions: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const cm = i === 0 ? head : configMaps.find((c) => c.metadata?.name === partName(this.gateway, i));
+      const rv = cm?.metadata?.resourceVersion;
+      if (!rv) return null;
+      versions.push(rv);
+    }
+    return versions.join(',');
+  }
 }

@@ -16,6 +16,9 @@ export interface RoutingIR {
   sockets: IRSocket[];
   /** Every Service port a route may send traffic to, referenced by id from IRBackendRef. */
   services: IRService[];
+  /** Request paths are normalised before routing and sent to backends normalised (see
+   *  docs/requests.md); 'Off' routes and forwards them as received. Absent = 'On'. */
+  pathNormalization?: 'On' | 'Off';
 }
 
 export interface IRSocket {

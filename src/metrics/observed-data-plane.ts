@@ -4,7 +4,8 @@
 // serve the same way, so they are observed the same way.
 import type { Logger } from 'pino';
 import type { CompiledConfig } from '../pipeline/render.ts';
-import { DataPlane, GATEWAY_PARAMS, type DataPlaneState } from '../varnish/data-plane.ts';
+import { DataPlane, GATEWAY_PARAMS, type DataPlaneState, type PortRetryOptions } from '../varnish/data-plane.ts';
+import type { UnavailableSockets } from '../varnish/ports.ts';
 import { StatsCollector } from '../varnish/stats.ts';
 import type { Varnishd } from '../varnish/varnishd.ts';
 import { LogConsumers } from './log-consumers.ts';
@@ -19,6 +20,9 @@ export interface ObservedDataPlaneOptions {
   metrics: GatewayMetrics;
   /** varnishstat poll interval for the varnish_* metrics; default 1000 ms. */
   statsIntervalMs?: number;
+  /** See DataPlaneOptions.onSocketsFreed. */
+  onSocketsFreed?: () => void;
+  portRetry?: PortRetryOptions;
 }
 
 export class ObservedDataPlane {
@@ -36,6 +40,8 @@ export class ObservedDataPlane {
       logger,
       params: opts.params,
       state: opts.state,
+      onSocketsFreed: opts.onSocketsFreed,
+      portRetry: opts.portRetry,
       onReload: (ok, seconds) => observeReload(metrics, ok, seconds),
       onLive: (config, varnishd) => {
         observeLive(metrics, config.stats.routes);
@@ -63,8 +69,13 @@ export class ObservedDataPlane {
     return this.stats;
   }
 
-  apply(config: CompiledConfig): Promise<void> {
-    return this.dataPlane.apply(config);
+  apply(config: CompiledConfig, leftOut?: readonly { address: string; port: number }[]): Promise<void> {
+    return this.dataPlane.apply(config, leftOut);
+  }
+
+  /** Which of `sockets` cannot be bound now (see DataPlane.probe). */
+  probe(sockets: readonly { address: string; port: number }[]): Promise<UnavailableSockets> {
+    return this.dataPlane.probe(sockets);
   }
 
   async stop(): Promise<void> {

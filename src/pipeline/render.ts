@@ -2,11 +2,15 @@
 // Used by `vgw check`, `vgw vcl` and `vgw serve`, so all three see the same result. The in-pod
 // agent starts from a published IR instead, and uses only compileConfig().
 import { resolveEndpoints } from '../gatewayapi/endpoints.ts';
+import { regexProblem, routeRegexes, type RegexVerdicts } from '../gatewayapi/regex.ts';
 import { translate, type ObjectStatus, type Problem } from '../gatewayapi/translator.ts';
-import type { ResourceSnapshot } from '../gatewayapi/types.ts';
+import type { HTTPRoute, ResourceSnapshot } from '../gatewayapi/types.ts';
 import type { EndpointMap, RoutingIR } from '../ir/types.ts';
 import type { CompileStats } from '../vcl/compile.ts';
 import { compileSharded, shardCount, type ShardCache, type ShardedVcl } from '../vcl/shards.ts';
+
+/** Test seam: changes the VCL a config deploys (to make a given IR fail to compile). */
+export type CompileHook = (deploy: ShardedVcl, ir: RoutingIR) => ShardedVcl;
 
 export interface RenderOptions {
   defaultAddress: string;
@@ -15,6 +19,15 @@ export interface RenderOptions {
   shards?: number;
   /** Reused across renders by long-running callers, so unchanged shards are not regenerated. */
   shardCache?: ShardCache;
+  /** PCRE2's verdicts on the snapshot's regexes (see renderChecked). */
+  regexVerdicts?: RegexVerdicts;
+  /** Routes to reject because their VCL did not compile (src/varnish/compile-isolation.ts). */
+  rejectedRoutes?: (route: HTTPRoute) => string | null;
+  compileHook?: CompileHook;
+  /** Normalise request paths before routing (default 'On'); see RoutingIR.pathNormalization. */
+  pathNormalization?: 'On' | 'Off';
+  /** Listen sockets that cannot be bound (TranslateOptions.unavailableSockets). */
+  unavailableSockets?: ReadonlyMap<string, string>;
 }
 
 /** What the data plane needs to serve a config: the VCL to deploy and its listen sockets. */
@@ -33,24 +46,59 @@ export interface CompiledConfig {
 export interface RenderedConfig extends CompiledConfig {
   statuses: ObjectStatus[];
   problems: Problem[];
+  /** Sockets usable listeners want that were left out as unavailable (see unavailableSockets). */
+  leftOutSockets: { address: string; port: number }[];
+  /** Set by renderChecked when PCRE2 could not be asked: regexes were checked by the tokenizer only. */
+  regexCheckUnavailable?: string;
 }
 
-export type CompileOptions = Pick<RenderOptions, 'shards' | 'shardCache'>;
+export type CompileOptions = Pick<RenderOptions, 'shards' | 'shardCache' | 'compileHook'>;
 
 /** IR + endpoints -> the VCL set to deploy. */
 export function compileConfig(ir: RoutingIR, endpoints: EndpointMap, options: CompileOptions = {}): CompiledConfig {
-  const deploy = compileSharded(ir, endpoints, options.shards ?? shardCount(ir), options.shardCache);
+  const compiled = compileSharded(ir, endpoints, options.shards ?? shardCount(ir), options.shardCache);
+  const deploy = options.compileHook ? options.compileHook(compiled, ir) : compiled;
   const sockets = ir.sockets.map(({ name, address, port }) => ({ name, address, port }));
   return { ir, endpoints, vcl: deploy.main, deploy, stats: deploy.stats, sockets };
 }
 
 export function render(snapshot: ResourceSnapshot, options: RenderOptions): RenderedConfig {
-  const { ir, statuses, problems } = translate(snapshot, {
+  const { ir, statuses, problems, leftOutSockets } = translate(snapshot, {
     defaultAddress: options.defaultAddress,
     now: options.now ?? new Date().toISOString(),
+    ...(options.regexVerdicts ? { regexVerdicts: options.regexVerdicts } : {}),
+    ...(options.rejectedRoutes ? { rejectedRoutes: options.rejectedRoutes } : {}),
+    ...(options.unavailableSockets ? { unavailableSockets: options.unavailableSockets } : {}),
   });
+  // A data-plane choice, not a Gateway API one: set here, outside the translator.
+  if (options.pathNormalization === 'Off') ir.pathNormalization = 'Off';
   const endpoints = resolveEndpoints(ir.services, snapshot.endpointSlices);
-  return { ...compileConfig(ir, endpoints, options), statuses, problems };
+  return { ...compileConfig(ir, endpoints, options), statuses, problems, leftOutSockets };
+}
+
+/** Asks PCRE2 about regexes (src/varnish/regex-check.ts implements it with varnishd -C). */
+export interface RegexValidator {
+  check(patterns: Iterable<string>): Promise<{ verdicts: RegexVerdicts; unavailable?: string }>;
+}
+
+/** Every regex of the snapshot's HTTPRoutes that the tokenizer accepts (the rest are rejected anyway). */
+export function snapshotRegexes(snapshot: ResourceSnapshot): string[] {
+  const out = new Set<string>();
+  for (const route of snapshot.httpRoutes) {
+    for (const { pattern } of routeRegexes(route)) if (regexProblem(pattern) === null) out.add(pattern);
+  }
+  return [...out];
+}
+
+/**
+ * render() with every regex first checked by PCRE2: a route with a regex PCRE2 refuses is
+ * rejected (Accepted=False, UnsupportedValue, PCRE2's message) instead of failing the whole VCL.
+ * The translator stays synchronous; the verdicts reach it as data.
+ */
+export async function renderChecked(snapshot: ResourceSnapshot, options: RenderOptions, validator: RegexValidator): Promise<RenderedConfig> {
+  const { verdicts, unavailable } = await validator.check(snapshotRegexes(snapshot));
+  const config = render(snapshot, { ...options, regexVerdicts: verdicts });
+  return unavailable === undefined ? config : { ...config, regexCheckUnavailable: unavailable };
 }
 
 /** True when every Gateway and HTTPRoute we own is Accepted on every parent. */

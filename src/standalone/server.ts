@@ -1,22 +1,25 @@
 // Standalone mode: a directory of manifests drives the same pipeline a cluster would, and one
 // varnishd serves it. Changes in the directory go live without a restart; a change that cannot
 // be read or compiled is reported and the last good config keeps serving.
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { chmod, lstat, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { formatProblem, type Problem } from '../gatewayapi/translator.ts';
+import { formatProblem, type ObjectStatus, type Problem } from '../gatewayapi/translator.ts';
 import type { LogConsumers } from '../metrics/log-consumers.ts';
 import { ObservedDataPlane } from '../metrics/observed-data-plane.ts';
 import { createGatewayMetrics, type GatewayMetrics } from '../metrics/registry.ts';
-import { render } from '../pipeline/render.ts';
-import { ManifestLoader, ManifestLoadError } from '../providers/file/load.ts';
-import { watchDirectory, type DirectoryWatch } from '../providers/file/watch.ts';
-import type { DataPlaneState } from '../varnish/data-plane.ts';
+import type { CompileHook, RenderedConfig } from '../pipeline/render.ts';
+import { formatManifestError, ManifestLoader, ManifestLoadError, type ManifestError } from '../providers/file/load.ts';
+import { watchDirectory, type DirectoryChanges, type DirectoryWatch } from '../providers/file/watch.ts';
+import type { DataPlaneState, PortRetryOptions } from '../varnish/data-plane.ts';
+import { claimWorkDir, releaseWorkDir } from '../varnish/lifeline.ts';
 import type { StatsCollector } from '../varnish/stats.ts';
 import type { Varnishd } from '../varnish/varnishd.ts';
 import type { ShardCache } from '../vcl/shards.ts';
-import { Coalescer } from '../util/coalesce.ts';
+import { Coalescer, type SettleOptions } from '../util/coalesce.ts';
+import { CheckedPipeline } from './checked-pipeline.ts';
 import { makeDir } from '../util/fs.ts';
 
 export interface StandaloneOptions {
@@ -32,11 +35,23 @@ export interface StandaloneOptions {
   metrics?: GatewayMetrics;
   /** varnishstat poll interval for the varnish_* metrics; default 1000 ms. */
   statsIntervalMs?: number;
+  /** How changes in the directory are batched into applies; default DEFAULT_SETTLE. */
+  settle?: Partial<SettleOptions>;
+  /** Test seam: changes the VCL of each config (to force a compile failure). */
+  compileHook?: CompileHook;
+  /** Normalise request paths before routing (default 'On'). */
+  pathNormalization?: 'On' | 'Off';
+  /** Re-probing of listen sockets another process holds; default every 1 s doubling to 5 s. */
+  portRetry?: PortRetryOptions;
 }
 
 export interface StandaloneStatus extends DataPlaneState {
   lastError?: { at: string; message: string };
   problems: Problem[];
+  /** Times the directory was loaded (one load per apply, none while nothing changes). */
+  applies?: number;
+  /** Status of every Gateway we own, as `vgw check` prints it (listener conditions included). */
+  gateways?: ObjectStatus[];
 }
 
 export class StandaloneServer {
@@ -45,21 +60,39 @@ export class StandaloneServer {
   private dataPlane: ObservedDataPlane | null = null;
   private watch: DirectoryWatch | null = null;
   private readonly loader = new ManifestLoader();
+  private warnings = new Set<string>();
   private readonly shardCache: ShardCache = new Map();
   private workDir = '';
   private ownsWorkDir = false;
+  private claimedWorkDir = false;
+  /** Listen sockets another process holds (socketKey -> why), fed to the translator. */
+  private readonly unavailableSockets = new Map<string, string>();
   private readonly applier = new Coalescer(
     () => this.applyOnce(),
     (err) => this.fail(err instanceof Error ? err.message : String(err)),
   );
   private stopped = false;
-  readonly state: StandaloneStatus = { ready: false, generation: 0, problems: [], listeners: [] };
+  readonly state: StandaloneStatus = { ready: false, generation: 0, problems: [], listeners: [], applies: 0 };
+  /** Changes not loaded yet; the first load, and any after lost events, reads everything. */
+  private pending: DirectoryChanges = { files: new Set(), rescan: true };
+  /** The last load was made live without an error. */
+  private appliedClean = false;
   readonly metrics: GatewayMetrics;
+  private readonly pipeline: CheckedPipeline;
 
   constructor(opts: StandaloneOptions) {
     this.opts = opts;
     this.log = opts.logger.child({ component: 'standalone' });
     this.metrics = opts.metrics ?? createGatewayMetrics();
+    this.pipeline = new CheckedPipeline({
+      defaultAddress: opts.defaultAddress,
+      shards: opts.shards,
+      shardCache: this.shardCache,
+      logger: opts.logger,
+      compileHook: opts.compileHook,
+      pathNormalization: opts.pathNormalization,
+      unavailableSockets: this.unavailableSockets,
+    });
   }
 
   /** The running varnishd, if any (for diagnostics and tests). */
@@ -82,11 +115,14 @@ export class StandaloneServer {
       await makeDir(this.opts.workDir);
       this.workDir = this.opts.workDir;
     } else {
-      this.workDir = await mkdtemp(join(tmpdir(), 'vgw-'));
+      this.workDir = await defaultWorkDir(this.opts.dir, this.opts.defaultAddress);
       this.ownsWorkDir = true;
     }
     // varnishd drops privileges to its own user, which must read the files written here.
     await chmod(this.workDir, 0o755);
+    // Refuses a work dir another live control plane holds; stops what a dead one left running.
+    await claimWorkDir(this.workDir, this.log);
+    this.claimedWorkDir = true;
     this.dataPlane = new ObservedDataPlane({
       workDir: this.workDir,
       logger: this.opts.logger,
@@ -94,37 +130,94 @@ export class StandaloneServer {
       state: this.state,
       metrics: this.metrics,
       statsIntervalMs: this.opts.statsIntervalMs,
+      // A freed port needs a new translation (listener status), not just the last config again.
+      onSocketsFreed: () => void this.applier.run(),
+      portRetry: this.opts.portRetry,
     });
-    this.watch = watchDirectory(this.opts.dir, () => this.schedule(), this.log);
+    this.watch = watchDirectory(this.opts.dir, (changes) => void this.changed(changes), this.log, { settle: this.opts.settle });
     await this.schedule();
   }
 
   /** Applies the directory's current content; overlapping calls collapse into one rerun. */
   schedule(): Promise<void> {
+    this.pending.rescan = true;
+    return this.applier.run();
+  }
+
+  /** Applies the files the watch named (re-reading only those); overlapping calls collapse. */
+  private changed(changes: DirectoryChanges): Promise<void> {
+    for (const f of changes.files) this.pending.files.add(f);
+    if (changes.rescan) this.pending.rescan = true;
     return this.applier.run();
   }
 
   private async applyOnce(): Promise<void> {
     if (this.stopped || !this.dataPlane) return;
     let config;
+    let snapshot;
     try {
-      const { snapshot } = await this.loader.load(this.opts.dir);
-      config = render(snapshot, { defaultAddress: this.opts.defaultAddress, shards: this.opts.shards, shardCache: this.shardCache });
+      const changes = this.pending;
+      this.pending = { files: new Set(), rescan: false };
+      this.state.applies = (this.state.applies ?? 0) + 1;
+      const loaded = await this.loader.load(this.opts.dir, changes.rescan ? undefined : changes.files);
+      // Events that changed nothing (an editor touching a file, a second event of one write):
+      // rendering thousands of routes again would only find the same config.
+      const upToDate = loaded.unchanged && this.appliedClean && this.unavailableSockets.size === 0;
+      this.appliedClean = false;
+      if (upToDate) {
+        this.appliedClean = true;
+        return;
+      }
+      snapshot = loaded.snapshot;
+      this.reportWarnings(loaded.warnings);
+      config = await this.pipeline.render(snapshot);
+      config = await this.settleSockets(snapshot, config);
     } catch (err) {
       if (err instanceof ManifestLoadError) {
         this.fail(`manifests rejected, last good config keeps serving:\n${err.message}`);
         return;
       }
+      // The loader may have stopped half-way: the next load reads everything again.
+      this.pending.rescan = true;
       throw err;
     }
+    this.report(config);
+    // A config whose VCL does not compile has the routes responsible rejected and the rest applied.
+    const dataPlane = this.dataPlane;
+    await this.pipeline.apply(snapshot, config, (c) => dataPlane.apply(c, c.leftOutSockets), (c) => this.report(c));
+    this.state.lastError = undefined;
+    this.appliedClean = true;
+  }
+
+  /**
+   * Probes the sockets the config wants (those left out as unavailable included, so that a
+   * freed one comes back); when the set of unavailable ones changed, translates again with
+   * it, so that listener status and sockets agree. One re-render at most per apply.
+   */
+  private async settleSockets(snapshot: Parameters<CheckedPipeline['render']>[0], config: RenderedConfig): Promise<RenderedConfig> {
+    const busy = await this.dataPlane!.probe([...config.sockets, ...config.leftOutSockets]);
+    const same = busy.size === this.unavailableSockets.size && [...busy.keys()].every((k) => this.unavailableSockets.has(k));
+    if (same) return config;
+    this.unavailableSockets.clear();
+    for (const [k, why] of busy) this.unavailableSockets.set(k, why);
+    return this.pipeline.render(snapshot);
+  }
+
+  /** Skipped symlinks and FQDN EndpointSlices: logged when they appear, not on every reload. */
+  private reportWarnings(warnings: ManifestError[]): void {
+    const now = new Set(warnings.map(formatManifestError));
+    for (const w of now) if (!this.warnings.has(w)) this.log.warn({ event: 'manifest-skipped' }, w);
+    this.warnings = now;
+  }
+
+  private report(config: RenderedConfig): void {
+    this.state.gateways = config.statuses.filter((s) => s.kind === 'Gateway');
     // Each problem is logged when it appears, not again on every reload that still has it.
     const known = new Set(this.state.problems.map(formatProblem));
     for (const p of config.problems) {
       if (!known.has(formatProblem(p))) this.log.warn({ event: 'object-not-accepted', kind: p.kind, object: p.object }, p.message);
     }
     this.state.problems = config.problems;
-    await this.dataPlane.apply(config);
-    this.state.lastError = undefined;
   }
 
   private fail(message: string): void {
@@ -139,6 +232,26 @@ export class StandaloneServer {
     this.watch?.close();
     await this.applier.stop();
     await this.dataPlane?.stop();
+    if (!this.claimedWorkDir) return;
+    await releaseWorkDir(this.workDir);
     if (this.ownsWorkDir) await rm(this.workDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The work directory when none is given: one per user, manifest directory and default
+ * address, under the system temp dir, so that the next run of the same command finds the pid
+ * files a killed run left and stops its processes. It must be a real directory owned by us
+ * (not a symlink another user planted).
+ */
+async function defaultWorkDir(manifestDir: string, address: string): Promise<string> {
+  const dir = await realpath(manifestDir).catch(() => resolve(manifestDir));
+  const hash = createHash('sha256').update(`${dir}\0${address}`).digest('hex').slice(0, 16);
+  const path = join(tmpdir(), `vgw-${process.getuid?.() ?? 0}-${hash}`);
+  await makeDir(path);
+  const st = await lstat(path);
+  if (!st.isDirectory() || st.isSymbolicLink() || (process.getuid && st.uid !== process.getuid())) {
+    throw new Error(`${path} is not a directory of ours; pass --work-dir`);
+  }
+  return path;
 }

@@ -7,6 +7,8 @@ import type { Logger } from 'pino';
 import { MAX_RETRY_ATTEMPTS } from '../gatewayapi/rules.ts';
 import type { CompiledConfig } from '../pipeline/render.ts';
 import { deployable, sameDeploy, type ShardedVcl } from '../vcl/shards.ts';
+import { socketKey } from '../gatewayapi/listeners.ts';
+import { probeSockets, type UnavailableSockets } from './ports.ts';
 import { VclReloader, type ReloadResult } from './reloader.ts';
 import { Varnishd, type VarnishListener } from './varnishd.ts';
 
@@ -34,6 +36,16 @@ export interface DataPlaneState {
   lastReload?: Omit<ReloadResult, 'meta'>;
   listeners: VarnishListener[];
   stats?: CompiledConfig['stats'];
+  /** Sockets of the live config that could not be bound (busy port), retried in the background. */
+  unavailableSockets?: { name: string; address: string; port: number; why: string }[];
+  /** varnishd processes started so far (a restart is a new one). */
+  varnishdStarts?: number;
+}
+
+/** Background re-probing of busy sockets: first after initialMs, doubling up to maxMs. */
+export interface PortRetryOptions {
+  initialMs?: number;
+  maxMs?: number;
 }
 
 export interface DataPlaneOptions {
@@ -50,6 +62,12 @@ export interface DataPlaneOptions {
   onReload?: (ok: boolean, seconds: number) => void;
   /** A varnishd was started (its supervisor events can be followed from here). */
   onVarnishd?: (varnishd: Varnishd) => void;
+  /**
+   * A busy socket was found free again. Default: the last config is applied again here; an
+   * owner that re-translates (status follows the sockets) applies a new config instead.
+   */
+  onSocketsFreed?: () => void;
+  portRetry?: PortRetryOptions;
 }
 
 export class DataPlane {
@@ -61,10 +79,32 @@ export class DataPlane {
   private liveDeploy: ShardedVcl | null = null;
   private liveConfig: CompiledConfig | null = null;
   private starts = 0;
+  /** apply() runs one at a time: the port retry applies too. */
+  private queue: Promise<void> = Promise.resolve();
+  private lastRequested: CompiledConfig | null = null;
+  private busy: VarnishListener[] = [];
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryDelayMs = 0;
+  private stopped = false;
 
   constructor(opts: DataPlaneOptions) {
     this.opts = opts;
     this.log = opts.logger.child({ component: 'data-plane' });
+  }
+
+  /** varnishd processes started so far. */
+  get varnishdStarts(): number {
+    return this.starts;
+  }
+
+  /**
+   * Which of `sockets` cannot be bound now, keyed by socketKey. Sockets the running varnishd
+   * already holds are not probed (they are in use, by us).
+   */
+  async probe(sockets: readonly { address: string; port: number }[]): Promise<UnavailableSockets> {
+    const held = this.varnishd ? this.listeners : [];
+    const toProbe = sockets.filter((s) => !held.some((h) => h.address === s.address && h.port === s.port));
+    return probeSockets(toProbe, (s) => socketKey(s.address, s.port));
   }
 
   get varnish(): Varnishd | null {
@@ -84,17 +124,34 @@ export class DataPlane {
    * message for the owner to report when it could not be made live (the previous config keeps
    * serving in every case).
    */
-  async apply(config: CompiledConfig): Promise<void> {
-    const listeners = config.sockets.map((s) => ({ name: s.name, address: s.address, port: s.port }));
+  apply(config: CompiledConfig, leftOut: readonly { address: string; port: number }[] = []): Promise<void> {
+    const run = this.queue.then(() => this.applyNow(config, leftOut));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(config: CompiledConfig, leftOut: readonly { address: string; port: number }[]): Promise<void> {
+    if (this.stopped) return;
+    this.lastRequested = config;
+    const wanted = config.sockets.map((s) => ({ name: s.name, address: s.address, port: s.port }));
+    // A socket another process holds is left out (and retried) rather than failing the whole
+    // restart: the other listeners keep serving and unrelated changes stay a VCL reload.
+    // `leftOut`: sockets the owner already left out of the config as busy, probed again here.
+    const extra = leftOut.map((s) => ({ name: '', address: s.address, port: s.port }));
+    const busy = await this.probe([...wanted, ...extra]);
+    this.noteBusy([...wanted, ...extra].filter((l) => busy.has(socketKey(l.address, l.port))), busy);
+    const listeners = wanted.filter((l) => !busy.has(socketKey(l.address, l.port)));
     if (!sameListeners(listeners, this.listeners) || !this.varnishd) {
       const previous = this.liveConfig;
+      const previousListeners = this.listeners;
       try {
         await this.restart(listeners, config);
       } catch (err) {
-        // The new listeners could not be bound (say, a port in use): serve the last good
-        // config again rather than nothing, and report why the new one is not live.
-        if (previous && previous !== config && previous.sockets.length) {
-          await this.restart(previous.sockets.map((l) => ({ ...l })), previous).catch(() => undefined);
+        // The new listeners could not be bound (say, a port taken between probe and bind):
+        // serve the last good config again rather than nothing, and report why the new one
+        // is not live.
+        if (previous && previous !== config && previousListeners.length) {
+          await this.restart(previousListeners.map((l) => ({ ...l })), previous).catch(() => undefined);
         }
         throw err;
       }
@@ -116,6 +173,7 @@ export class DataPlane {
     }
     this.listeners = listeners;
     this.opts.state.listeners = listeners;
+    this.opts.state.varnishdStarts = this.starts + (listeners.length ? 1 : 0);
     if (listeners.length === 0) {
       this.liveDeploy = config.deploy;
       this.markLive(config, undefined);
@@ -182,7 +240,60 @@ export class DataPlane {
     this.opts.onLive?.(config, this.varnishd);
   }
 
+  /** Records the busy sockets, logs the ones new since last time and keeps the retry going. */
+  private noteBusy(busy: VarnishListener[], why: UnavailableSockets): void {
+    const before = new Set(this.busy.map((l) => socketKey(l.address, l.port)));
+    const changed = busy.length !== before.size || busy.some((l) => !before.has(socketKey(l.address, l.port)));
+    for (const l of busy) {
+      const key = socketKey(l.address, l.port);
+      if (!before.has(key)) this.log.warn({ event: 'socket-unavailable', socket: key, why: why.get(key) }, 'cannot bind a listen socket; left out and retried');
+    }
+    for (const key of before) {
+      if (!busy.some((l) => socketKey(l.address, l.port) === key)) this.log.info({ event: 'socket-available', socket: key }, 'listen socket can be bound again');
+    }
+    this.busy = busy;
+    this.opts.state.unavailableSockets = busy.map((l) => ({ ...l, why: why.get(socketKey(l.address, l.port)) ?? '' }));
+    if (busy.length === 0) {
+      if (this.retryTimer) clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+      return;
+    }
+    if (changed) this.retryDelayMs = this.opts.portRetry?.initialMs ?? 1000;
+    if (!this.retryTimer) this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    const delay = this.retryDelayMs;
+    this.retryDelayMs = Math.min(this.opts.portRetry?.maxMs ?? 5000, delay * 2);
+    this.retryTimer = setTimeout(() => void this.retry(), delay);
+    this.retryTimer.unref();
+  }
+
+  /** Probes the busy sockets; when one is free, the config is applied again (once). */
+  private async retry(): Promise<void> {
+    if (this.stopped) return;
+    const free = (await probeSockets(this.busy, (s) => socketKey(s.address, s.port))).size < this.busy.length;
+    this.retryTimer = null;
+    if (this.stopped) return;
+    if (!free) {
+      this.scheduleRetry();
+      return;
+    }
+    this.log.info({ event: 'socket-freed' }, 'a busy listen socket is free: applying again');
+    if (this.opts.onSocketsFreed) {
+      this.opts.onSocketsFreed();
+    } else if (this.lastRequested) {
+      await this.apply(this.lastRequested).catch((err: unknown) => this.log.error({ event: 'apply-failed', err: String(err) }, 'applying after a freed socket failed'));
+    }
+    // Still busy after that (taken again, or the owner did not apply yet): keep probing.
+    if (this.busy.length && !this.retryTimer && !this.stopped) this.scheduleRetry();
+  }
+
   async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    await this.queue;
     await this.varnishd?.stop();
     this.varnishd = null;
     this.reloader = null;

@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { backendLabel } from '../vcl/backend-names.ts';
+import { withParentDeathSignal } from './lifeline.ts';
 import type { Varnishd } from './varnishd.ts';
 
 const execFileP = promisify(execFile);
@@ -322,10 +323,12 @@ export class StatsCollector extends EventEmitter<StatsCollectorEventMap> {
   private async poll(): Promise<StatsSnapshot> {
     const started = performance.now();
     try {
+      // -t: give up quickly on a varnishd that is not (yet) there; the next poll tries again.
+      // Launched with a parent-death signal, so that it never outlives us (lifeline.ts).
+      const launch = withParentDeathSignal(this.opts.varnishstatPath ?? 'varnishstat', ['-n', this.instanceDir, '-t', '1', '-j', '-1']);
       const { stdout } = await execFileP(
-        this.opts.varnishstatPath ?? 'varnishstat',
-        // -t: give up quickly on a varnishd that is not (yet) there; the next poll tries again.
-        ['-n', this.instanceDir, '-t', '1', '-j', '-1'],
+        launch.command,
+        launch.args,
         { maxBuffer: 256 * 1024 * 1024, timeout: this.opts.timeoutMs ?? 10_000 },
       );
       const time = new Date();

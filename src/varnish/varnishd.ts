@@ -7,7 +7,13 @@
  * an admin socket on a free loopback port and resolves once the CLI is
  * authenticated and the child reports "running"; on failure it rejects with
  * varnishd's output. `stop()` sends SIGTERM, then SIGKILL after
- * `stopTimeoutMs`; it removes no files.
+ * `stopTimeoutMs`, and resolves only once the manager and every cache child
+ * it had are gone (the listen sockets are free then); it removes no files.
+ *
+ * Process tree (lifeline.ts): varnishd runs under a parent-death signal and a
+ * watchdog that stops it if our process ends without stop(); the manager's
+ * pid is in `pidFile` (-P), the child's in `child.pid`, so the next control
+ * plane on the same work directory can stop what a dead one left behind.
  *
  * cc_command: tcc by default, gcc -O0 when tcc is missing or its compile
  * fails, at boot or on a later reload (`fallBackCc`, event `cc-fallback`);
@@ -33,13 +39,25 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { GCC_COMMAND, TCC_COMMAND, ccKind, initialCcChoice, isCcFailure, recordCcFailure, type CcChoice } from './cc.ts';
 import { VarnishCli, VarnishCliError } from './cli.ts';
+import {
+  CHILD_PID_FILE,
+  childrenOf,
+  dismissWatchdog,
+  INSTANCE_DIR_NAME,
+  isLiveProcessOf,
+  MANAGER_PID_FILE,
+  startWatchdog,
+  stopProcessesOf,
+  withParentDeathSignal,
+  writePidFile,
+} from './lifeline.ts';
 import { freePort } from './ports.ts';
 
 const execFileP = promisify(execFile);
@@ -135,7 +153,11 @@ interface Generation {
   exit: Exit | null;
   output: string[];
   childPid?: number;
+  /** Every cache child pid this manager was seen with: all must be gone before stop() ends. */
+  children: Set<number>;
   childStarts: number;
+  /** Stops this manager's process tree if our process ends without stopping it. */
+  watchdog: ChildProcess;
 }
 
 const OUTPUT_LINES_KEPT = 200;
@@ -146,6 +168,8 @@ export class Varnishd extends EventEmitter<VarnishdEventMap> {
   readonly instanceDir: string;
   readonly secretPath: string;
   readonly bootVclPath: string;
+  /** varnishd's -P file: the manager's pid, read by the next control plane on this work dir. */
+  readonly pidFile: string;
   childRestarts = 0;
   managerRestarts = 0;
 
@@ -171,7 +195,8 @@ export class Varnishd extends EventEmitter<VarnishdEventMap> {
     this.opts = opts;
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'varnishd' });
     this.workDir = opts.workDir;
-    this.instanceDir = join(opts.workDir, 'varnish');
+    this.instanceDir = join(opts.workDir, INSTANCE_DIR_NAME);
+    this.pidFile = join(opts.workDir, MANAGER_PID_FILE);
     this.secretPath = join(opts.workDir, 'secret');
     this.bootVclPath = join(opts.workDir, 'boot.vcl');
     this.goodVcl = opts.vcl;
@@ -315,9 +340,10 @@ export class Varnishd extends EventEmitter<VarnishdEventMap> {
 
   /** `varnishstat -j -1`: one snapshot of all counters. */
   async stats(): Promise<VarnishStats> {
+    const launch = withParentDeathSignal(this.opts.varnishstatPath ?? 'varnishstat', ['-n', this.instanceDir, '-j', '-1']);
     const { stdout } = await execFileP(
-      this.opts.varnishstatPath ?? 'varnishstat',
-      ['-n', this.instanceDir, '-j', '-1'],
+      launch.command,
+      launch.args,
       { maxBuffer: 64 * 1024 * 1024, timeout: 30_000 },
     );
     const parsed = JSON.parse(stdout) as Record<string, unknown>;
@@ -367,7 +393,10 @@ export class Varnishd extends EventEmitter<VarnishdEventMap> {
 
   private spawn(adminPort: number): Generation {
     const args = this.buildArgs(adminPort);
-    const proc = spawn(this.opts.varnishdPath ?? 'varnishd', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const launch = withParentDeathSignal(this.opts.varnishdPath ?? 'varnishd', args);
+    const proc = spawn(launch.command, launch.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // From here on, our death takes this varnishd down (lifeline.ts).
+    const watchdog = startWatchdog(this.instanceDir, this.workDir, proc.pid ?? 0);
     let resolveExit!: (e: Exit) => void;
     const gen: Generation = {
       proc,
@@ -377,7 +406,9 @@ export class Varnishd extends EventEmitter<VarnishdEventMap> {
       closed: new Promise<void>((r) => proc.once('close', () => r())),
       exit: null,
       output: [],
+      children: new Set(),
       childStarts: 0,
+      watchdog,
     };
     this.gen = gen;
     proc.stdout!.on('data', lineSplitter((line) => this.onOutputLine(gen, line)));
@@ -404,6 +435,7 @@ export class Varnishd extends EventEmitter<VarnishdEventMap> {
     const args = [
       '-F',
       '-n', this.instanceDir,
+      '-P', this.pidFile,
       '-f', this.bootVclPath,
       '-S', this.secretPath,
       '-T', `127.0.0.1:${adminPort}`,
@@ -449,7 +481,11 @@ export class Varnishd extends EventEmitter<VarnishdEventMap> {
       for (;;) {
         if (gen.exit) throw fail('exited during startup');
         const st = await cli.command('status');
-        if (/running/.test(st.body)) return cli;
+        if (/running/.test(st.body)) {
+          // The "Child (N) Started" line may still be on its way through the pipe.
+          await this.trackChildren(gen);
+          return cli;
+        }
         if (Date.now() > deadline) throw fail(`child not running in time (${st.body.trim()})`);
         await sleep(50);
       }
@@ -480,7 +516,7 @@ export class Varnishd extends EventEmitter<VarnishdEventMap> {
     let m = /Child \((\d+)\) Started/.exec(line);
     if (m) {
       const pid = Number(m[1]);
-      gen.childPid = pid;
+      this.noteChild(gen, pid);
       gen.childStarts++;
       const restart = gen.childStarts > 1;
       if (restart) this.childRestarts++;
@@ -587,9 +623,29 @@ export class Varnishd extends EventEmitter<VarnishdEventMap> {
     }
   }
 
-  /** SIGTERM, SIGKILL after the grace period, then make sure the old child is gone too. */
+  private noteChild(gen: Generation, pid: number): void {
+    gen.childPid = pid;
+    if (gen.children.has(pid)) return;
+    gen.children.add(pid);
+    writePidFile(join(this.workDir, CHILD_PID_FILE), pid).catch(() => undefined);
+  }
+
+  /** Adds the manager's current children (from /proc) to the ones known from its output. */
+  private async trackChildren(gen: Generation): Promise<void> {
+    if (gen.exit) return;
+    for (const pid of await childrenOf(gen.pid)) {
+      if (await isLiveProcessOf(pid, this.instanceDir)) this.noteChild(gen, pid);
+    }
+  }
+
+  /**
+   * SIGTERM, SIGKILL after the grace period; resolves only once the manager has exited and
+   * every cache child it had is gone too (killed if need be), so that the listen sockets are
+   * free when this resolves.
+   */
   private async terminate(gen: Generation): Promise<Exit> {
     if (!gen.exit) {
+      await this.trackChildren(gen);
       gen.proc.kill('SIGTERM');
       const grace = this.opts.stopTimeoutMs ?? 10_000;
       const timer = setTimeout(() => gen.proc.kill('SIGKILL'), grace);
@@ -597,28 +653,21 @@ export class Varnishd extends EventEmitter<VarnishdEventMap> {
       clearTimeout(timer);
     }
     await this.reapChild(gen);
+    dismissWatchdog(gen.watchdog);
     return gen.exit!;
   }
 
   /**
-   * A child whose manager died exits by itself once its CLI pipe closes, but
-   * until then it holds the listen sockets a new manager needs. Only a process
-   * whose command line names our -n directory is signalled, so a recycled pid
-   * is never hit.
+   * A child whose manager died exits by itself once its CLI pipe closes, but until then it
+   * holds the listen sockets a new manager needs: it gets a short grace, then SIGKILL, and
+   * this waits (bounded) until it is gone. Only a process whose command line names our -n
+   * directory is signalled, so a recycled pid is never hit.
    */
   private async reapChild(gen: Generation): Promise<void> {
-    const pid = gen.childPid;
-    if (!pid) return;
-    for (let i = 0; i < 100 && (await isOurs(pid, this.instanceDir)); i++) {
-      if (i === 10) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }
-      await sleep(20);
-    }
+    const pids = [...gen.children];
+    if (pids.length === 0) return;
+    const left = await stopProcessesOf(pids, this.instanceDir, 200, 30_000);
+    if (left.length) this.log.error({ event: 'child-not-gone', pids: left }, 'varnishd child still running after SIGKILL');
   }
 
   private isStopping(): boolean {
@@ -635,20 +684,6 @@ export class Varnishd extends EventEmitter<VarnishdEventMap> {
   private emitEvent(ev: VarnishdEvent, level: 'info' | 'warn' | 'error'): void {
     this.log[level]({ event: ev }, `varnishd ${ev.type}`);
     this.emit('event', ev);
-  }
-}
-
-/** True while `pid` is a live (not zombie) process started with our -n directory. */
-async function isOurs(pid: number, instanceDir: string): Promise<boolean> {
-  try {
-    const [cmdline, stat] = await Promise.all([
-      readFile(`/proc/${pid}/cmdline`, 'utf8'),
-      readFile(`/proc/${pid}/stat`, 'utf8'),
-    ]);
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && cmdline.split('\0').includes(instanceDir);
-  } catch {
-    return false;
   }
 }
 

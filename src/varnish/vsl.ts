@@ -29,9 +29,11 @@
  *  - records longer than the vsl_reclen parameter are cut to vsl_reclen - 1 bytes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { withParentDeathSignal, writePidFile } from './lifeline.ts';
 
 /** One record of `-g raw` output. */
 export interface VslRecord {
@@ -325,8 +327,13 @@ export class VslReader {
 
   private spawn(): void {
     const args = ['-n', this.instanceDir, '-t', 'off', ...this.opts.args];
-    const proc = spawn(this.opts.varnishlogPath ?? 'varnishlog', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Dies with us (parent-death signal); the pid file lets the next control plane on this
+    // work directory stop it if it outlived us anyway (lifeline.ts).
+    const launch = withParentDeathSignal(this.opts.varnishlogPath ?? 'varnishlog', args);
+    const proc = spawn(launch.command, launch.args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
+    const pidFile = join(dirname(this.instanceDir), `varnishlog-${this.name.replace(/[^A-Za-z0-9_-]/g, '_')}.pid`);
+    if (proc.pid) writePidFile(pidFile, proc.pid).catch(() => undefined);
     this.startedAt = Date.now();
     let resolveExit!: () => void;
     this.exited = new Promise((r) => (resolveExit = r));
@@ -355,7 +362,10 @@ export class VslReader {
     const finish = (code: number | null, signal: string | null) => {
       if (done) return;
       done = true;
-      if (this.proc === proc) this.proc = null;
+      if (this.proc === proc) {
+        this.proc = null;
+        rm(pidFile, { force: true }).catch(() => undefined);
+      }
       resolveExit();
       this.onExit(code, signal);
     };

@@ -15,6 +15,7 @@
 // address give one name, and the decoder accepts only canonical names so that
 // name -> label -> name is one-to-one.
 import { isIPv4, isIPv6 } from 'node:net';
+import { vclInt, vclName } from './escape.ts';
 
 const PREFIX = 'vgw_e';
 
@@ -46,7 +47,7 @@ export function endpointBackend(address: string, port: number): { name: string; 
   const host = canonicalAddress(address);
   if (host === null || !validPort(port)) return null;
   const version = isIPv4(host) ? 4 : 6;
-  return { name: `${PREFIX}${version}_${host.replace(/[.:]/g, '_')}_${port}`, host };
+  return { name: vclName(`${PREFIX}${version}_${host.replace(/[.:]/g, '_')}_${vclInt(port, 0, 65535)}`), host };
 }
 
 /** The backend name for an endpoint; null as for endpointBackend(). */

@@ -141,7 +141,9 @@ describe('vgw chaperone: SIGTERM drains connections, then exits 0', () => {
     const { child, diagnostics, running, exited } = p;
     const stdout = p.lines;
     const healthz = () => get(ADMIN, 'admin', '/healthz');
-    const status = JSON.parse(await fetch(`http://${ADMIN.address}:${ADMIN.port}/status`).then((r) => r.text())) as { phase: string; ready: boolean };
+    const local = p.metricsEndpoint();
+    assert.ok(local, `the agent logs where /status and /metrics listen${diagnostics()}`);
+    const status = JSON.parse(await fetch(`http://${local.address}:${local.port}/status`).then((r) => r.text())) as { phase: string; ready: boolean };
     assert.deepEqual([status.phase, status.ready], ['serving', true]);
     await eventually('Programmed by test-pod', () => /test-pod/.test(parentCondition(server.get({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', namespace: 'app', name: 'drain' }), GW, 'Programmed')?.message ?? ''));
 
@@ -172,7 +174,7 @@ describe('vgw chaperone: SIGTERM drains connections, then exits 0', () => {
     await eventually('healthz 503 after SIGTERM', () => health.answers.includes(503), 10_000, 2);
     assert.equal(slowDone, false, 'not ready while the in-flight requests still run: at once, not at the end of the drain');
     assertNotReadyAtOnce(health.answers, diagnostics);
-    const metrics = await fetch(`http://${ADMIN.address}:${ADMIN.port}/metrics`).then((r) => r.text());
+    const metrics = await fetch(`http://${local.address}:${local.port}/metrics`).then((r) => r.text());
     assert.match(metrics, /^vgw_draining 1$/m);
 
     const answers = await Promise.all(slow).catch((err: Error) => assert.fail(`slow requests: ${err.message}${diagnostics()}`));

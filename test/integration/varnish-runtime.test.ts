@@ -9,6 +9,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GCC_COMMAND } from '../../src/varnish/cc.ts';
 import { VarnishCli, VarnishCliError, formatCommand, heredocToken, quoteCliArg } from '../../src/varnish/cli.ts';
+import { processesOf } from '../../src/varnish/lifeline.ts';
 import { VclReloader, type ReloadResult } from '../../src/varnish/reloader.ts';
 import { parseVclList } from '../../src/varnish/vcl-list.ts';
 import { Varnishd, type VarnishdEvent, type VarnishdOptions, type VarnishListener } from '../../src/varnish/varnishd.ts';
@@ -328,11 +329,14 @@ describe('varnish runtime', { concurrency: true }, () => {
     const { v } = await startVarnish(t, vcl('frozen'), undefined, { stopTimeoutMs: 1000 });
     const pid = v.pid!;
     const childPid = v.childPid!;
+    assert.ok(childPid > 0, 'the child pid is known once start() resolves');
     process.kill(pid, 'SIGSTOP');
     const started = Date.now();
     await v.stop();
     assert.ok(Date.now() - started >= 900, 'stop() did not wait for the grace period');
+    // Checked the moment stop() resolves, no waiting: every process of the tree is gone.
     assert.ok(!alive(pid) && !alive(childPid));
+    assert.deepEqual(await processesOf(v.instanceDir), []);
   });
 
   test('falls back to gcc when the preferred cc_command fails at boot', async (t) => {
@@ -365,6 +369,7 @@ describe('varnish runtime', { concurrency: true }, () => {
     await v.stop();
     assert.ok(!alive(pid), 'manager still alive');
     assert.ok(!alive(childPid), 'child still alive');
+    assert.deepEqual(await processesOf(v.instanceDir), [], 'a process of the tree is still alive');
     assert.equal(v.pid, undefined);
   });
 

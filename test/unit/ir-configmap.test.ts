@@ -2,7 +2,9 @@
 // reader does with a half-written or foreign config.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decodeRoutingConfig, encodeRoutingConfig, headName, partName } from '../../src/ir/configmap.ts';
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { DECODE_LIMITS, decodeRoutingConfig, encodeRoutingConfig, headName, partName, RoutingConfigReader, type ConfigMapObject } from '../../src/ir/configmap.ts';
 import { IR_VERSION, type RoutingIR } from '../../src/ir/types.ts';
 
 function irWithRoutes(n: number): RoutingIR {
@@ -71,5 +73,68 @@ describe('routing ConfigMaps', () => {
     assert.match(r.state === 'invalid' ? r.reason : '', /version 1/);
     const corrupt = { ...head, binaryData: { 'routing.json.gz': Buffer.from('not gzip').toString('base64') } };
     assert.equal(decodeRoutingConfig([corrupt], 'gw').state, 'invalid', 'the payload no longer matches its checksum');
+  });
+});
+
+/** A head ConfigMap carrying `payload` as if the operator had written it. */
+function headWith(payload: Buffer, resourceVersion = '1'): ConfigMapObject & { metadata: { resourceVersion: string } } {
+  const [head] = encodeRoutingConfig(irWithRoutes(1), 'infra', 'gw');
+  return {
+    ...head,
+    metadata: { ...head.metadata, resourceVersion },
+    data: { ...head.data, sha256: createHash('sha256').update(payload).digest('hex'), parts: '1', bytes: String(payload.length) },
+    binaryData: { 'routing.json.gz': payload.toString('base64') },
+  };
+}
+
+describe('routing ConfigMaps from an untrusted writer', () => {
+  test('an inflate bomb is refused at the output limit, with bounded memory', () => {
+    // 16 gzip members of 16 MiB of spaces each: 256 MiB inflated from a few hundred KiB.
+    const member = gzipSync(Buffer.alloc(16 * 1024 * 1024, 0x20), { level: 9 });
+    const bomb = Buffer.concat(Array.from({ length: 16 }, () => member));
+    assert.ok(bomb.length < 900 * 1024, `${bomb.length} bytes compressed`);
+    const rssBefore = process.memoryUsage().rss;
+    const r = decodeRoutingConfig([headWith(bomb)], 'gw');
+    const grown = process.memoryUsage().rss - rssBefore;
+    assert.equal(r.state, 'invalid');
+    assert.match(r.state === 'invalid' ? r.reason : '', /inflates to more than 67108864 bytes \(64 MiB\)/);
+    assert.ok(grown < 2 * DECODE_LIMITS.inflatedBytes, `RSS grew by ${Math.round(grown / 1024 / 1024)} MiB`);
+  });
+
+  test('too many parts or too many compressed bytes are refused before anything is inflated', () => {
+    const head = headWith(gzipSync('{}'));
+    const many = decodeRoutingConfig([{ ...head, data: { ...head.data, parts: String(DECODE_LIMITS.parts + 1) } }], 'gw');
+    assert.equal(many.state, 'invalid');
+    assert.match(many.state === 'invalid' ? many.reason : '', /at most 20 are read/);
+    const big = Buffer.alloc(DECODE_LIMITS.compressedBytes + 1);
+    const huge = decodeRoutingConfig([headWith(big)], 'gw');
+    assert.equal(huge.state, 'invalid');
+    assert.match(huge.state === 'invalid' ? huge.reason : '', /larger than 16777216 bytes/);
+  });
+
+  test('an IR with an injected status code is invalid, naming the field', () => {
+    const ir = irWithRoutes(1) as unknown as { sockets: { vhosts: { routes: { action: Record<string, unknown> }[] }[] }[] };
+    ir.sockets[0].vhosts[0].routes[0].action.redirect = { statusCode: '301)); } sub vcl_recv { return (synth(200', listenerPort: 80 };
+    const r = decodeRoutingConfig([headWith(gzipSync(JSON.stringify(ir)))], 'gw');
+    assert.equal(r.state, 'invalid');
+    assert.match(r.state === 'invalid' ? r.reason : '', /^the routing config is not a routing IR this agent accepts: sockets\[0\]\.vhosts\[0\]\.routes\[0\]\.action\.redirect\.statusCode: /);
+  });
+
+  test('the reader inflates only when the ConfigMaps changed', () => {
+    const reader = new RoutingConfigReader('gw');
+    const payload = gzipSync(JSON.stringify(irWithRoutes(3)));
+    const first = reader.read([headWith(payload, '10')]);
+    assert.equal(first.state, 'ok');
+    for (let i = 0; i < 5; i++) assert.equal(reader.read([headWith(payload, '10')]), first, 'the same result object');
+    assert.equal(reader.decodes, 1);
+    // Written again with the same bytes: a new resourceVersion, still not inflated again.
+    assert.equal(reader.read([headWith(payload, '11')]), first);
+    assert.equal(reader.decodes, 1);
+    const changed = reader.read([headWith(gzipSync(JSON.stringify(irWithRoutes(4))), '12')]);
+    assert.equal(changed.state, 'ok');
+    assert.equal(reader.decodes, 2);
+    // Incomplete sets are never cached as a config.
+    assert.equal(reader.read([]).state, 'incomplete');
+    assert.equal(reader.decodes, 2);
   });
 });

@@ -1,12 +1,16 @@
 // The file provider: a directory tree of YAML/JSON manifests -> ResourceSnapshot. Any file that
-// cannot be parsed fails the whole load with file and line, so a half-read directory is never
-// applied.
+// cannot be read or parsed fails the whole load with file and line, so a half-read directory is
+// never applied; an object that parses but fails its schema is rejected alone.
 import { test, describe, after } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { ManifestLoadError, formatManifestError, listManifestFiles, loadManifestDir, parseManifestText, type ManifestError } from '../../src/providers/file/load.ts';
+import { ManifestLoadError, ManifestLoader, formatManifestError, listManifestFiles, loadManifestDir, parseManifestText, type ManifestError } from '../../src/providers/file/load.ts';
+import { formatRejected } from '../../src/gatewayapi/types.ts';
+import { MANIFEST_LIMITS } from '../../src/providers/file/limits.ts';
+import { routeManifest } from '../../bench/lib/manifests.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'vgw-loader-test-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -280,12 +284,8 @@ spec: {}
   const structural: { name: string; text: string; message: RegExp; line: number }[] = [
     { name: 'no kind', text: 'apiVersion: v1\nmetadata: {name: a}\n', message: /apiVersion or kind/, line: 1 },
     { name: 'no apiVersion', text: 'kind: Service\nmetadata: {name: a}\n', message: /apiVersion or kind/, line: 1 },
-    { name: 'no metadata.name', text: 'apiVersion: v1\nkind: Service\nmetadata: {namespace: x}\nspec: {}\n', message: /metadata\.name/, line: 1 },
     { name: 'a document that is a list', text: '- a\n- b\n', message: /not a Kubernetes object/, line: 1 },
     { name: 'a document that is a scalar', text: 'hello\n', message: /not a Kubernetes object/, line: 1 },
-    { name: 'a Gateway without spec', text: 'apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: a}\n', message: /no spec/, line: 1 },
-    { name: 'a non-string namespace', text: 'apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: 5}\nspec: {}\n', message: /namespace/, line: 1 },
-    { name: 'the second document of a file', text: `${GATEWAY('ok')}---\napiVersion: v1\nkind: Service\nmetadata: {}\n`, message: /metadata\.name/, line: 12 },
   ];
   for (const c of structural) {
     test(`structural error: ${c.name}`, async () => {
@@ -294,6 +294,27 @@ spec: {}
       assert.match(err.errors[0].message, c.message);
       assert.equal(err.errors[0].line, c.line);
       assert.ok(err.errors[0].file.endsWith('x.yaml'));
+    });
+  }
+
+  // Objects of our kinds that fail their schema are rejected one by one; the rest still loads.
+  const invalid: { name: string; text: string; message: RegExp; line: number }[] = [
+    { name: 'no metadata.name', text: 'apiVersion: v1\nkind: Service\nmetadata: {namespace: x}\nspec: {}\n', message: /^x\/\(none\): metadata\.name: expected string, received undefined$/, line: 3 },
+    { name: 'a Gateway without spec', text: 'apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: a}\n', message: /^default\/a: spec: expected object, received undefined$/, line: 1 },
+    { name: 'a non-string namespace', text: 'apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: 5}\nspec: {}\n', message: /^"5"\/a: metadata\.namespace: expected string, received number$/, line: 3 },
+    { name: 'the second document of a file', text: `${GATEWAY('ok')}---\napiVersion: v1\nkind: Service\nmetadata: {}\n`, message: /metadata\.name/, line: 14 },
+    { name: 'a newline in a name', text: 'apiVersion: v1\nkind: Namespace\nmetadata: {name: "a\\nb"}\n', message: /^"a\\nb": metadata\.name: must be a lowercase RFC 1123 label/, line: 3 },
+    { name: 'an uppercase Service name', text: 'apiVersion: v1\nkind: Service\nmetadata: {name: Web}\nspec: {}\n', message: /^default\/"Web": metadata\.name: must be a lowercase RFC 1035 label/, line: 3 },
+  ];
+  for (const c of invalid) {
+    test(`invalid object rejected alone: ${c.name}`, async () => {
+      const { snapshot } = await loadManifestDir(dir({ 'x.yaml': c.text, 'good.yaml': GATEWAY('fine') }));
+      assert.ok(snapshot.gateways.some((g) => g.metadata.name === 'fine'));
+      const [r, ...more] = snapshot.rejected ?? [];
+      assert.deepEqual(more, []);
+      assert.match(`${r.display}: ${r.message}`, c.message);
+      assert.equal(r.line, c.line, formatRejected(r));
+      assert.ok(r.file.endsWith('x.yaml'));
     });
   }
 
@@ -330,5 +351,64 @@ describe('parseManifestText and formatManifestError', () => {
     assert.equal(formatManifestError({ file: 'a.yaml', line: 3, column: 7, message: 'boom' }), 'a.yaml:3:7: boom');
     assert.equal(formatManifestError({ file: 'a.yaml', line: 3, message: 'boom' }), 'a.yaml:3: boom');
     assert.equal(formatManifestError({ file: 'a.yaml', message: 'boom' }), 'a.yaml: boom');
+  });
+});
+
+describe('loader limits, symlinks and encoding', () => {
+  test('a file over the size limit is refused, naming it, without being read', async () => {
+    const d = dir({ 'big.yaml': `${GATEWAY('a')}# ${'x'.repeat(2000)}\n`, 'ok.yaml': GATEWAY('b') });
+    await assert.rejects(new ManifestLoader({ limits: { maxFileBytes: 1000 } }).load(d), (err: unknown) => {
+      assert.ok(err instanceof ManifestLoadError);
+      assert.equal(err.errors.length, 1);
+      assert.ok(err.errors[0].file.endsWith('big.yaml'));
+      assert.match(err.errors[0].message, /larger than the limit of 1000 bytes; not read/);
+      return true;
+    });
+  });
+
+  test('the directory total and object count are bounded', async () => {
+    const d = dir({ 'a.yaml': GATEWAY('a'), 'b.yaml': GATEWAY('b'), 'c.yaml': `${GATEWAY('c')}---\n${GATEWAY('d')}` });
+    await assert.rejects(new ManifestLoader({ limits: { maxTotalBytes: 300 } }).load(d), /total more than the limit of 300 bytes/);
+    await assert.rejects(new ManifestLoader({ limits: { maxObjects: 3 } }).load(d), /more than the limit of 3 objects \(reached at .*c\.yaml\)/);
+    await assert.rejects(new ManifestLoader({ limits: { maxFiles: 2 } }).load(d), /3 manifest files, more than the limit of 2/);
+    const { snapshot } = await new ManifestLoader({ limits: { maxObjects: 4 } }).load(d);
+    assert.equal(snapshot.gateways.length, 4);
+  });
+
+  test('the default limits admit the largest benchmark: 10 000 routes in one routes.yaml', () => {
+    let bytes = 0;
+    for (let i = 0; i < 10_000; i++) bytes += routeManifest(i).length + '---\n'.length;
+    assert.ok(bytes < MANIFEST_LIMITS.maxFileBytes, `${bytes} bytes`);
+    assert.ok(10_000 < MANIFEST_LIMITS.maxObjects);
+  });
+
+  test('symlinks to regular files inside the directory are followed; others are skipped with a warning', async () => {
+    const outside = dir({ 'secret.yaml': GATEWAY('outside') });
+    const d = dir({ 'real/gw.txt': GATEWAY('inside'), '..data/cm.yaml': GATEWAY('configmap') });
+    symlinkSync(join(d, 'real', 'gw.txt'), join(d, 'link.yaml'));
+    symlinkSync('..data/cm.yaml', join(d, 'cm.yaml'));
+    symlinkSync(join(outside, 'secret.yaml'), join(d, 'escape.yaml'));
+    symlinkSync('/dev/null', join(d, 'device.yaml'));
+    assert.equal(spawnSync('mkfifo', [join(d, 'real', 'fifo')]).status, 0);
+    symlinkSync(join(d, 'real', 'fifo'), join(d, 'fifo.yaml'));
+    symlinkSync(join(d, 'nowhere.yaml'), join(d, 'dangling.yaml'));
+    symlinkSync(join(d, 'real'), join(d, 'dirlink'));
+    const { snapshot, files, warnings } = await loadManifestDir(d);
+    assert.deepEqual(snapshot.gateways.map((g) => g.metadata.name).sort(), ['configmap', 'inside']);
+    assert.equal(files.filter((f) => f.endsWith('link.yaml')).length, 1);
+    const said = warnings.map(formatManifestError).join('\n');
+    assert.match(said, /escape\.yaml: symlink skipped: it points outside the manifest directory/);
+    assert.match(said, /device\.yaml: symlink skipped: it points outside the manifest directory/);
+    assert.match(said, /fifo\.yaml: symlink skipped: it does not point to a regular file/);
+    assert.match(said, /dangling\.yaml: symlink skipped: it points to nothing/);
+    assert.match(said, /dirlink: symlink skipped: it points to a directory/);
+  });
+
+  test('a file that is not valid UTF-8 is refused, naming it', async () => {
+    const d = dir({ 'ok.yaml': GATEWAY('ok') });
+    writeFileSync(join(d, 'latin1.yaml'), Buffer.from('apiVersion: v1\nkind: Namespace\nmetadata:\n  name: caf\xe9\n', 'latin1'));
+    const err = await loadError(d);
+    assert.equal(err.errors.length, 1);
+    assert.match(formatManifestError(err.errors[0]), /latin1\.yaml: is not valid UTF-8/);
   });
 });

@@ -1,10 +1,18 @@
-// Reads a directory of Kubernetes manifests into a ResourceSnapshot. Any file that cannot be
-// read or parsed makes the whole load fail: applying half a directory could silently drop
-// routes, so callers keep the previous snapshot instead.
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, relative } from 'node:path';
-import { LineCounter, parseAllDocuments } from 'yaml';
-import { emptySnapshot, type ResourceSnapshot } from '../../gatewayapi/types.ts';
+// Reads a directory of Kubernetes manifests into a ResourceSnapshot.
+//
+// Every object of a kind we read is parsed by its schema (src/gatewayapi/schema/). An object
+// that fails is rejected alone: it is left out of the snapshot and listed in
+// `snapshot.rejected` with file, line, kind, name and field, and the translator reports it (a
+// problem, and status where the object can still be attributed). A file that cannot be read or
+// parsed at all (YAML syntax, size, encoding) makes the whole load fail: applying the directory
+// without it could silently drop its routes, so callers keep the previous snapshot instead.
+import { lstat, open, readdir, realpath, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import { Composer, LineCounter, Parser, type Document } from 'yaml';
+import { MANIFEST_KINDS, validateManifestObject, withoutNulls } from '../../gatewayapi/schema/index.ts';
+import { emptySnapshot, type RejectedObject, type ResourceSnapshot } from '../../gatewayapi/types.ts';
+import { formatBytes, MANIFEST_LIMITS, type ManifestLimits } from './limits.ts';
 
 export const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
 
@@ -29,42 +37,100 @@ export function formatManifestError(e: ManifestError): string {
   return `${at}: ${e.message}`;
 }
 
-// kind -> [snapshot field, namespaced, accepted apiVersion groups]
-const KINDS: Record<string, { field: keyof ResourceSnapshot; namespaced: boolean; groups: string[] }> = {
-  GatewayClass: { field: 'gatewayClasses', namespaced: false, groups: ['gateway.networking.k8s.io'] },
-  Gateway: { field: 'gateways', namespaced: true, groups: ['gateway.networking.k8s.io'] },
-  HTTPRoute: { field: 'httpRoutes', namespaced: true, groups: ['gateway.networking.k8s.io'] },
-  ReferenceGrant: { field: 'referenceGrants', namespaced: true, groups: ['gateway.networking.k8s.io'] },
-  Service: { field: 'services', namespaced: true, groups: [''] },
-  EndpointSlice: { field: 'endpointSlices', namespaced: true, groups: ['discovery.k8s.io'] },
-  Namespace: { field: 'namespaces', namespaced: false, groups: [''] },
-  Secret: { field: 'secrets', namespaced: true, groups: [''] },
-};
+function isManifestName(name: string): boolean {
+  return !name.startsWith('.') && MANIFEST_EXTENSIONS.some((ext) => name.endsWith(ext));
+}
 
-export async function listManifestFiles(dir: string): Promise<string[]> {
+/**
+ * The manifest files under `dir`, sorted. A symlink is followed when it resolves to a regular
+ * file inside `dir` (a ConfigMap volume is made of such links); any other symlink is skipped
+ * with a warning naming it, as is a symlinked directory (never descended, so no loops).
+ */
+export async function listManifestFiles(dir: string, warnings: ManifestError[] = []): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile() && MANIFEST_EXTENSIONS.some((ext) => e.name.endsWith(ext)))
-    .filter((e) => !e.name.startsWith('.'))
-    .map((e) => join(e.parentPath, e.name))
-    .sort();
+  const files: string[] = [];
+  let root: string | undefined;
+  for (const e of entries) {
+    // Dotfiles and everything below a dot-directory are skipped: editor files, .git, and the
+    // timestamped directories of a ConfigMap volume (read through the links beside them).
+    if (e.name.startsWith('.') || relative(dir, e.parentPath).split(sep).some((part) => part.startsWith('.'))) continue;
+    if (e.isFile()) {
+      if (isManifestName(e.name)) files.push(join(e.parentPath, e.name));
+      continue;
+    }
+    if (!e.isSymbolicLink()) continue;
+    const path = join(e.parentPath, e.name);
+    const target = await symlinkTarget(path, (root ??= await realpath(dir)));
+    if (target === 'file') {
+      if (isManifestName(e.name)) files.push(path);
+    } else if (target !== 'gone' && (isManifestName(e.name) || target === 'directory')) {
+      warnings.push({ file: displayPath(path), message: `symlink skipped: ${target === 'directory' ? 'it points to a directory (not followed)' : target}` });
+    }
+  }
+  return files.sort();
+}
+
+async function symlinkTarget(path: string, root: string): Promise<'file' | 'gone' | 'directory' | string> {
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'it points to nothing' : `cannot resolve it: ${(err as Error).message}`;
+  }
+  if (real !== root && !real.startsWith(root + sep)) return 'it points outside the manifest directory';
+  const info = await stat(real).catch(() => null);
+  if (!info) return 'gone';
+  if (info.isDirectory()) return 'directory';
+  return info.isFile() ? 'file' : 'it does not point to a regular file';
 }
 
 export interface LoadedManifests {
   snapshot: ResourceSnapshot;
   files: string[];
+  /** Things skipped but worth knowing (symlinks not followed, FQDN EndpointSlices). */
+  warnings: ManifestError[];
+  /** Same files with the same content as the last load, which succeeded too. */
+  unchanged: boolean;
 }
 
 /** One-shot load, for commands that read the directory once. */
-export function loadManifestDir(dir: string): Promise<LoadedManifests> {
-  return new ManifestLoader().load(dir);
+export function loadManifestDir(dir: string, limits?: Partial<ManifestLimits>): Promise<LoadedManifests> {
+  return new ManifestLoader({ limits }).load(dir);
 }
+
+/** One object of a kind we read, valid against its schema. */
+interface ValidObject {
+  field: keyof typeof FIELD_CHECK;
+  object: unknown;
+  id: string;
+  line: number;
+}
+
+const FIELD_CHECK = {
+  gatewayClasses: 1,
+  gateways: 1,
+  httpRoutes: 1,
+  referenceGrants: 1,
+  services: 1,
+  endpointSlices: 1,
+  namespaces: 1,
+  secrets: 1,
+} satisfies Record<Exclude<keyof ResourceSnapshot, 'rejected'>, 1>;
 
 interface CachedFile {
   /** mtime, ctime, size and inode: a rewrite or an atomic rename changes at least one. */
   version: string;
-  objects: ParsedObject[];
+  size: number;
+  /** Documents and List items read, whatever their kind (the object-count limit). */
+  count: number;
+  objects: ValidObject[];
+  rejected: RejectedObject[];
   errors: ManifestError[];
+  warnings: ManifestError[];
+}
+
+export interface ManifestLoaderOptions {
+  limits?: Partial<ManifestLimits>;
 }
 
 /**
@@ -73,76 +139,262 @@ interface CachedFile {
  */
 export class ManifestLoader {
   private cache = new Map<string, CachedFile>();
+  /** Files of the last load that succeeded; null after a failed one. */
+  private lastOk: string[] | null = null;
+  /** The last listing, kept so that a load told which files changed need not list again. */
+  private listing: { dir: string; files: string[]; warnings: number } | null = null;
+  readonly limits: ManifestLimits;
 
-  async load(dir: string): Promise<LoadedManifests> {
+  constructor(options: ManifestLoaderOptions = {}) {
+    this.limits = { ...MANIFEST_LIMITS, ...options.limits };
+  }
+
+  /**
+   * `changed`: the files created, changed or removed since the last load, when the caller knows
+   * them (a directory watch). Only those are looked at again; every other file is taken from
+   * the last load without a stat. Without it, every file is listed and stat()ed.
+   */
+  async load(dir: string, changed?: Iterable<string>): Promise<LoadedManifests> {
     let files: string[];
+    const warnings: ManifestError[] = [];
+    const known = changed ? new Set(changed) : undefined;
     try {
-      files = await listManifestFiles(dir);
+      files = await this.listFiles(dir, warnings, known);
     } catch (err) {
       throw new ManifestLoadError([{ file: dir, message: `cannot read directory: ${(err as Error).message}` }]);
     }
+    if (files.length > this.limits.maxFiles) {
+      throw new ManifestLoadError([{ file: dir, message: `${files.length} manifest files, more than the limit of ${this.limits.maxFiles}` }]);
+    }
     const snapshot = emptySnapshot();
+    const rejected: RejectedObject[] = [];
     const errors: ManifestError[] = [];
     const seen = new Map<string, string>();
     const next = new Map<string, CachedFile>();
+    let totalBytes = 0;
+    let totalObjects = 0;
+    const lastOk = this.lastOk;
+    this.lastOk = null;
+    let reparsed = 0;
+    // Files to look at again are stat()ed, and read when changed, a window ahead of the loop:
+    // one at a time, thousands of files would wait on thousands of thread-pool round trips.
+    const toCheck = files.filter((path) => known === undefined || known.has(path) || !this.cache.has(path));
+    const ahead = new Map<string, ReadAhead>();
+    let started = 0;
+    let checked = 0;
     for (const path of files) {
-      const file = relative(process.cwd(), path) || path;
+      const file = displayPath(path);
       let parsed: CachedFile | undefined;
       try {
-        parsed = await this.parseFile(path, file);
+        const unchanged = known !== undefined && !known.has(path) ? this.cache.get(path) : undefined;
+        if (!unchanged) {
+          for (checked++; started < toCheck.length && started < checked + READ_AHEAD_FILES; started++) {
+            ahead.set(toCheck[started], this.readAhead(toCheck[started]));
+          }
+        }
+        parsed = unchanged ?? (await this.parseFile(path, file, this.limits.maxTotalBytes - totalBytes, ahead.get(path)));
+        ahead.delete(path);
+        if (parsed !== this.cache.get(path)) reparsed++;
       } catch (err) {
         errors.push({ file, message: (err as Error).message });
         continue;
       }
       if (!parsed) continue;
       next.set(path, parsed);
+      totalBytes += parsed.size;
+      totalObjects += parsed.count;
+      if (totalBytes > this.limits.maxTotalBytes) {
+        throw new ManifestLoadError([{ file: dir, message: `manifest files total more than the limit of ${formatBytes(this.limits.maxTotalBytes)} (reached at ${file})` }]);
+      }
+      if (totalObjects > this.limits.maxObjects) {
+        throw new ManifestLoadError([{ file: dir, message: `more than the limit of ${this.limits.maxObjects} objects (reached at ${file})` }]);
+      }
       errors.push(...parsed.errors);
+      warnings.push(...parsed.warnings);
       // Unchanged files hand out the same objects as last time: snapshots are read-only
       // (the translator never mutates its input), and copying thousands of objects per
       // reload would cost more than the routing work itself.
-      for (const { object, line } of parsed.objects) addObject(snapshot, object, file, line, errors, seen);
+      for (const o of parsed.objects) {
+        if (claim(seen, o.id, file, o.line, errors)) (snapshot[o.field] as unknown[]).push(o.object);
+      }
+      for (const r of parsed.rejected) {
+        if (r.name === undefined || claim(seen, rejectedId(r), file, r.line, errors)) rejected.push(r);
+      }
     }
     this.cache = next;
     if (errors.length) throw new ManifestLoadError(errors);
-    return { snapshot, files };
+    snapshot.rejected = rejected;
+    this.lastOk = files;
+    const unchanged = reparsed === 0 && lastOk !== null && lastOk.length === files.length && lastOk.every((f, i) => f === files[i]);
+    return { snapshot, files, warnings, unchanged };
   }
 
-  private async parseFile(path: string, file: string): Promise<CachedFile | undefined> {
+  /** stat() now, and the bytes too when the file changed and is small (bounded memory ahead). */
+  private readAhead(path: string): ReadAhead {
+    const info = stat(path);
+    const bytes = info.then((i) => {
+      const cached = this.cache.get(path);
+      if ((cached && cached.version === versionOf(i)) || i.size > READ_AHEAD_MAX_BYTES) return null;
+      return readBounded(path, this.limits.maxFileBytes);
+    });
+    // Settled or not, these are awaited only if the loop reaches the file (a limit may stop it
+    // first): never an unhandled rejection.
+    info.catch(() => undefined);
+    bytes.catch(() => undefined);
+    return { info, bytes };
+  }
+
+  /**
+   * The manifest files of `dir`: the last listing updated for the `changed` files when it can
+   * be (each of them a regular file or gone), else a full listing.
+   */
+  private async listFiles(dir: string, warnings: ManifestError[], changed: Set<string> | undefined): Promise<string[]> {
+    const last = this.listing;
+    this.listing = null;
+    // Symlinks skipped with a warning are re-judged by a full listing only.
+    if (changed && last && last.dir === dir && last.warnings === 0) {
+      const files = new Set(last.files);
+      let exact = true;
+      for (const path of changed) {
+        const kind = await listedKind(dir, path);
+        if (kind === 'file') files.add(path);
+        else if (kind === 'absent') files.delete(path);
+        else {
+          exact = false;
+          break;
+        }
+      }
+      if (exact) {
+        const sorted = [...files].sort();
+        this.listing = { dir, files: sorted, warnings: 0 };
+        return sorted;
+      }
+    }
+    const before = warnings.length;
+    const files = await listManifestFiles(dir, warnings);
+    this.listing = { dir, files, warnings: warnings.length - before };
+    return files;
+  }
+
+  private async parseFile(path: string, file: string, budget: number, ahead?: ReadAhead): Promise<CachedFile | undefined> {
     let info;
     try {
-      info = await stat(path);
+      info = await (ahead?.info ?? stat(path));
     } catch (err) {
       // A file removed between listing and reading is simply gone.
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
     const cached = this.cache.get(path);
-    const version = `${info.mtimeMs}/${info.ctimeMs}/${info.size}/${info.ino}`;
+    const version = versionOf(info);
     if (cached && cached.version === version) return cached;
+    if (info.size > this.limits.maxFileBytes) {
+      throw new Error(`file is ${formatBytes(info.size)}, larger than the limit of ${formatBytes(this.limits.maxFileBytes)}; not read`);
+    }
+    if (info.size > budget) {
+      throw new Error(`manifest files total more than the limit of ${formatBytes(this.limits.maxTotalBytes)}; not read`);
+    }
+    const early = ahead ? await ahead.bytes : null;
+    const bytes = early === null ? await readBounded(path, this.limits.maxFileBytes) : early;
+    if (bytes === undefined) return undefined;
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
+      text = UTF8.decode(bytes);
+    } catch {
+      throw new Error('is not valid UTF-8; manifests must be UTF-8 text');
     }
-    const errors: ManifestError[] = [];
-    const objects = parseManifestText(text, file, errors);
-    return { version, objects, errors };
+    const out: CachedFile = { version, size: bytes.length, count: 0, objects: [], rejected: [], errors: [], warnings: [] };
+    for (const item of parseManifestItems(text, file, out.errors)) {
+      out.count++;
+      readObject(item, file, out);
+    }
+    return out;
   }
 }
 
-interface ParsedObject {
-  object: Record<string, unknown>;
-  line: number;
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Files stat()ed (and read, if small and changed) ahead of the one being parsed. */
+const READ_AHEAD_FILES = 32;
+/** Larger files are read when their turn comes, so reading ahead holds at most 8 MiB. */
+const READ_AHEAD_MAX_BYTES = 256 * 1024;
+
+interface ReadAhead {
+  info: Promise<Stats>;
+  /** null: not read ahead (unchanged, or too large to hold early). */
+  bytes: Promise<Buffer | undefined | null>;
 }
 
-export function parseManifestText(text: string, file: string, errors: ManifestError[]): ParsedObject[] {
-  const out: ParsedObject[] = [];
+/** mtime, ctime, size and inode: a rewrite or an atomic rename changes at least one. */
+function versionOf(info: Stats): string {
+  return `${info.mtimeMs}/${info.ctimeMs}/${info.size}/${info.ino}`;
+}
+
+/**
+ * How a full listing would treat `path`: 'file' (a regular file with a manifest name),
+ * 'absent' (gone, or not a manifest name), or 'unknown' (a symlink, a directory, outside
+ * `dir`), which only a full listing can settle.
+ */
+async function listedKind(dir: string, path: string): Promise<'file' | 'absent' | 'unknown'> {
+  const rel = relative(dir, path);
+  if (rel === '' || rel.startsWith('..') || rel.split(sep).includes('..')) return 'unknown';
+  if (rel.split(sep).some((part) => part.startsWith('.'))) return 'absent'; // as listManifestFiles
+  let info;
+  try {
+    info = await lstat(path);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR' ? 'absent' : 'unknown';
+  }
+  if (!info.isFile()) return 'unknown';
+  const name = path.slice(path.lastIndexOf(sep) + 1);
+  return isManifestName(name) ? 'file' : 'absent';
+}
+
+/** The file's bytes, refusing (without reading on) one that grew past `max` since its stat. */
+async function readBounded(path: string, max: number): Promise<Buffer | undefined> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const buf = Buffer.allocUnsafe(Math.min(64 * 1024, max + 1 - total));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      chunks.push(buf.subarray(0, bytesRead));
+      total += bytesRead;
+      if (total > max) throw new Error(`file is larger than the limit of ${formatBytes(max)}; not read`);
+    }
+    return Buffer.concat(chunks, total);
+  } finally {
+    await fh.close();
+  }
+}
+
+interface ParsedItem {
+  object: Record<string, unknown>;
+  /** Line of the document (or List item) the object starts on. */
+  line: number;
+  /** Line of the node at a path inside the object, for errors that name a field. */
+  lineOf: (path: (string | number)[]) => number;
+}
+
+/**
+ * The objects of a YAML (or JSON) text, one document at a time: each document's syntax tree is
+ * dropped once it is converted, so parsing memory is bounded by the largest document rather
+ * than by the file. A `kind: List` (kubectl's output format) yields its items.
+ */
+export function* parseManifestItems(text: string, file: string, errors: ManifestError[]): Generator<ParsedItem> {
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const docList = Array.isArray(docs) ? docs : [docs];
-  for (const doc of docList) {
+  const parser = new Parser(lineCounter.addNewLine);
+  const composer = new Composer({ prettyErrors: false, uniqueKeys: true });
+  const lineAt = (offset: number) => lineCounter.linePos(offset).line;
+  for (const doc of composer.compose(parser.parse(text))) {
     if (doc.errors.length) {
       for (const e of doc.errors) {
         const pos = lineCounter.linePos(e.pos[0]);
@@ -150,68 +402,102 @@ export function parseManifestText(text: string, file: string, errors: ManifestEr
       }
       continue;
     }
-    const value: unknown = doc.toJS();
-    const line = doc.contents ? lineCounter.linePos(doc.contents.range[0]).line : 1;
-    if (value === null || value === undefined) continue;
-    // A `kind: List` (kubectl's output format) holds objects in items.
-    const items = isRecord(value) && value.kind === 'List' && Array.isArray(value.items) ? value.items : [value];
-    for (const item of items) {
-      if (!isRecord(item)) {
-        errors.push({ file, line, message: 'document is not a Kubernetes object (expected a mapping)' });
-        continue;
-      }
-      out.push({ object: item, line });
+    const line = doc.contents ? lineAt(doc.contents.range[0]) : 1;
+    let value: unknown;
+    try {
+      // toJS refuses alias bombs (maxAliasCount) with an error instead of expanding them.
+      value = doc.toJS();
+    } catch (err) {
+      errors.push({ file, line, message: (err as Error).message.split('\n')[0] });
+      continue;
     }
+    if (value === null || value === undefined) continue;
+    const lineOfIn = (prefix: (string | number)[]) => (path: (string | number)[]) => nodeLine(doc, [...prefix, ...path], lineAt) ?? line;
+    if (isRecord(value) && value.kind === 'List' && Array.isArray(value.items)) {
+      for (const [i, item] of value.items.entries()) {
+        const itemLine = nodeLine(doc, ['items', i], lineAt) ?? line;
+        if (!isRecord(item)) {
+          errors.push({ file, line: itemLine, message: 'List item is not a Kubernetes object (expected a mapping)' });
+          continue;
+        }
+        yield { object: item, line: itemLine, lineOf: lineOfIn(['items', i]) };
+      }
+      continue;
+    }
+    if (!isRecord(value)) {
+      errors.push({ file, line, message: 'document is not a Kubernetes object (expected a mapping)' });
+      continue;
+    }
+    yield { object: value, line, lineOf: lineOfIn([]) };
   }
-  return out;
 }
 
-function addObject(
-  snapshot: ResourceSnapshot,
-  obj: Record<string, unknown>,
-  file: string,
-  line: number,
-  errors: ManifestError[],
-  seen: Map<string, string>,
-): void {
-  const kind = obj.kind;
-  const apiVersion = obj.apiVersion;
+/** The line of the deepest node on `path` that exists in the document. */
+function nodeLine(doc: Document.Parsed, path: (string | number)[], lineAt: (offset: number) => number): number | undefined {
+  for (let n = path.length; n >= 0; n--) {
+    const node = doc.getIn(path.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+    if (node && typeof node === 'object' && node.range) return lineAt(node.range[0]);
+  }
+  return undefined;
+}
+
+/** Each object with the line its document starts on (kept for callers that want plain objects). */
+export function parseManifestText(text: string, file: string, errors: ManifestError[]): { object: Record<string, unknown>; line: number }[] {
+  return [...parseManifestItems(text, file, errors)].map(({ object, line }) => ({ object, line }));
+}
+
+/** Sorts one parsed object into valid, rejected or not ours. */
+function readObject(item: ParsedItem, file: string, out: CachedFile): void {
+  const { line } = item;
+  const kind = item.object.kind;
+  const apiVersion = item.object.apiVersion;
   if (typeof kind !== 'string' || typeof apiVersion !== 'string') {
-    errors.push({ file, line, message: 'object has no apiVersion or kind' });
+    out.errors.push({ file, line, message: 'object has no apiVersion or kind' });
     return;
   }
-  const spec = KINDS[kind];
+  const spec = Object.hasOwn(MANIFEST_KINDS, kind) ? MANIFEST_KINDS[kind] : undefined;
   if (!spec) return; // Deployments and the like: not ours to read.
   const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.lastIndexOf('/')) : '';
   if (!spec.groups.includes(group)) return;
+  // Kubernetes reads `field: null` as an absent field.
+  const obj = withoutNulls(item.object) as Record<string, unknown>;
   const meta = obj.metadata;
-  if (!isRecord(meta) || typeof meta.name !== 'string' || meta.name === '') {
-    errors.push({ file, line, message: `${kind} has no metadata.name` });
+  if (isRecord(meta)) {
+    if (!spec.namespaced) delete meta.namespace;
+    else meta.namespace ??= 'default';
+    meta.generation ??= 1;
+    if (meta.creationTimestamp instanceof Date) meta.creationTimestamp = meta.creationTimestamp.toISOString();
+  }
+  const result = validateManifestObject(kind, obj);
+  if (!result.ok) {
+    out.rejected.push({ ...result.rejected, file, line: item.lineOf(result.rejected.path) });
     return;
   }
-  if (spec.namespaced) {
-    if (meta.namespace === undefined) meta.namespace = 'default';
-    if (typeof meta.namespace !== 'string') {
-      errors.push({ file, line, message: `${kind} ${meta.name}: metadata.namespace must be a string` });
-      return;
-    }
-  } else {
-    delete meta.namespace;
+  const valid = result.object as { metadata: { name: string; namespace?: string }; addressType?: string };
+  const id = `${kind} ${spec.namespaced ? `${valid.metadata.namespace}/` : ''}${valid.metadata.name}`;
+  if (kind === 'EndpointSlice' && valid.addressType === 'FQDN') {
+    out.warnings.push({ file, line, message: `${id}: addressType FQDN is not supported; slice ignored` });
+    return;
   }
-  if (meta.generation === undefined) meta.generation = 1;
-  if (meta.creationTimestamp instanceof Date) meta.creationTimestamp = meta.creationTimestamp.toISOString();
-  const id = `${kind} ${spec.namespaced ? `${meta.namespace}/` : ''}${meta.name}`;
+  out.objects.push({ field: spec.field, object: valid, id, line });
+}
+
+function claim(seen: Map<string, string>, id: string, file: string, line: number, errors: ManifestError[]): boolean {
   const previous = seen.get(id);
   if (previous) {
     errors.push({ file, line, message: `${id} is already defined at ${previous}` });
-    return;
+    return false;
   }
   seen.set(id, `${file}:${line}`);
-  if (!isRecord(obj.spec) && kind !== 'EndpointSlice' && kind !== 'Namespace' && kind !== 'Secret') {
-    errors.push({ file, line, message: `${id} has no spec` });
-    return;
-  }
-  (snapshot[spec.field] as unknown[]).push(obj);
+  return true;
+}
+
+function rejectedId(r: RejectedObject): string {
+  return `${r.kind} ${r.namespace !== undefined ? `${r.namespace}/` : ''}${r.name}`;
+}
+
+function displayPath(path: string): string {
+  return relative(process.cwd(), path) || path;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -26,6 +26,8 @@ export interface ChaperoneProcess {
   diagnostics(): string;
   /** First line with this `event`, if any. */
   event(name: string): LogLine | undefined;
+  /** Where /status and /metrics listen, once the agent has logged it. */
+  metricsEndpoint(): { address: string; port: number } | undefined;
   /** SIGKILL to the whole group (the agent and its varnishd), if still running. */
   kill(): Promise<void>;
   /** True once no process of its group is left. */
@@ -45,8 +47,11 @@ export async function startChaperoneProcess(opts: {
     'chaperone',
     '--gateway', `${opts.gateway.namespace}/${opts.gateway.name}`,
     '--kubeconfig', kubeconfig,
-    '--admin-port', String(opts.admin.port),
-    '--admin-address', opts.admin.address,
+    '--probe-port', String(opts.admin.port),
+    '--probe-address', opts.admin.address,
+    // /status and /metrics on a free loopback port, found from the agent's log.
+    '--metrics-port', '0',
+    '--metrics-address', '127.0.0.1',
     '--work-dir', join(opts.dir, `work-${opts.gateway.name}`),
     '--pod', opts.pod,
   ];
@@ -91,6 +96,10 @@ export async function startChaperoneProcess(opts: {
     running,
     diagnostics: () => `\nstdout:\n${lines.map((l) => JSON.stringify(l.json)).join('\n')}\nstderr:\n${stderr}`,
     event: (name) => lines.find((l) => l.json.event === name),
+    metricsEndpoint: () => {
+      const a = lines.find((l) => l.json.event === 'metrics-listening')?.json.address as { address: string; port: number } | undefined;
+      return a ? { address: a.address, port: a.port } : undefined;
+    },
     async kill() {
       if (child.pid === undefined || groupGone()) return;
       try {
