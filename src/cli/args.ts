@@ -1,8 +1,10 @@
 // Shared argument handling for subcommands that take a manifest directory.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { z } from 'zod';
 import { renderChecked, type RenderedConfig } from '../pipeline/render.ts';
 import { formatManifestError, loadManifestDir, ManifestLoadError } from '../providers/file/load.ts';
 import { RegexChecker } from '../varnish/regex-check.ts';
+import { dirCommandFlags, flagErrors } from './flags.ts';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -22,10 +24,11 @@ export function parseDirArgs<T extends NonNullable<ParseArgsConfig['options']>>(
 /** The --path-normalization option shared by serve, check and vcl. */
 export const PATH_NORMALIZATION_OPTION = { 'path-normalization': { type: 'string', default: 'on' } } as const;
 
-export function pathNormalizationOf(value: unknown): 'On' | 'Off' {
-  if (value === 'on') return 'On';
-  if (value === 'off') return 'Off';
-  throw new UsageError('--path-normalization must be on or off');
+/** Flag values -> typed settings, or a UsageError naming each bad flag. */
+export function checkFlags<S extends z.ZodType>(schema: S, values: unknown): z.output<S> {
+  const parsed = schema.safeParse(values);
+  if (!parsed.success) throw new UsageError(flagErrors(parsed.error));
+  return parsed.data;
 }
 
 export function reportUsage(err: unknown): number {
@@ -47,8 +50,9 @@ export async function renderDirCommand(argv: string[]): Promise<RenderedConfig |
   try {
     const parsed = parseDirArgs(argv, { address: { type: 'string', default: '127.0.0.1' }, ...PATH_NORMALIZATION_OPTION });
     dir = parsed.dir;
-    address = parsed.values.address as string;
-    pathNormalization = pathNormalizationOf(parsed.values['path-normalization']);
+    const flags = checkFlags(dirCommandFlags, parsed.values);
+    address = flags.address;
+    pathNormalization = flags['path-normalization'];
   } catch (err) {
     return reportUsage(err);
   }

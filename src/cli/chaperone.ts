@@ -2,7 +2,6 @@
 // process; SIGTERM starts connection draining (see src/chaperone/drain.ts).
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Server } from 'node:http';
-import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { Chaperone } from '../chaperone/agent.ts';
@@ -10,6 +9,7 @@ import { startHttpEndpoint, startProbeServer } from '../standalone/admin.ts';
 import { makeDir } from '../util/fs.ts';
 import { createLogger } from '../util/log.ts';
 import { reportUsage, UsageError } from './args.ts';
+import { addressFlag, flagErrors, portFlag } from './flags.ts';
 
 /** `vgw chaperone` flags, as parsed strings; checked by chaperoneArgs below. */
 const OPTIONS = {
@@ -22,14 +22,6 @@ const OPTIONS = {
   kubeconfig: { type: 'string' },
   pod: { type: 'string' },
 } as const;
-
-const portFlag = (flag: string) =>
-  z
-    .string()
-    .regex(/^[0-9]{1,5}$/, `--${flag} must be a port number`)
-    .transform(Number)
-    .refine((p) => p <= 65535, `--${flag} must be a port number`);
-const addressFlag = (flag: string) => z.string().refine((a) => isIP(a) !== 0, `--${flag} must be an IP address`);
 
 const chaperoneArgs = z.object({
   gateway: z
@@ -56,7 +48,7 @@ export function parseChaperoneArgs(argv: string[], env: NodeJS.ProcessEnv = proc
   }
   const gateway = values.gateway ?? (env.GATEWAY_NAMESPACE && env.GATEWAY_NAME ? `${env.GATEWAY_NAMESPACE}/${env.GATEWAY_NAME}` : undefined);
   const parsed = chaperoneArgs.safeParse({ ...values, gateway });
-  if (!parsed.success) throw new UsageError(parsed.error.issues.map((i) => i.message).join('; '));
+  if (!parsed.success) throw new UsageError(flagErrors(parsed.error));
   const a = parsed.data;
   if (a['probe-port'] !== 0 && a['probe-port'] === a['metrics-port']) throw new UsageError('--probe-port and --metrics-port must differ');
   return a;

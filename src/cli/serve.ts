@@ -2,12 +2,15 @@
 import { startAdminServer } from '../standalone/admin.ts';
 import { StandaloneServer } from '../standalone/server.ts';
 import { createLogger } from '../util/log.ts';
-import { parseDirArgs, PATH_NORMALIZATION_OPTION, pathNormalizationOf, reportUsage, UsageError } from './args.ts';
+import type { z } from 'zod';
+import { checkFlags, parseDirArgs, PATH_NORMALIZATION_OPTION, reportUsage } from './args.ts';
+import { serveFlags } from './flags.ts';
 
 export async function runServe(argv: string[]): Promise<number> {
-  let parsed;
+  let dir: string;
+  let flags: z.output<typeof serveFlags>;
   try {
-    parsed = parseDirArgs(argv, {
+    const parsed = parseDirArgs(argv, {
       address: { type: 'string', default: '127.0.0.1' },
       'admin-port': { type: 'string', default: '9901' },
       'admin-address': { type: 'string', default: '127.0.0.1' },
@@ -15,27 +18,23 @@ export async function runServe(argv: string[]): Promise<number> {
       shards: { type: 'string' },
       ...PATH_NORMALIZATION_OPTION,
     });
-    pathNormalizationOf(parsed.values['path-normalization']);
-    const shards = parsed.values.shards;
-    if (shards !== undefined && !/^([1-9]|[1-5][0-9]|6[0-4])$/.test(shards)) throw new UsageError('--shards must be 1-64');
-    const port = Number(parsed.values['admin-port']);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--admin-port must be a port number');
+    dir = parsed.dir;
+    flags = checkFlags(serveFlags, parsed.values);
   } catch (err) {
     return reportUsage(err);
   }
   const log = createLogger();
-  const v = parsed.values;
   const server = new StandaloneServer({
-    dir: parsed.dir,
-    defaultAddress: v.address as string,
-    workDir: v['work-dir'] as string | undefined,
-    shards: v.shards === undefined ? undefined : Number(v.shards),
-    pathNormalization: pathNormalizationOf(v['path-normalization']),
+    dir,
+    defaultAddress: flags.address,
+    workDir: flags['work-dir'],
+    shards: flags.shards,
+    pathNormalization: flags['path-normalization'],
     logger: log,
   });
   let admin;
   try {
-    admin = await startAdminServer(v['admin-address'] as string, Number(v['admin-port']), () => server.state, server.metrics.registry);
+    admin = await startAdminServer(flags['admin-address'], flags['admin-port'], () => server.state, server.metrics.registry);
   } catch (err) {
     process.stderr.write(`vgw: admin endpoint: ${(err as Error).message}\n`);
     return 2;

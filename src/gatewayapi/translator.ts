@@ -220,10 +220,23 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
   }
 
   // Objects that failed their schema: a problem each, and status where they are ours.
-  for (const r of snapshot.rejected ?? []) problems.push({ kind: r.kind as Problem['kind'], object: r.display, message: rejectedMessage(r) });
+  // Problems read like those of accepted objects ("parent ns/gw: Reason: message") wherever a
+  // status names a reason, so one reader handles both.
   const ourGateway = (ns: string, name: string) => gatewayByKey.has(`${ns}/${name}`);
+  const reported = new Map<string, string>();
   for (const s of rejectedStatuses(snapshot.rejected ?? [], (c) => classes.has(c), ourGateway, options.now)) {
     statuses.push({ apiVersion: `${GATEWAY_GROUP}/v1`, ...s });
+    const id = `${s.kind} ${s.metadata.namespace}/${s.metadata.name}`;
+    if (s.kind === 'HTTPRoute') {
+      const parents = s.status.parents as { parentRef: ParentReference }[];
+      reported.set(id, parents.map((p) => `parent ${p.parentRef.namespace}/${p.parentRef.name}: UnsupportedValue`).join(', '));
+    } else {
+      reported.set(id, (s.status.conditions as Condition[])[0].reason);
+    }
+  }
+  for (const r of snapshot.rejected ?? []) {
+    const prefix = reported.get(`${r.kind} ${r.namespace}/${r.name}`);
+    problems.push({ kind: r.kind as Problem['kind'], object: r.display, message: prefix ? `${prefix}: ${rejectedMessage(r)}` : rejectedMessage(r) });
   }
 
   const routeGenerations: Record<string, number> = {};

@@ -76,7 +76,7 @@ describe('hostile manifests through the CLI', () => {
     const d = dirWith('route', ['route-hostnames-string.yaml']);
     const r = vgw('check', d);
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /HTTPRoute default\/hostnames-string: invalid \(.*route-hostnames-string\.yaml:7\): spec\.hostnames: expected array, received string/);
+    assert.match(r.stderr, /HTTPRoute default\/hostnames-string: parent default\/gw: UnsupportedValue: invalid \(.*route-hostnames-string\.yaml:7\): spec\.hostnames: expected array, received string/);
     const statuses = parseAllDocuments(r.stdout).map((doc) => doc.toJS() as Status);
     const accepted = (name: string) => statuses.find((s) => s.metadata.name === name)?.status.parents?.[0].conditions.find((c) => c.type === 'Accepted');
     assert.equal(accepted('good')?.status, 'True');
