@@ -11,16 +11,12 @@
 // backend with the same label is still loaded. Our backends are named after their address
 // (src/vcl/backend-names.ts), so the label `address:port` comes from the name alone, the same
 // in every VCL and shard; other backends are labelled by name.
-import { execFile } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { backendLabel } from '../vcl/backend-names.ts';
-import { withParentDeathSignal } from './lifeline.ts';
+import { CommandLoop } from './command-loop.ts';
 import type { Varnishd } from './varnishd.ts';
-
-const execFileP = promisify(execFile);
 
 export type CounterType = 'counter' | 'gauge' | 'bitmap';
 
@@ -247,6 +243,7 @@ export class StatsCollector extends EventEmitter<StatsCollectorEventMap> {
   private running = false;
   private failing = false;
   private lastPollMs = 0;
+  private commands: CommandLoop | null = null;
 
   constructor(opts: StatsCollectorOptions) {
     super();
@@ -318,19 +315,21 @@ export class StatsCollector extends EventEmitter<StatsCollectorEventMap> {
     this.timer = null;
     await this.loop;
     await this.chain;
+    this.commands?.close();
+    this.commands = null;
   }
 
   private async poll(): Promise<StatsSnapshot> {
     const started = performance.now();
     try {
       // -t: give up quickly on a varnishd that is not (yet) there; the next poll tries again.
-      // Launched with a parent-death signal, so that it never outlives us (lifeline.ts).
-      const launch = withParentDeathSignal(this.opts.varnishstatPath ?? 'varnishstat', ['-n', this.instanceDir, '-t', '1', '-j', '-1']);
-      const { stdout } = await execFileP(
-        launch.command,
-        launch.args,
-        { maxBuffer: 256 * 1024 * 1024, timeout: this.opts.timeoutMs ?? 10_000 },
-      );
+      // Run through a long-lived shell (launched with a parent-death signal, so that it never
+      // outlives us): forking this process once a second costs more than the poll itself.
+      this.commands ??= new CommandLoop(this.opts.varnishstatPath ?? 'varnishstat', ['-n', this.instanceDir, '-t', '1', '-j', '-1'], {
+        timeoutMs: this.opts.timeoutMs ?? 10_000,
+        maxBytes: 256 * 1024 * 1024,
+      });
+      const stdout = await this.commands.run();
       const time = new Date();
       const snap = this.builder.build(parseCounters(stdout), time);
       this.last = snap;

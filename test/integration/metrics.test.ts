@@ -16,6 +16,7 @@ import type { IRRoute, RoutingIR } from '../../src/ir/types.ts';
 import { LogConsumers } from '../../src/metrics/log-consumers.ts';
 import { createGatewayMetrics, type GatewayMetrics } from '../../src/metrics/registry.ts';
 import { startAdminServer } from '../../src/standalone/admin.ts';
+import type { CompileHook } from '../../src/pipeline/render.ts';
 import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { freePort } from '../../src/varnish/ports.ts';
@@ -75,7 +76,7 @@ describe('vgw serve: reload metrics and log readers follow the config', () => {
     ];
     await writeFile(join(dir, 'gateway.yaml'), yamlDocs(docs));
     await writeFile(join(dir, 'route.yaml'), routeYaml(0, true));
-    server = new StandaloneServer({ dir, defaultAddress: '127.0.0.1', logger: silentLogger() });
+    server = new StandaloneServer({ dir, defaultAddress: '127.0.0.1', logger: silentLogger(), compileHook: poisonHook });
     admin = await startAdminServer('127.0.0.1', 0, () => server.state, server.metrics.registry);
     await server.start();
   });
@@ -128,26 +129,35 @@ describe('vgw serve: reload metrics and log readers follow the config', () => {
   });
 
   test('a failed reload is counted as failure', async () => {
-    // The translator refuses what VCC would, so the dependable failure is a varnishd that
-    // cannot start: a new listener on a port that is taken.
-    const blocker = createServer();
-    await new Promise<void>((resolve) => blocker.listen(GW_PORT + 1, GW_ADDRESS, resolve));
+    // The translator and the PCRE2 check refuse what VCC would, so the failure is forced
+    // through the compile seam: any VCL holding route poison gets a line VCC refuses. The
+    // culprit is then found and rejected alone, and the rest goes live again.
+    const failuresBefore = sample(await scrape(), 'vgw_vcl_reloads_total{result="failure"}') ?? 0;
+    await writeFile(join(dir, 'poison.yaml'), stringify(poisonRoute()));
     try {
-      const gw2 = {
-        apiVersion: 'gateway.networking.k8s.io/v1',
-        kind: 'Gateway',
-        metadata: { name: 'gw2', namespace: NS },
-        spec: { gatewayClassName: 'vgw', addresses: [{ type: 'IPAddress', value: GW_ADDRESS }], listeners: [{ name: 'http', protocol: 'HTTP', port: GW_PORT + 1 }] },
-      };
-      await writeFile(join(dir, 'gateway2.yaml'), stringify(gw2));
-      await eventually('failure counted', async () => (sample(await scrape(), 'vgw_vcl_reloads_total{result="failure"}') ?? 0) >= 1);
+      await eventually('failure counted', async () => (sample(await scrape(), 'vgw_vcl_reloads_total{result="failure"}') ?? 0) > failuresBefore);
+      await eventually('the culprit is rejected alone', () => server.state.problems.some((p) => p.object === `${NS}/poison`));
     } finally {
-      await rm(join(dir, 'gateway2.yaml'), { force: true });
-      blocker.close();
+      await rm(join(dir, 'poison.yaml'), { force: true });
     }
     await eventually('serving again', async () => (await get(GW_PORT, '/g51', 'web.example.com', GW_ADDRESS).catch(() => ({ status: 0 }))).status === 200);
   });
 });
+
+function poisonRoute() {
+  return {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name: 'poison', namespace: NS },
+    spec: { parentRefs: [{ name: 'gw' }], hostnames: ['poison.example.com'], rules: [{ backendRefs: [{ name: 'web', port: 80 }] }] },
+  };
+}
+
+/** Poisons every VCL that holds route poison (see 'a failed reload is counted as failure'). */
+const poisonHook: CompileHook = (deploy, ir) => {
+  const poisoned = ir.sockets.some((s) => s.vhosts.some((v) => v.routes.some((r) => r.id.startsWith(`${NS}/poison/`))));
+  return poisoned ? { ...deploy, main: `${deploy.main}\nsub vgw_poisoned { set req.http.x-poison = ; }\n` } : deploy;
+};
 
 /** VCL writing one of each record kind per request, tagged with `gen` so each reload differs. */
 function recordsVcl(backendPort: number, gen: number): string {
