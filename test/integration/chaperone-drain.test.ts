@@ -31,7 +31,7 @@ import {
   kube,
   namespace,
   parentCondition,
-  routeWithStatus,
+  seedWorld,
   service,
   startBackend,
   translateWorld,
@@ -107,9 +107,7 @@ describe('vgw chaperone: SIGTERM drains connections, then exits 0', () => {
       services: [service('app', 'backend', BACKEND.port)],
     };
     for (const w of [world, world2]) {
-      const translated = translateWorld(w);
-      for (const o of [...w.namespaces, ...w.classes, ...w.gateways, ...w.services]) server.set(kube(o));
-      for (const r of w.routes) server.set(kube(routeWithStatus(r, translated)));
+      const translated = seedWorld(server, w);
       await publishRoutingConfig(server.kubeConfig(), w.gateways[0].metadata.namespace as string, w.gateways[0].metadata.name, translated.ir);
     }
     server.set(kube(endpointSlice('app', 'backend', 'backend-1', [BACKEND.address], BACKEND.port)));

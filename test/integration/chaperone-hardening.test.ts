@@ -28,7 +28,7 @@ import {
   kube,
   memoryLogger,
   namespace,
-  routeWithStatus,
+  seedWorld,
   service,
   startBackend,
   translateWorld,
@@ -66,9 +66,7 @@ describe('chaperone: hostile routing config and split admin endpoints (test API 
       routes: [httpRoute('app', 'web', GW, 'web.example.com', 'web'), httpRoute('app', 'split', GW2, 'split.example.com', 'web')],
       services: [service('app', 'web', BACKEND.port)],
     };
-    const translated = translateWorld(world);
-    for (const o of [...world.namespaces, ...world.classes, ...world.gateways, ...world.services]) server.set(kube(o));
-    for (const r of world.routes) server.set(kube(routeWithStatus(r, translated)));
+    seedWorld(server, world);
     server.set(kube(endpointSlice('app', 'web', 'web-1', [BACKEND.address], BACKEND.port)));
     // translate() serves every Gateway in one IR; each agent gets the IR of its own Gateway.
     await publishRoutingConfig(kc, GW.namespace, GW.name, irFor(LISTEN));

@@ -33,6 +33,7 @@ import {
   namespace,
   parentCondition,
   routeWithStatus,
+  seedWorld,
   service,
   startBackend,
   translateWorld,
@@ -105,10 +106,8 @@ describe('chaperone (in-process, test API server, real varnishd)', () => {
       routes: [httpRoute('app', 'web', GW, 'web.example.com', 'web', 3), httpRoute('shop', 'api', GW, 'api.example.com', 'api')],
       services: [service('app', 'web', WEB_PORT), service('shop', 'api', API_PORT)],
     };
-    const translated = translateWorld(world);
-    for (const o of [...world.namespaces, ...world.classes, ...world.gateways, ...world.services]) server.set(kube(o));
     // The HTTPRoutes as the operator left them: with its Accepted/ResolvedRefs conditions.
-    for (const r of world.routes) server.set(kube(routeWithStatus(r, translated)));
+    const translated = seedWorld(server, world);
     setWebSlice([0]);
     setApiSlice();
     await publishRoutingConfig(kc, GW.namespace, GW.name, translated.ir);

@@ -18,7 +18,7 @@ import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { freePort } from '../../src/varnish/ports.ts';
 import { startRecordingBackend, type RecordingBackend } from './support/recording-backend.ts';
-import { GATEWAY_CLASS, gwRoute, yamlDocs } from './support/manifests.ts';
+import { GATEWAY_CLASS, gwRoute, httpGateway, yamlDocs } from './support/manifests.ts';
 import { eventually } from './support/poll.ts';
 
 const route = (name: string, hostnames: string[], rules: object[]) => gwRoute(NS, name, hostnames, rules);
@@ -193,19 +193,7 @@ describe('HTTPRoute filters and rule policies through vgw serve', () => {
       join(dir, 'gateway.yaml'),
       yamlDocs([
         GATEWAY_CLASS,
-        {
-          apiVersion: 'gateway.networking.k8s.io/v1',
-          kind: 'Gateway',
-          metadata: { name: 'gw', namespace: NS },
-          spec: {
-            gatewayClassName: 'vgw',
-            addresses: [{ type: 'IPAddress', value: GW_ADDRESS }],
-            listeners: [
-              { name: 'http', protocol: 'HTTP', port: GW_PORT },
-              { name: 'alt', protocol: 'HTTP', port: ALT_PORT },
-            ],
-          },
-        },
+        httpGateway(NS, GW_ADDRESS, [{ name: 'http', port: GW_PORT }, { name: 'alt', port: ALT_PORT }]),
         ...service('svc-a', [at(a)]),
         ...service('svc-b', [at(b)]),
         ...service('svc-rec', [{ address: '127.0.0.1', port: rec.port }]),

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { hostileBase } from '../support/hostile-base.ts';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const HOSTILE = fileURLToPath(new URL('../fixtures/hostile/', import.meta.url));
@@ -18,32 +19,8 @@ function vgw(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const BASE = `apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: vgw}
-spec: {controllerName: vgw.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  gatewayClassName: vgw
-  addresses: [{type: IPAddress, value: 127.0.22.1}]
-  listeners: [{name: http, port: 8080, protocol: HTTP}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec: {ports: [{port: 80, targetPort: 8080}]}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: good}
-spec:
-  parentRefs: [{name: gw}]
-  hostnames: [good.example]
-  rules: [{backendRefs: [{name: web, port: 80}]}]
-`;
+/** The base directory without its EndpointSlice: the web Service's only slice is one a fixture brings. */
+const BASE = hostileBase({ slice: false });
 
 type Status = { kind: string; metadata: { name: string }; status: { parents?: { conditions: { type: string; status: string; reason: string; message: string }[] }[] } };
 

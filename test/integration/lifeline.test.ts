@@ -15,25 +15,12 @@ import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { isLiveProcessOf, processesOf, readPidFile } from '../../src/varnish/lifeline.ts';
 import { getText } from './support/http.ts';
-import { GATEWAY_CLASS, loopbackService, yamlDocs } from './support/manifests.ts';
+import { GATEWAY_CLASS, httpGateway, loopbackService, yamlDocs } from './support/manifests.ts';
 import { eventually } from './support/poll.ts';
 import { portOpen } from './support/chaperone-process.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const NS = 'app';
-
-function gateway(address: string, listeners: { name: string; port: number }[]): object {
-  return {
-    apiVersion: 'gateway.networking.k8s.io/v1',
-    kind: 'Gateway',
-    metadata: { name: 'gw', namespace: NS },
-    spec: {
-      gatewayClassName: 'vgw',
-      addresses: [{ type: 'IPAddress', value: address }],
-      listeners: listeners.map((l) => ({ name: l.name, protocol: 'HTTP', port: l.port })),
-    },
-  };
-}
 
 function route(name: string, host: string, sectionName: string, extra: object = {}): object {
   return {
@@ -95,7 +82,7 @@ describe('listen sockets and the process tree', { concurrency: true }, () => {
     const svc = loopbackService(NS, 'svc', Number(new URL(backend.url).port));
     await writeFile(
       join(dir, 'gw.yaml'),
-      yamlDocs([GATEWAY_CLASS, gateway(address, [{ name: 'busy', port: busyPort }, { name: 'free', port: freePort }]), ...svc]),
+      yamlDocs([GATEWAY_CLASS, httpGateway(NS, address, [{ name: 'busy', port: busyPort }, { name: 'free', port: freePort }]), ...svc]),
     );
     await writeFile(join(dir, 'routes.yaml'), yamlDocs([route('on-busy', 'busy.example.com', 'busy'), route('on-free', 'free.example.com', 'free')]));
     const server = new StandaloneServer({ dir, workDir: join(dir, 'work'), defaultAddress: address, logger: silentLogger(), portRetry: { initialMs: 100, maxMs: 400 } });
@@ -144,7 +131,7 @@ describe('listen sockets and the process tree', { concurrency: true }, () => {
     // A header filter makes the records reader (varnishlog) run.
     const filter = { filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { add: [{ name: 'x-a', value: 'b' }] } }] };
     await mkdir(join(dir, 'm'));
-    await writeFile(join(dir, 'm', 'gw.yaml'), yamlDocs([GATEWAY_CLASS, gateway(address, [{ name: 'http', port }]), ...svc, route('r', 'a.example.com', 'http', filter)]));
+    await writeFile(join(dir, 'm', 'gw.yaml'), yamlDocs([GATEWAY_CLASS, httpGateway(NS, address, port), ...svc, route('r', 'a.example.com', 'http', filter)]));
     const child = spawn(process.execPath, [MAIN, 'serve', join(dir, 'm'), '--work-dir', work, '--admin-port', '0', '--admin-address', address], {
       stdio: ['ignore', 'ignore', 'pipe'],
       detached: true,
@@ -203,7 +190,7 @@ describe('listen sockets and the process tree', { concurrency: true }, () => {
 
     await mkdir(join(dir, 'm'));
     const svc = loopbackService(NS, 'svc', Number(new URL(backend.url).port));
-    await writeFile(join(dir, 'm', 'gw.yaml'), yamlDocs([GATEWAY_CLASS, gateway(address, [{ name: 'http', port }]), ...svc, route('r', 'a.example.com', 'http')]));
+    await writeFile(join(dir, 'm', 'gw.yaml'), yamlDocs([GATEWAY_CLASS, httpGateway(NS, address, port), ...svc, route('r', 'a.example.com', 'http')]));
     const server = new StandaloneServer({ dir: join(dir, 'm'), workDir: work, defaultAddress: address, logger: silentLogger() });
     cleanups.push(() => server.stop());
     await server.start();

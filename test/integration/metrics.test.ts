@@ -22,7 +22,7 @@ import { silentLogger } from '../../src/util/log.ts';
 import { freePort } from '../../src/varnish/ports.ts';
 import { VclReloader } from '../../src/varnish/reloader.ts';
 import { Varnishd } from '../../src/varnish/varnishd.ts';
-import { GATEWAY_CLASS, loopbackService, yamlDocs } from './support/manifests.ts';
+import { GATEWAY_CLASS, httpGateway, loopbackService, yamlDocs } from './support/manifests.ts';
 import { eventually } from './support/poll.ts';
 import { getText as get } from './support/http.ts';
 import { sampleStartingWith as sample, samples } from './support/prometheus.ts';
@@ -66,12 +66,7 @@ describe('vgw serve: reload metrics and log readers follow the config', () => {
     const echoPort = Number(new URL(echo.url).port);
     const docs = [
       GATEWAY_CLASS,
-      {
-        apiVersion: 'gateway.networking.k8s.io/v1',
-        kind: 'Gateway',
-        metadata: { name: 'gw', namespace: NS },
-        spec: { gatewayClassName: 'vgw', addresses: [{ type: 'IPAddress', value: GW_ADDRESS }], listeners: [{ name: 'http', protocol: 'HTTP', port: GW_PORT }] },
-      },
+      httpGateway(NS, GW_ADDRESS, GW_PORT),
       ...loopbackService(NS, 'web', echoPort),
     ];
     await writeFile(join(dir, 'gateway.yaml'), yamlDocs(docs));

@@ -13,7 +13,7 @@ import type { CompileHook } from '../../src/pipeline/render.ts';
 import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { getText } from './support/http.ts';
-import { GATEWAY_CLASS, gwRoute, loopbackService, yamlDocs } from './support/manifests.ts';
+import { GATEWAY_CLASS, gwRoute, httpGateway, loopbackService, yamlDocs } from './support/manifests.ts';
 import { eventually } from './support/poll.ts';
 
 const NS = 'app';
@@ -37,15 +37,6 @@ const BAD_REGEXES: [pattern: string, reason: RegExp][] = [
   ['(?:a{60000}){60000}', /PCRE2: regular expression is too large/],
 ];
 
-function gateway(address: string): object {
-  return {
-    apiVersion: 'gateway.networking.k8s.io/v1',
-    kind: 'Gateway',
-    metadata: { name: 'gw', namespace: NS },
-    spec: { gatewayClassName: 'vgw', addresses: [{ type: 'IPAddress', value: address }], listeners: [{ name: 'http', protocol: 'HTTP', port: PORT }] },
-  };
-}
-
 const goodRoute = (prefix: string) => gwRoute(NS, 'good', ['good.example.com'], [{ matches: [{ path: { type: 'PathPrefix', value: prefix } }], backendRefs: [{ name: 'svc', port: 80 }] }]);
 
 const getStatus = async (address: string, port: number, host: string, path: string) => (await getText(port, path, host, address)).status;
@@ -66,7 +57,7 @@ describe('vgw serve: routes with regexes PCRE2 refuses', () => {
     const bad = BAD_REGEXES.map(([pattern], i) =>
       gwRoute(NS, `bad-${i}`, [`bad-${i}.example.com`], [{ matches: [{ path: { type: 'RegularExpression', value: pattern } }], backendRefs: [{ name: 'svc', port: 80 }] }]),
     );
-    await writeFile(join(dir, 'gateway.yaml'), yamlDocs([GATEWAY_CLASS, gateway(ADDRESS), ...loopbackService(NS, 'svc', Number(new URL(backend.url).port))]));
+    await writeFile(join(dir, 'gateway.yaml'), yamlDocs([GATEWAY_CLASS, httpGateway(NS, ADDRESS, PORT), ...loopbackService(NS, 'svc', Number(new URL(backend.url).port))]));
     await writeFile(join(dir, 'good.yaml'), yamlDocs([goodRoute('/')]));
     await writeFile(join(dir, 'bad.yaml'), yamlDocs(bad));
     server = new StandaloneServer({ dir, defaultAddress: '127.0.0.1', logger: silentLogger() });
@@ -122,7 +113,7 @@ describe('vgw serve: a route whose VCL does not compile is found and rejected al
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'vgw-bisect-'));
     backend = await startEchoServer({ port: 0, pod: 'svc-1', namespace: NS });
-    await writeFile(join(dir, 'gateway.yaml'), yamlDocs([GATEWAY_CLASS, gateway(ADDRESS), ...loopbackService(NS, 'svc', Number(new URL(backend.url).port))]));
+    await writeFile(join(dir, 'gateway.yaml'), yamlDocs([GATEWAY_CLASS, httpGateway(NS, ADDRESS, PORT), ...loopbackService(NS, 'svc', Number(new URL(backend.url).port))]));
     await writeFile(join(dir, 'good.yaml'), yamlDocs([goodRoute('/'), ...others]));
     await writeFile(join(dir, 'poison.yaml'), yamlDocs([poisonRoute('/')]));
     server = new StandaloneServer({ dir, defaultAddress: '127.0.0.1', logger: silentLogger(), compileHook: hook });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
-import { GATEWAY_CLASS, gwRoute, loopbackService, yamlDocs } from './support/manifests.ts';
+import { GATEWAY_CLASS, gwRoute, httpGateway, loopbackService, yamlDocs } from './support/manifests.ts';
 import { eventually } from './support/poll.ts';
 
 // Not used by any other integration test.
@@ -143,12 +143,7 @@ describe('request hardening (normalisation, Host, absolute-form, internal header
       join(dir, 'gateway.yaml'),
       yamlDocs([
         GATEWAY_CLASS,
-        {
-          apiVersion: 'gateway.networking.k8s.io/v1',
-          kind: 'Gateway',
-          metadata: { name: 'gw', namespace: NS },
-          spec: { gatewayClassName: 'vgw', addresses: [{ type: 'IPAddress', value: GW_ADDRESS }], listeners: [{ name: 'http', protocol: 'HTTP', port: GW_PORT }] },
-        },
+        httpGateway(NS, GW_ADDRESS, GW_PORT),
         ...loopbackService(NS, 'pub', pub.port),
         ...loopbackService(NS, 'admin', admin.port),
         ...loopbackService(NS, 'ws-refuse', wsRefuse.port),

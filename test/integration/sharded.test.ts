@@ -12,7 +12,7 @@ import { startEchoServer, type EchoServer } from '../../src/echo/server.ts';
 import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { shardOf } from '../../src/vcl/shards.ts';
-import { GATEWAY_CLASS, loopbackService, yamlDocs } from './support/manifests.ts';
+import { GATEWAY_CLASS, httpGateway, loopbackService, yamlDocs } from './support/manifests.ts';
 import { eventually } from './support/poll.ts';
 
 const ADDRESS = '127.0.7.2';
@@ -61,12 +61,7 @@ describe('sharded VCL', () => {
     const port = Number(new URL(echo.url).port);
     const docs = [
       GATEWAY_CLASS,
-      {
-        apiVersion: 'gateway.networking.k8s.io/v1',
-        kind: 'Gateway',
-        metadata: { name: 'gw', namespace: NS },
-        spec: { gatewayClassName: 'vgw', addresses: [{ type: 'IPAddress', value: ADDRESS }], listeners: [{ name: 'http', protocol: 'HTTP', port: PORT }] },
-      },
+      httpGateway(NS, ADDRESS, PORT),
       ...loopbackService(NS, 'web', port),
       ...hosts.map((h, i) => route(`r${i}`, h)),
     ];

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
-import { GATEWAY_CLASS, gwRoute, loopbackService, yamlDocs } from './support/manifests.ts';
+import { GATEWAY_CLASS, gwRoute, httpGateway, loopbackService, yamlDocs } from './support/manifests.ts';
 import { eventually } from './support/poll.ts';
 
 const GW_ADDRESS = '127.0.26.1';
@@ -28,13 +28,7 @@ describe('vgw serve with a burst of manifest files', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'vgw-many-files-'));
-    const gateway = {
-      apiVersion: 'gateway.networking.k8s.io/v1',
-      kind: 'Gateway',
-      metadata: { name: 'gw', namespace: NS },
-      spec: { gatewayClassName: 'vgw', addresses: [{ type: 'IPAddress', value: GW_ADDRESS }], listeners: [{ name: 'http', protocol: 'HTTP', port: GW_PORT }] },
-    };
-    await writeFile(join(dir, 'gateway.yaml'), yamlDocs([GATEWAY_CLASS, gateway, ...loopbackService(NS, 'svc', 18461)]));
+    await writeFile(join(dir, 'gateway.yaml'), yamlDocs([GATEWAY_CLASS, httpGateway(NS, GW_ADDRESS, GW_PORT), ...loopbackService(NS, 'svc', 18461)]));
     server = new StandaloneServer({ dir, defaultAddress: '127.0.0.1', logger: silentLogger(), settle: SETTLE, statsIntervalMs: 50, shards: 1 });
     await server.start();
   });

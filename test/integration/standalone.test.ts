@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import { startEchoServer, type EchoServer } from '../../src/echo/server.ts';
 import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
-import { GATEWAY_CLASS, gwRoute, loopbackService, yamlDocs } from './support/manifests.ts';
+import { GATEWAY_CLASS, gwRoute, httpGateway, loopbackService, yamlDocs } from './support/manifests.ts';
 import { eventually } from './support/poll.ts';
 
 const service = (name: string, backend: EchoServer) => loopbackService(NS, name, Number(new URL(backend.url).port));
@@ -54,12 +54,7 @@ describe('vgw serve (standalone)', () => {
       join(dir, 'gateway.yaml'),
       yamlDocs([
         GATEWAY_CLASS,
-        {
-          apiVersion: 'gateway.networking.k8s.io/v1',
-          kind: 'Gateway',
-          metadata: { name: 'gw', namespace: NS },
-          spec: { gatewayClassName: 'vgw', addresses: [{ type: 'IPAddress', value: GW_ADDRESS }], listeners: [{ name: 'http', protocol: 'HTTP', port: GW_PORT }] },
-        },
+        httpGateway(NS, GW_ADDRESS, GW_PORT),
         ...service('svc-a', a),
         ...service('svc-b', b),
       ]),
@@ -149,13 +144,7 @@ describe('vgw serve (standalone)', () => {
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(GW_PORT + 10, GW_ADDRESS, resolve));
     try {
-      const gateway = {
-        apiVersion: 'gateway.networking.k8s.io/v1',
-        kind: 'Gateway',
-        metadata: { name: 'gw2', namespace: NS },
-        spec: { gatewayClassName: 'vgw', addresses: [{ type: 'IPAddress', value: GW_ADDRESS }], listeners: [{ name: 'http', protocol: 'HTTP', port: GW_PORT + 10 }] },
-      };
-      await writeFile(join(dir, 'gateway2.yaml'), yamlDocs([gateway]));
+      await writeFile(join(dir, 'gateway2.yaml'), yamlDocs([httpGateway(NS, GW_ADDRESS, GW_PORT + 10, 'gw2')]));
       const pid = server.varnish?.pid;
       // Found by the bind probe: reported and left out, no varnishd restart for the others.
       await eventually('busy port reported', async () => (server.state.unavailableSockets ?? []).some((s) => s.port === GW_PORT + 10), 15_000);

@@ -12,7 +12,7 @@ import { stringify } from 'yaml';
 import { startAdminServer } from '../../src/standalone/admin.ts';
 import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
-import { GATEWAY_CLASS, loopbackService, yamlDocs } from './support/manifests.ts';
+import { GATEWAY_CLASS, httpGateway, loopbackService, yamlDocs } from './support/manifests.ts';
 import { eventually } from './support/poll.ts';
 import { getText as get } from './support/http.ts';
 import { sample, samples, seriesKeys } from './support/prometheus.ts';
@@ -31,17 +31,7 @@ describe('vgw serve: varnish_* metrics', () => {
   const scrape = async () => (await get((admin.address() as AddressInfo).port, '/metrics')).body;
   const backendSeries = (field: string) => `varnish_backend_${field}{backend="127.0.0.1:${backendPort}"}`;
 
-  const gatewayYaml = (ports: number[]) =>
-    stringify({
-      apiVersion: 'gateway.networking.k8s.io/v1',
-      kind: 'Gateway',
-      metadata: { name: 'gw', namespace: NS },
-      spec: {
-        gatewayClassName: 'vgw',
-        addresses: [{ type: 'IPAddress', value: GW_ADDRESS }],
-        listeners: ports.map((port, i) => ({ name: `http-${i}`, protocol: 'HTTP', port })),
-      },
-    });
+  const gatewayYaml = (ports: number[]) => stringify(httpGateway(NS, GW_ADDRESS, ports.map((port, i) => ({ name: `http-${i}`, port }))));
 
   const routeYaml = (gen: number) =>
     stringify({

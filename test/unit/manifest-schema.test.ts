@@ -13,45 +13,14 @@ import { translate } from '../../src/gatewayapi/translator.ts';
 import { formatRejected, type EndpointSlice } from '../../src/gatewayapi/types.ts';
 import { render } from '../../src/pipeline/render.ts';
 import { loadManifestDir, ManifestLoadError } from '../../src/providers/file/load.ts';
+import { hostileBase } from '../support/hostile-base.ts';
 
 const HOSTILE = fileURLToPath(new URL('../fixtures/hostile/', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'vgw-schema-test-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 /** A class, a Gateway, the web Service with its slice, and one good route. */
-const BASE = `apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: vgw}
-spec: {controllerName: vgw.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  gatewayClassName: vgw
-  addresses: [{type: IPAddress, value: 127.0.22.1}]
-  listeners: [{name: http, port: 8080, protocol: HTTP}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec: {ports: [{port: 80, targetPort: 8080}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-1, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{port: 8080}]
-endpoints: [{addresses: [127.0.22.2]}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: good}
-spec:
-  parentRefs: [{name: gw}]
-  hostnames: [good.example]
-  rules: [{backendRefs: [{name: web, port: 80}]}]
-`;
+const BASE = hostileBase();
 
 let counter = 0;
 function dirWith(files: Record<string, string>, fixtures: string[] = []): string {
@@ -93,7 +62,7 @@ describe('hostile manifests are rejected alone', () => {
   for (const [fixture, want] of Object.entries(REJECTED)) {
     test(fixture, async () => {
       // The base Service is replaced when the fixture redefines it.
-      const base = fixture === 'service-port-string.yaml' ? BASE.replace(/---\napiVersion: v1\nkind: Service[^]*?---\n/, '---\n') : BASE;
+      const base = hostileBase({ service: fixture !== 'service-port-string.yaml' });
       const { snapshot } = await loadManifestDir(dirWith({ 'base.yaml': base }, [fixture]));
       const rejected = snapshot.rejected ?? [];
       assert.equal(rejected.length, 1, JSON.stringify(rejected));
@@ -148,7 +117,7 @@ describe('hostile manifests are rejected alone', () => {
 
   test('a rejected EndpointSlice or Service makes its backends unresolvable (ResolvedRefs=False naming the field)', async () => {
     for (const [fixture, field] of [['endpointslice-port-injection.yaml', /EndpointSlice default\/web-injected is invalid .*ports\[0\]\.port/], ['service-port-string.yaml', /Service default\/web is invalid .*spec\.ports\[0\]\.port/]] as const) {
-      const base = fixture === 'service-port-string.yaml' ? BASE.replace(/---\napiVersion: v1\nkind: Service[^]*?---\n/, '---\n') : BASE;
+      const base = hostileBase({ service: fixture !== 'service-port-string.yaml' });
       const { snapshot } = await loadManifestDir(dirWith({ 'base.yaml': base }, [fixture]));
       const out = render(snapshot, { defaultAddress: '127.0.22.1', now: NOW });
       const good = out.statuses.find((s) => s.kind === 'HTTPRoute' && s.metadata.name === 'good');

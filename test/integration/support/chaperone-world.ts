@@ -12,7 +12,7 @@ import { CONTROLLER_NAME } from '../../../src/gatewayapi/features.ts';
 import { translate, type TranslateResult } from '../../../src/gatewayapi/translator.ts';
 import type { EndpointSlice, Gateway, GatewayClass, HTTPRoute, Namespace, Service } from '../../../src/gatewayapi/types.ts';
 import { emptySnapshot } from '../../../src/gatewayapi/types.ts';
-import type { KubeObject } from '../../support/kube-api-server.ts';
+import type { KubeApiServer, KubeObject } from '../../support/kube-api-server.ts';
 export { eventually } from './poll.ts';
 
 export { CONTROLLER_NAME };
@@ -105,6 +105,17 @@ export function routeWithStatus(route: HTTPRoute, result: TranslateResult): HTTP
   const st = result.statuses.find((s) => s.kind === 'HTTPRoute' && s.metadata.name === route.metadata.name && s.metadata.namespace === route.metadata.namespace);
   assert.ok(st, `status of ${route.metadata.namespace}/${route.metadata.name}`);
   return { ...route, status: st.status };
+}
+
+/**
+ * Puts `w` into the API server as the operator leaves it: every object, and the HTTPRoutes with
+ * their translated status. Returns the translation, whose IR is what gets published.
+ */
+export function seedWorld(server: KubeApiServer, w: World): TranslateResult {
+  const translated = translateWorld(w);
+  for (const o of [...w.namespaces, ...w.classes, ...w.gateways, ...w.services]) server.set(kube(o));
+  for (const r of w.routes) server.set(kube(routeWithStatus(r, translated)));
+  return translated;
 }
 
 export async function startBackend(address: string, port: number, pod: string, ns = 'app'): Promise<EchoServer> {

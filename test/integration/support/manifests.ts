@@ -8,6 +8,30 @@ export const yamlDocs = (docs: object[]) => docs.map((d) => stringify(d)).join('
 /** Our GatewayClass "vgw". */
 export const GATEWAY_CLASS = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'vgw' }, spec: { controllerName: 'vgw.dev/gateway-controller' } };
 
+/** One HTTP listener of a Gateway. */
+export interface HttpListener {
+  name: string;
+  port: number;
+}
+
+/**
+ * Gateway `name` (default "gw") of class "vgw" on `address`: a port gives it the one HTTP
+ * listener "http", a list one HTTP listener per entry.
+ */
+export function httpGateway(namespace: string, address: string, listeners: number | HttpListener[], name = 'gw'): object {
+  const list = typeof listeners === 'number' ? [{ name: 'http', port: listeners }] : listeners;
+  return {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'Gateway',
+    metadata: { name, namespace },
+    spec: {
+      gatewayClassName: 'vgw',
+      addresses: [{ type: 'IPAddress', value: address }],
+      listeners: list.map((l) => ({ name: l.name, protocol: 'HTTP', port: l.port })),
+    },
+  };
+}
+
 /** Service `name` (port 80, named http) whose one EndpointSlice points at 127.0.0.1:`port`. */
 export function loopbackService(namespace: string, name: string, port: number): object[] {
   return [
