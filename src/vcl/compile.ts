@@ -324,11 +324,12 @@ function emitVhost(out: Writer, socket: IRSocket, vhost: IRVirtualHost, ctx: Emi
     // else the first "&name=" of the query. strstr finds it without a regex or a copy of the URL,
     // and the anchored regsub copies only the value and never backtracks, so query strings up
     // to varnishd's request size stay far from pcre2_match_limit and the workspace limit.
-    const first = `std.strstr(req.url, ${vclString(`?${name}=`)})`;
-    const later = `std.strstr(std.strstr(req.url, "?"), ${vclString(`&${name}=`)})`;
+    // Only the first "?" starts the query: a later "?name=" is part of some value.
+    const query = 'std.strstr(req.url, "?")';
+    const later = `std.strstr(${query}, ${vclString(`&${name}=`)})`;
     const value = (found: string) => `regsub(${found}, ${vclRegex(`^[?&]${regexLiteral(name)}=([^&#]*).*$`)}, "\\1")`;
-    out.open(`if (${first}) {`);
-    out.line(`set ${queryHeader(i)} = ${value(first)};`);
+    out.open(`if (${query} ~ ${vclRegex(`^\\?${regexLiteral(name)}=`)}) {`);
+    out.line(`set ${queryHeader(i)} = ${value(query)};`);
     out.reopen(`} elsif (${later}) {`);
     out.line(`set ${queryHeader(i)} = ${value(later)};`);
     out.close();

@@ -257,6 +257,9 @@ describe('request hardening (normalisation, Host, absolute-form, internal header
     }
     assert.equal(backendOf(await get('query.example.com', '/p?kk=v&k=vv'))?.backend, 'pub');
     assert.equal(backendOf(await get('query.example.com', '/p?k=v#frag'))?.backend, 'admin');
+    // Only the first "?" starts the query: "?k=v" inside the value of "a" is no parameter k.
+    assert.equal(backendOf(await get('query.example.com', '/p?a=?k=v'))?.backend, 'pub');
+    assert.equal(backendOf(await get('query.example.com', '/p?a=?k=w&k=v'))?.backend, 'admin');
   });
 
   test('x-vgw-* headers never reach a backend from a client, nor a client from a backend', async () => {
