@@ -7,7 +7,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CONTROLLER_NAME, NAMESPACE, routeHost, routeManifest, routePath } from './lib/manifests.ts';
+import { gatewayManifests, routeHost, routeManifest, routePath, serviceManifests } from './lib/manifests.ts';
 import { keepAliveAgent, newTally, pollUntil } from './lib/poll.ts';
 import { httpGet, spawnServe, startEcho, waitFor, waitFor200, waitForQuietMachine, type EchoBackend, type Gateway } from './lib/procs.ts';
 import { fmt, machineInfo, saveSection, stats, table } from './lib/report.ts';
@@ -25,70 +25,13 @@ const BACKEND = { address: '127.0.26.3', port: 18381 };
 /** USER_HZ, for /proc/PID/stat. */
 const CLOCK_TICKS = 100;
 
-function gatewayManifest(): string {
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: vgw-bench
-spec:
-  controllerName: ${CONTROLLER_NAME}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: bench-gw
-  namespace: ${NAMESPACE}
-spec:
-  gatewayClassName: vgw-bench
-  addresses:
-  - type: IPAddress
-    value: ${GATEWAY.address}
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: ${GATEWAY.port}
-`;
-}
-
 function serviceName(k: number): string {
   return `echo-${k}`;
 }
 
-function serviceManifest(k: number): string {
-  return `apiVersion: v1
-kind: Service
-metadata:
-  name: ${serviceName(k)}
-  namespace: ${NAMESPACE}
-spec:
-  ports:
-  - name: http
-    port: 8080
-    targetPort: ${BACKEND.port}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: ${serviceName(k)}-1
-  namespace: ${NAMESPACE}
-  labels:
-    kubernetes.io/service-name: ${serviceName(k)}
-addressType: IPv4
-ports:
-- name: http
-  port: ${BACKEND.port}
-  protocol: TCP
-endpoints:
-- addresses:
-  - ${BACKEND.address}
-  conditions:
-    ready: true
-`;
-}
-
-/** Route i's file: the shared route template, pointed at one of the Services. */
+/** Route i's file, pointed at one of the Services. */
 function routeFile(i: number): string {
-  return routeManifest(i).replace('name: echo\n', `name: ${serviceName(i % SERVICES)}\n`);
+  return routeManifest(i, serviceName(i % SERVICES));
 }
 
 /** user + system CPU seconds of one process (not its children), from /proc/PID/stat. */
@@ -146,7 +89,7 @@ async function main(): Promise<void> {
   const logFile = join(tmp, 'serve.log');
   await mkdir(dir);
   await mkdir(workDir);
-  await writeFile(join(dir, 'gateway.yaml'), gatewayManifest());
+  await writeFile(join(dir, 'gateway.yaml'), gatewayManifests(GATEWAY.address, GATEWAY.port));
   let backend: EchoBackend | null = null;
   let gw: Gateway | null = null;
   let failed = false;
@@ -166,7 +109,7 @@ async function main(): Promise<void> {
 
     // (a) The burst.
     const files: [string, string][] = [];
-    for (let k = 0; k < SERVICES; k++) files.push([`service-${k}.yaml`, serviceManifest(k)]);
+    for (let k = 0; k < SERVICES; k++) files.push([`service-${k}.yaml`, serviceManifests(serviceName(k), BACKEND.address, BACKEND.port)]);
     for (let i = 0; i < FILES; i++) files.push([`route-${i}.yaml`, routeFile(i)]);
     console.log(`writing ${files.length} files`);
     const burstStart = performance.now();

@@ -25,7 +25,8 @@ export function routePath(i: number): string {
   return `/p${i}`;
 }
 
-export function infraManifests(t: BenchTopology): string {
+/** Our GatewayClass and the bench Gateway, with one HTTP listener on `address:port`. */
+export function gatewayManifests(address: string, port: number): string {
   return `apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
 metadata:
@@ -42,44 +43,54 @@ spec:
   gatewayClassName: vgw-bench
   addresses:
   - type: IPAddress
-    value: ${t.gatewayAddress}
+    value: ${address}
   listeners:
   - name: http
     protocol: HTTP
-    port: ${t.gatewayPort}
----
-apiVersion: v1
+    port: ${port}
+`;
+}
+
+/** Service `name` (port 8080) and its one EndpointSlice, a single ready endpoint `address:port`. */
+export function serviceManifests(name: string, address: string, port: number): string {
+  return `apiVersion: v1
 kind: Service
 metadata:
-  name: ${SERVICE_NAME}
+  name: ${name}
   namespace: ${NAMESPACE}
 spec:
   ports:
   - name: http
     port: 8080
-    targetPort: ${t.backendPort}
+    targetPort: ${port}
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata:
-  name: ${SERVICE_NAME}-1
+  name: ${name}-1
   namespace: ${NAMESPACE}
   labels:
-    kubernetes.io/service-name: ${SERVICE_NAME}
+    kubernetes.io/service-name: ${name}
 addressType: IPv4
 ports:
 - name: http
-  port: ${t.backendPort}
+  port: ${port}
   protocol: TCP
 endpoints:
 - addresses:
-  - ${t.backendAddress}
+  - ${address}
   conditions:
     ready: true
 `;
 }
 
-export function routeManifest(i: number): string {
+/** The Gateway and the one Service of the topology. */
+export function infraManifests(t: BenchTopology): string {
+  return `${gatewayManifests(t.gatewayAddress, t.gatewayPort)}---\n${serviceManifests(SERVICE_NAME, t.backendAddress, t.backendPort)}`;
+}
+
+/** Route i, its one rule sending everything under its prefix to `service` port 8080. */
+export function routeManifest(i: number, service = SERVICE_NAME): string {
   return `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata:
@@ -96,7 +107,7 @@ spec:
         type: PathPrefix
         value: ${routePath(i)}
     backendRefs:
-    - name: ${SERVICE_NAME}
+    - name: ${service}
       port: 8080
 `;
 }
