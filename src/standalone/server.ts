@@ -59,7 +59,8 @@ export class StandaloneServer {
   private readonly log: Logger;
   private dataPlane: ObservedDataPlane | null = null;
   private watch: DirectoryWatch | null = null;
-  private readonly loader = new ManifestLoader();
+  // One author's unreadable file keeps its last good content; the others' changes go on.
+  private readonly loader = new ManifestLoader({ keepLastGood: true });
   private warnings = new Set<string>();
   private readonly shardCache: ShardCache = new Map();
   private workDir = '';
@@ -155,6 +156,7 @@ export class StandaloneServer {
     if (this.stopped || !this.dataPlane) return;
     let config;
     let snapshot;
+    let fileErrors: ManifestError[] = [];
     try {
       const changes = this.pending;
       this.pending = { files: new Set(), rescan: false };
@@ -170,6 +172,7 @@ export class StandaloneServer {
       }
       snapshot = loaded.snapshot;
       this.reportWarnings(loaded.warnings);
+      fileErrors = loaded.fileErrors;
       config = await this.pipeline.render(snapshot);
       config = await this.settleSockets(snapshot, config);
     } catch (err) {
@@ -187,6 +190,14 @@ export class StandaloneServer {
     await this.pipeline.apply(snapshot, config, (c) => dataPlane.apply(c, c.leftOutSockets), (c) => this.report(c));
     this.state.lastError = undefined;
     this.appliedClean = true;
+    // Applied without them: shown until fixed, logged and counted once per distinct set.
+    if (fileErrors.length) {
+      const message = `files not applied, each keeps its last good content:\n${fileErrors.map(formatManifestError).join('\n')}`;
+      if (message !== this.lastFileErrors) this.fail(message);
+      else this.state.lastError = { at: this.lastFileErrorsAt, message };
+    }
+    this.lastFileErrors = fileErrors.length ? (this.state.lastError?.message ?? '') : '';
+    this.lastFileErrorsAt = this.state.lastError?.at ?? '';
   }
 
   /**
@@ -219,6 +230,10 @@ export class StandaloneServer {
     }
     this.state.problems = config.problems;
   }
+
+  /** The file errors reported last (see applyOnce), so an unchanged set is not logged again. */
+  private lastFileErrors = '';
+  private lastFileErrorsAt = '';
 
   private fail(message: string): void {
     this.state.lastError = { at: new Date().toISOString(), message };

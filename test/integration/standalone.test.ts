@@ -1,6 +1,6 @@
 // Standalone mode end to end: manifests on disk -> varnishd -> real echo backends.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile, unlink } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, unlink, readFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,8 +93,20 @@ describe('vgw serve (standalone)', () => {
     assert.match(server.state.lastError?.message ?? '', /broken\.yaml:\d+/);
     assert.equal(podOf(await get('a.example.com', '/')), 'svc-a-1-1');
     assert.equal(podOf(await get('b.example.com', '/')), 'svc-b-1-1');
+    // One author's broken file holds back nobody else's change...
+    await writeFile(join(dir, 'route-d.yaml'), yamlDocs([route('d', ['d.example.com'], [{ backendRefs: [{ name: 'svc-a', port: 80 }] }])]));
+    await eventually('route d serving beside the broken file', async () => (await get('d.example.com', '/')).status === 200, 15_000);
+    assert.match(server.state.lastError?.message ?? '', /broken\.yaml:\d+/, 'still reported');
+    // ...and a file that breaks keeps serving what it held at its last good parse.
+    const routeB = await readFile(join(dir, 'route-b.yaml'), 'utf8');
+    await writeFile(join(dir, 'route-b.yaml'), `${routeB}\n---\nkind: [unclosed\n`);
+    await eventually('route-b.yaml reported', async () => /route-b\.yaml:\d+/.test(server.state.lastError?.message ?? ''), 15_000);
+    assert.equal(podOf(await get('b.example.com', '/')), 'svc-b-1-1', 'route b keeps its last good content');
+    await writeFile(join(dir, 'route-b.yaml'), routeB);
+    await unlink(join(dir, 'route-d.yaml'));
     await unlink(join(dir, 'broken.yaml'));
     await eventually('error cleared after the fix', async () => server.state.lastError === undefined, 15_000);
+    await eventually('route d gone', async () => (await get('d.example.com', '/')).status === 404, 15_000);
   });
 
   test('an invalid route is rejected alone; adversarial match values route literally', async () => {

@@ -1,6 +1,6 @@
 // The file provider: a directory tree of YAML/JSON manifests -> ResourceSnapshot. Any file that
-// cannot be read or parsed fails the whole load with file and line, so a half-read directory is
-// never applied; an object that parses but fails its schema is rejected alone.
+// cannot be read or parsed fails a one-shot load with file and line (vgw serve keeps that file at its
+// last good content instead); an object that parses but fails its schema is rejected alone.
 import { test, describe, after } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
@@ -410,5 +410,30 @@ describe('loader limits, symlinks and encoding', () => {
     const err = await loadError(d);
     assert.equal(err.errors.length, 1);
     assert.match(formatManifestError(err.errors[0]), /latin1\.yaml: is not valid UTF-8/);
+  });
+});
+
+describe('ManifestLoader with keepLastGood (vgw serve)', () => {
+  const svc = (name: string) => `apiVersion: v1\nkind: Service\nmetadata: {name: ${name}}\nspec: {ports: [{port: 80}]}\n`;
+
+  test('a file that breaks keeps its last good objects; one never good adds none; the others load', async () => {
+    const d = dir({ 'a.yaml': svc('a'), 'b.yaml': svc('b') });
+    const loader = new ManifestLoader({ keepLastGood: true });
+    assert.deepEqual((await loader.load(d)).snapshot.services.map((s) => s.metadata.name), ['a', 'b']);
+    writeFileSync(join(d, 'a.yaml'), 'kind: [unclosed\n');
+    writeFileSync(join(d, 'c.yaml'), svc('c'));
+    writeFileSync(join(d, 'new-broken.yaml'), 'kind: {\n');
+    const loaded = await loader.load(d);
+    assert.deepEqual(loaded.snapshot.services.map((s) => s.metadata.name), ['a', 'b', 'c']);
+    assert.deepEqual(loaded.fileErrors.map((e) => e.file.replace(/.*\//, '')).sort(), ['a.yaml', 'new-broken.yaml']);
+    // A one-shot load of the same directory fails as a whole.
+    await assert.rejects(loadManifestDir(d), ManifestLoadError);
+  });
+
+  test('an object defined twice keeps its first definition and reports the second', async () => {
+    const d = dir({ 'a.yaml': svc('web'), 'b.yaml': svc('web') });
+    const loaded = await new ManifestLoader({ keepLastGood: true }).load(d);
+    assert.equal(loaded.snapshot.services.length, 1);
+    assert.match(formatManifestError(loaded.fileErrors[0]), /b\.yaml:1: Service default\/web is already defined at .*a\.yaml:1/);
   });
 });

@@ -4,8 +4,9 @@
 // that fails is rejected alone: it is left out of the snapshot and listed in
 // `snapshot.rejected` with file, line, kind, name and field, and the translator reports it (a
 // problem, and status where the object can still be attributed). A file that cannot be read or
-// parsed at all (YAML syntax, size, encoding) makes the whole load fail: applying the directory
-// without it could silently drop its routes, so callers keep the previous snapshot instead.
+// parsed at all (YAML syntax, size, encoding) makes a one-shot load fail; a long-running loader
+// (keepLastGood) keeps that file at its last good content instead, since dropping it would
+// silently drop its routes and failing the whole load would hold back every other file.
 import { lstat, open, readdir, realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join, relative, sep } from 'node:path';
@@ -91,6 +92,12 @@ export interface LoadedManifests {
   warnings: ManifestError[];
   /** Same files with the same content as the last load, which succeeded too. */
   unchanged: boolean;
+  /**
+   * With `keepLastGood`: files that could not be read or parsed, and objects defined twice.
+   * Such a file contributes what it held at its last good parse (nothing if it never had
+   * one); a duplicate is dropped and the first definition kept. Empty otherwise (they throw).
+   */
+  fileErrors: ManifestError[];
 }
 
 /** One-shot load, for commands that read the directory once. */
@@ -131,6 +138,12 @@ interface CachedFile {
 
 export interface ManifestLoaderOptions {
   limits?: Partial<ManifestLimits>;
+  /**
+   * A long-running reader (`vgw serve`): a file that cannot be read or parsed keeps its last
+   * good content instead of failing the whole load, so one author's broken file never holds
+   * back everybody else's changes. One-shot readers (`vgw check`) leave it off and fail.
+   */
+  keepLastGood?: boolean;
 }
 
 /**
@@ -143,10 +156,14 @@ export class ManifestLoader {
   private lastOk: string[] | null = null;
   /** The last listing, kept so that a load told which files changed need not list again. */
   private listing: { dir: string; files: string[]; warnings: number } | null = null;
+  /** With keepLastGood: the last parse of each file that had no file-level error. */
+  private lastGood = new Map<string, CachedFile>();
+  private readonly keepLastGood: boolean;
   readonly limits: ManifestLimits;
 
   constructor(options: ManifestLoaderOptions = {}) {
     this.limits = { ...MANIFEST_LIMITS, ...options.limits };
+    this.keepLastGood = options.keepLastGood ?? false;
   }
 
   /**
@@ -171,6 +188,8 @@ export class ManifestLoader {
     const errors: ManifestError[] = [];
     const seen = new Map<string, string>();
     const next = new Map<string, CachedFile>();
+    const nextGood = new Map<string, CachedFile>();
+    const fileErrors: ManifestError[] = [];
     let totalBytes = 0;
     let totalObjects = 0;
     const lastOk = this.lastOk;
@@ -196,11 +215,28 @@ export class ManifestLoader {
         ahead.delete(path);
         if (parsed !== this.cache.get(path)) reparsed++;
       } catch (err) {
-        errors.push({ file, message: (err as Error).message });
-        continue;
+        const error = { file, message: (err as Error).message };
+        if (!this.keepLastGood) {
+          errors.push(error);
+          continue;
+        }
+        fileErrors.push(error);
+        parsed = this.lastGood.get(path);
+        if (!parsed) continue;
+        nextGood.set(path, parsed);
       }
       if (!parsed) continue;
-      next.set(path, parsed);
+      if (this.keepLastGood && parsed.errors.length) {
+        // Cached as it is, so an unchanged broken file is not parsed again; served as it was.
+        next.set(path, parsed);
+        fileErrors.push(...parsed.errors);
+        const good = this.lastGood.get(path);
+        if (!good) continue;
+        parsed = good;
+      } else {
+        next.set(path, parsed);
+      }
+      if (this.keepLastGood) nextGood.set(path, parsed);
       totalBytes += parsed.size;
       totalObjects += parsed.count;
       if (totalBytes > this.limits.maxTotalBytes) {
@@ -211,22 +247,24 @@ export class ManifestLoader {
       }
       errors.push(...parsed.errors);
       warnings.push(...parsed.warnings);
+      const duplicates = this.keepLastGood ? fileErrors : errors;
       // Unchanged files hand out the same objects as last time: snapshots are read-only
       // (the translator never mutates its input), and copying thousands of objects per
       // reload would cost more than the routing work itself.
       for (const o of parsed.objects) {
-        if (claim(seen, o.id, file, o.line, errors)) (snapshot[o.field] as unknown[]).push(o.object);
+        if (claim(seen, o.id, file, o.line, duplicates)) (snapshot[o.field] as unknown[]).push(o.object);
       }
       for (const r of parsed.rejected) {
-        if (r.name === undefined || claim(seen, rejectedId(r), file, r.line, errors)) rejected.push(r);
+        if (r.name === undefined || claim(seen, rejectedId(r), file, r.line, duplicates)) rejected.push(r);
       }
     }
     this.cache = next;
+    this.lastGood = nextGood;
     if (errors.length) throw new ManifestLoadError(errors);
     snapshot.rejected = rejected;
     this.lastOk = files;
     const unchanged = reparsed === 0 && lastOk !== null && lastOk.length === files.length && lastOk.every((f, i) => f === files[i]);
-    return { snapshot, files, warnings, unchanged };
+    return { snapshot, files, warnings, unchanged, fileErrors };
   }
 
   /** stat() now, and the bytes too when the file changed and is small (bounded memory ahead). */
