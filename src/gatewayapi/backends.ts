@@ -1,5 +1,6 @@
 // backendRef resolution: which Service port a reference names, whether the route may use it
 // (ReferenceGrant), and the ResolvedRefs reason when it may not.
+import { MAX_WEIGHT } from '../ir/limits.ts';
 import type { HTTPBackendRef, HTTPRoute, ReferenceGrant, Service } from './types.ts';
 import { GATEWAY_GROUP } from './types.ts';
 
@@ -25,8 +26,8 @@ export function resolveBackendRef(route: HTTPRoute, ref: HTTPBackendRef, index: 
   const kind = ref.kind ?? 'Service';
   const namespace = ref.namespace ?? routeNs;
   const what = `${group ? `${group}/` : ''}${kind} ${namespace}/${ref.name}`;
-  if (!Number.isInteger(weight) || weight < 0 || weight > 1_000_000) {
-    return { ok: false, weight: 0, reason: 'UnsupportedValue', message: `backendRef ${what}: weight must be 0-1000000` };
+  if (!Number.isInteger(weight) || weight < 0 || weight > MAX_WEIGHT) {
+    return { ok: false, weight: 0, reason: 'UnsupportedValue', message: `backendRef ${what}: weight must be 0-${MAX_WEIGHT}` };
   }
   if (group !== '' || kind !== 'Service') {
     return { ok: false, weight, reason: 'InvalidKind', message: `backendRef ${what}: only core Services are supported` };

@@ -17,7 +17,17 @@ export function programmed(ok: boolean, what: string, whyNot: string, generation
   return condition('Programmed', ok, ok ? 'Programmed' : 'Invalid', ok ? `${what} is programmed` : whyNot, generation);
 }
 
-/** Kubernetes status stamped with one clock reading per translation, so output is stable within a run. */
-export function withTransitionTime(conditions: Condition[], time: string): Condition[] {
-  return conditions.map((c) => ({ ...c, lastTransitionTime: time }));
+/**
+ * The conditions to write: each keeps the lastTransitionTime of the previous condition of its
+ * type when that one had the same status, reason and message, and gets `now` otherwise.
+ * Kubernetes moves the time only on a status change; a changed reason or message counts as a
+ * transition too, so the time says when the current explanation became true. A new
+ * observedGeneration alone is not a transition: the same verdict on a newer spec.
+ */
+export function mergeConditions(previous: readonly Condition[] | undefined, next: readonly Condition[], now: string): Condition[] {
+  return next.map((c) => {
+    const before = previous?.find((p) => p.type === c.type);
+    const unchanged = before !== undefined && before.status === c.status && before.reason === c.reason && before.message === c.message;
+    return { ...c, lastTransitionTime: unchanged && before.lastTransitionTime !== undefined ? before.lastTransitionTime : now };
+  });
 }

@@ -1,25 +1,10 @@
 // Hostname patterns as Gateway API defines them: exact names, "*.suffix" wildcards that match
 // one or more leading labels (never the apex), and "*" for "no hostname given".
 
+// The hostname rule itself is shared with the IR schema (src/ir/limits.ts).
+export { validHostname } from '../ir/limits.ts';
+
 export const ANY_HOST = '*';
-
-const LABEL = /^[a-z0-9]+(?:-+[a-z0-9]+)*$/;
-
-/** RFC 1123 DNS name, lowercase, optionally with one leading "*." label. No IP addresses. */
-export function validHostname(h: string, allowWildcard: boolean): string | null {
-  if (h.length === 0 || h.length > 253) return 'must be 1-253 characters';
-  let rest = h;
-  if (h.startsWith('*.')) {
-    if (!allowWildcard) return 'wildcards are not allowed here';
-    rest = h.slice(2);
-  }
-  const labels = rest.split('.');
-  if (labels.some((l) => l.length > 63 || !LABEL.test(l))) {
-    return 'must be a lowercase RFC 1123 hostname (letters, digits, "-" and "."), optionally prefixed with "*."';
-  }
-  if (/^[0-9.]+$/.test(rest)) return 'must not be an IP address';
-  return null;
-}
 
 export function isWildcard(pattern: string): boolean {
   return pattern.startsWith('*.');

@@ -2,6 +2,7 @@
 // conditions that explain the rest.
 import { isIP } from 'node:net';
 import { condition, programmed } from './conditions.ts';
+import { socketKey } from '../ir/types.ts';
 import { ANY_HOST, validHostname } from './hostnames.ts';
 import { GATEWAY_GROUP, type Condition, type Gateway, type Listener } from './types.ts';
 
@@ -189,10 +190,8 @@ export function markCrossGatewayConflicts(listeners: ListenerState[]): void {
   }
 }
 
-/** The key of one listen socket in `unavailableSockets`: `address:port`, IPv6 in brackets. */
-export function socketKey(address: string, port: number): string {
-  return `${address.includes(':') ? `[${address}]` : address}:${port}`;
-}
+// The socket key is shared with the data plane, which reports busy sockets by it.
+export { socketKey };
 
 /**
  * Marks, on every usable listener, the addresses whose address:port is in `unavailable`

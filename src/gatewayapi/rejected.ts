@@ -1,16 +1,16 @@
 // Objects the loader rejected (they failed their schema) reported where their authors look:
 // a problem for each, status on Gateways and HTTPRoutes that can still be attributed to us,
 // and unresolvable backends for routes that use a rejected Service or EndpointSlice.
-import { condition, programmed, withTransitionTime } from './conditions.ts';
+import { condition, mergeConditions, programmed } from './conditions.ts';
 import { CONTROLLER_NAME } from './features.ts';
+import { previousParent, type GatewayObjectStatus, type HTTPRouteObjectStatus, type PreviousStatuses } from './status.ts';
 import type { Condition, ParentReference, RejectedObject } from './types.ts';
 import { GATEWAY_GROUP } from './types.ts';
 
-export interface RejectedReport {
-  kind: 'Gateway' | 'HTTPRoute';
-  metadata: { name: string; namespace: string; generation: number };
-  status: Record<string, unknown>;
-}
+const apiVersion = `${GATEWAY_GROUP}/v1`;
+
+/** The status of a rejected object of ours (namespaced: Gateways and HTTPRoutes only). */
+export type RejectedReport = (GatewayObjectStatus | HTTPRouteObjectStatus) & { metadata: { namespace: string } };
 
 /** "routes.yaml:12: spec.hostnames: expected array, received string". */
 export function rejectedMessage(r: RejectedObject): string {
@@ -45,6 +45,7 @@ export function rejectedStatuses(
   ourClass: (name: string) => boolean,
   ourGateway: (namespace: string, name: string) => boolean,
   now: string,
+  previous?: PreviousStatuses,
 ): RejectedReport[] {
   const out: RejectedReport[] = [];
   for (const r of rejected) {
@@ -55,7 +56,8 @@ export function rejectedStatuses(
     if (r.kind === 'Gateway' && r.gatewayClassName !== undefined && ourClass(r.gatewayClassName)) {
       const reason = r.path[1] === 'listeners' ? 'ListenersNotValid' : r.path[1] === 'addresses' ? 'UnsupportedAddress' : 'InvalidParameters';
       const conditions: Condition[] = [condition('Accepted', false, reason, message, gen), programmed(false, 'Gateway', 'Gateway is not accepted', gen)];
-      out.push({ kind: 'Gateway', metadata, status: { conditions: withTransitionTime(conditions, now), listeners: [] } });
+      const before = previous?.gateway(metadata.namespace, metadata.name);
+      out.push({ apiVersion, kind: 'Gateway', metadata, status: { conditions: mergeConditions(before?.conditions, conditions, now), listeners: [] } });
     } else if (r.kind === 'HTTPRoute' && r.parentRefs) {
       const parents = r.parentRefs
         .map((p): ParentReference => ({ ...p, group: p.group ?? GATEWAY_GROUP, kind: p.kind ?? 'Gateway', namespace: p.namespace ?? r.namespace }))
@@ -63,9 +65,13 @@ export function rejectedStatuses(
         .map((parentRef) => ({
           parentRef,
           controllerName: CONTROLLER_NAME,
-          conditions: withTransitionTime([condition('Accepted', false, 'UnsupportedValue', message, gen)], now),
+          conditions: mergeConditions(
+            previousParent(previous?.httpRoute(metadata.namespace, metadata.name), parentRef)?.conditions,
+            [condition('Accepted', false, 'UnsupportedValue', message, gen)],
+            now,
+          ),
         }));
-      if (parents.length) out.push({ kind: 'HTTPRoute', metadata, status: { parents } });
+      if (parents.length) out.push({ apiVersion, kind: 'HTTPRoute', metadata, status: { parents } });
     }
   }
   return out;

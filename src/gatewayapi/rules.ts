@@ -2,22 +2,31 @@
 // with any value we cannot serve faithfully is rejected whole (Accepted=False, UnsupportedValue)
 // instead of being served differently from what its author wrote.
 import type { IRAction, IRCors, IRHeaderModifier, IRMatch, IRPathModifier, IRRedirect, IRRetry, IRRewrite, IRTimeouts, IRValueMatch } from '../ir/types.ts';
-import { headerNameProblem, vclStringProblem } from '../vcl/escape.ts';
+import {
+  controlCharacterProblem,
+  headerNameProblem,
+  isReservedHeader,
+  MAX_BACKOFF_MS,
+  MAX_CORS_MAX_AGE,
+  MAX_RETRY_ATTEMPTS,
+  MAX_TIMEOUT_MS,
+  MAX_VALUE_LENGTH,
+  METHODS,
+  ORIGIN,
+  PATH,
+  QUERY_NAME,
+  REDIRECT_CODES,
+  RESERVED_HEADER_PROBLEM,
+  TOKEN,
+  validHostname,
+} from '../ir/limits.ts';
+import { regexProblem } from '../ir/regex-dialect.ts';
 import { parseDuration } from './duration.ts';
-import { validHostname } from './hostnames.ts';
-import { regexProblem } from './regex.ts';
 import type { HTTPBackendRef, HTTPCORSFilter, HTTPHeaderFilter, HTTPPathModifier, HTTPRoute, HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule } from './types.ts';
 
 export class RouteValueError extends Error {
   override name = 'RouteValueError';
 }
-
-export const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
-export const REDIRECT_CODES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
-/** varnishd runs with max_retries set to this (GATEWAY_PARAMS); more attempts are refused. */
-export const MAX_RETRY_ATTEMPTS = 16;
-/** Timeouts above a day are refused: they are almost certainly a unit mistake. */
-export const MAX_TIMEOUT_MS = 86_400_000;
 
 /** A mirror whose backendRef is resolved with the rule's backends (ReferenceGrant, Service). */
 export interface ValidMirror {
@@ -141,7 +150,7 @@ function valueMatches(
     if (isHeader) {
       const problem = headerNameProblem(h.name);
       if (problem) throw new RouteValueError(`${at}: ${problem}`);
-    } else if (!/^[A-Za-z0-9!#$%'*+.^_`|~-]{1,256}$/.test(h.name)) {
+    } else if (!QUERY_NAME.test(h.name)) {
       throw new RouteValueError(`${at}.name ${JSON.stringify(h.name.slice(0, 80))} must be an HTTP token of at most 256 characters`);
     }
     checkString(h.value, `${at}.value`);
@@ -215,7 +224,7 @@ function headerModifier(m: HTTPHeaderFilter | undefined, where: string): IRHeade
     const problem = headerNameProblem(name);
     if (problem) throw new RouteValueError(`${at}: ${problem}`);
     // The router keeps its per-request state in x-vgw-* headers; a route must not forge it.
-    if (/^x-vgw-/i.test(name)) throw new RouteValueError(`${at}: header names starting with "x-vgw-" are reserved for the gateway`);
+    if (isReservedHeader(name)) throw new RouteValueError(`${at}: ${RESERVED_HEADER_PROBLEM}`);
     const lower = name.toLowerCase();
     if (seen.has(lower)) throw new RouteValueError(`${at}: header ${JSON.stringify(name)} is listed twice (names are case-insensitive)`);
     seen.add(lower);
@@ -274,11 +283,6 @@ function preciseHostname(value: string, where: string): string {
   return value;
 }
 
-// Paths written into a request line or a Location header: RFC 3986 path characters only
-// (percent-encode the rest), so nothing a route author writes can split a header, smuggle a
-// second request or need escaping on the way out.
-export const PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/;
-
 function pathModifier(p: HTTPPathModifier, where: string): HTTPPathResult {
   const value = p.type === 'ReplaceFullPath' ? p.replaceFullPath : p.type === 'ReplacePrefixMatch' ? p.replacePrefixMatch : undefined;
   if (value === undefined) throw new RouteValueError(`${where} needs type ReplaceFullPath or ReplacePrefixMatch with its value`);
@@ -307,9 +311,6 @@ function mirror(f: HTTPRouteFilter, at: string): ValidMirror {
   }
   return { ref: m.backendRef, percent };
 }
-
-export const ORIGIN = /^(?:\*|[a-z][a-z0-9+.-]*:\/\/(?:\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?)$/;
-export const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 
 function cors(c: HTTPCORSFilter | undefined, where: string): IRCors {
   if (!c) throw new RouteValueError(`${where} is required`);
@@ -347,7 +348,7 @@ function cors(c: HTTPCORSFilter | undefined, where: string): IRCors {
     allowCredentials: c.allowCredentials === true,
   };
   if (c.maxAge !== undefined) {
-    if (!Number.isInteger(c.maxAge) || c.maxAge < 1 || c.maxAge > 86400 * 365) throw new RouteValueError(`${where}.maxAge must be a positive number of seconds`);
+    if (!Number.isInteger(c.maxAge) || c.maxAge < 1 || c.maxAge > MAX_CORS_MAX_AGE) throw new RouteValueError(`${where}.maxAge must be a positive number of seconds`);
     out.maxAge = c.maxAge;
   }
   return out;
@@ -382,7 +383,7 @@ function retry(r: NonNullable<HTTPRouteRule['retry']>, where: string): IRRetry {
   if (r.backoff !== undefined) {
     const ms = parseDuration(r.backoff);
     if (ms === null) throw new RouteValueError(`${where}.backoff ${JSON.stringify(r.backoff)} is not a duration like "100ms"`);
-    if (ms > 60_000) throw new RouteValueError(`${where}.backoff is longer than 1m`);
+    if (ms > MAX_BACKOFF_MS) throw new RouteValueError(`${where}.backoff is longer than 1m`);
     if (ms > 0) out.backoffMs = ms;
   }
   return out;
@@ -390,9 +391,9 @@ function retry(r: NonNullable<HTTPRouteRule['retry']>, where: string): IRRetry {
 
 function checkString(value: string, where: string): void {
   if (typeof value !== 'string') throw new RouteValueError(`${where} must be a string`);
-  const problem = vclStringProblem(value);
+  const problem = controlCharacterProblem(value);
   if (problem) throw new RouteValueError(`${where} ${problem}`);
-  if (value.length > 4096) throw new RouteValueError(`${where} is longer than 4096 characters`);
+  if (value.length > MAX_VALUE_LENGTH) throw new RouteValueError(`${where} is longer than ${MAX_VALUE_LENGTH} characters`);
 }
 
 function checkRegex(value: string, where: string): void {

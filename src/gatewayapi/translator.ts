@@ -3,7 +3,7 @@
 import type { IRBackendRef, IRMirror, IRRoute, IRService, IRSocket, IRVirtualHost, RoutingIR } from '../ir/types.ts';
 import { IR_VERSION, serviceKey } from '../ir/types.ts';
 import { resolveBackendRef, type BackendIndex, type BackendResolution } from './backends.ts';
-import { condition, withTransitionTime } from './conditions.ts';
+import { condition, mergeConditions } from './conditions.ts';
 import { CONTROLLER_NAME, SUPPORTED_FEATURES } from './features.ts';
 import { intersectHostnames, patternCovers, specificity } from './hostnames.ts';
 import {
@@ -22,19 +22,25 @@ import { RouteValueError, ruleAction, validateRoute, type ValidRule } from './ru
 import { pcreProblem, type RegexVerdicts } from './regex.ts';
 import { namespaceAllowed } from './namespaces.ts';
 import { rejectedBackends, rejectedMessage, rejectedStatuses } from './rejected.ts';
+import { previousParent, type ObjectStatus, type PreviousStatuses, type StatusMetadata } from './status.ts';
 import type { Condition, Gateway, GatewayClass, HTTPRoute, ParentReference, ResourceSnapshot } from './types.ts';
 import { GATEWAY_GROUP } from './types.ts';
 
 export interface TranslateOptions {
   /** Address a Gateway's listeners bind when it has no spec.addresses. */
   defaultAddress: string;
-  /** RFC 3339 time stamped on conditions. */
+  /** RFC 3339 time stamped on conditions that changed since `previous` (all of them without it). */
   now: string;
+  /**
+   * The statuses the last translation wrote (see indexStatuses): a condition whose status,
+   * reason and message are unchanged keeps its lastTransitionTime.
+   */
+  previous?: PreviousStatuses;
   /** PCRE2's verdict on each regex the tokenizer accepted (computed by the caller with varnishd). */
   regexVerdicts?: RegexVerdicts;
   /**
    * Routes whose generated VCL did not compile: the message to reject them with, or null.
-   * The caller finds them (src/varnish/compile-isolation.ts) and remembers them per route version.
+   * The caller finds them (src/pipeline/compile-isolation.ts) and remembers them per route version.
    */
   rejectedRoutes?: (route: HTTPRoute) => string | null;
   /**
@@ -44,12 +50,7 @@ export interface TranslateOptions {
   unavailableSockets?: ReadonlyMap<string, string>;
 }
 
-export interface ObjectStatus {
-  apiVersion: string;
-  kind: 'GatewayClass' | 'Gateway' | 'HTTPRoute';
-  metadata: { name: string; namespace?: string; generation: number };
-  status: Record<string, unknown>;
-}
+export type { ObjectStatus } from './status.ts';
 
 /** An object of ours that is not accepted, and why; logged and shown by check and /status. */
 export interface Problem {
@@ -99,9 +100,13 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
     const gen = generation(gc);
     const ok = gc.spec.parametersRef === undefined;
     if (!ok) problems.push({ kind: 'GatewayClass', object: gc.metadata.name, message: 'parametersRef is not supported' });
-    statuses.push(
-      statusOf(gc, {
-        conditions: withTransitionTime(
+    statuses.push({
+      apiVersion: gc.apiVersion,
+      kind: gc.kind,
+      metadata: statusMetadata(gc),
+      status: {
+        conditions: mergeConditions(
+          options.previous?.gatewayClass(gc.metadata.name)?.conditions,
           [
             condition(
               'Accepted',
@@ -114,8 +119,8 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
           options.now,
         ),
         supportedFeatures: [...SUPPORTED_FEATURES].sort().map((name) => ({ name })),
-      }),
-    );
+      },
+    });
   }
 
   const gateways: GatewayState[] = [];
@@ -184,10 +189,15 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
   for (const g of gateways) {
     const gen = generation(g.gateway);
     if (!g.accepted) problems.push({ kind: 'Gateway', object: key(g.gateway), message: `${g.acceptedReason}: ${g.acceptedMessage}` });
-    statuses.push(
-      statusOf(g.gateway, {
+    const before = options.previous?.gateway(g.gateway.metadata.namespace as string, g.gateway.metadata.name);
+    statuses.push({
+      apiVersion: g.gateway.apiVersion,
+      kind: g.gateway.kind,
+      metadata: statusMetadata(g.gateway),
+      status: {
         addresses: g.addresses.map((value) => ({ type: 'IPAddress', value })),
-        conditions: withTransitionTime(
+        conditions: mergeConditions(
+          before?.conditions,
           [
             condition('Accepted', g.accepted, g.acceptedReason, g.acceptedMessage, gen),
             gatewayProgrammed(g, gen),
@@ -198,25 +208,33 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
           name: l.listener.name,
           supportedKinds: l.supportedKinds,
           attachedRoutes: l.attachedRoutes,
-          conditions: withTransitionTime(listenerConditions(l, gen), options.now),
+          conditions: mergeConditions(
+            before?.listeners.find((p) => p.name === l.listener.name)?.conditions,
+            listenerConditions(l, gen),
+            options.now,
+          ),
         })),
-      }),
-    );
+      },
+    });
   }
   for (const s of routeStates) {
     for (const p of s.parents) {
       const bad = p.conditions.find((c) => c.status !== 'True' && c.type === 'Accepted');
       if (bad) problems.push({ kind: 'HTTPRoute', object: key(s.route), message: `parent ${p.ref.namespace}/${p.ref.name}: ${bad.reason}: ${bad.message}` });
     }
-    statuses.push(
-      statusOf(s.route, {
+    const before = options.previous?.httpRoute(s.route.metadata.namespace as string, s.route.metadata.name);
+    statuses.push({
+      apiVersion: s.route.apiVersion,
+      kind: s.route.kind,
+      metadata: statusMetadata(s.route),
+      status: {
         parents: s.parents.map((p) => ({
           parentRef: p.ref,
           controllerName: CONTROLLER_NAME,
-          conditions: withTransitionTime(p.conditions, options.now),
+          conditions: mergeConditions(previousParent(before, p.ref)?.conditions, p.conditions, options.now),
         })),
-      }),
-    );
+      },
+    });
   }
 
   // Objects that failed their schema: a problem each, and status where they are ours.
@@ -224,14 +242,13 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
   // status names a reason, so one reader handles both.
   const ourGateway = (ns: string, name: string) => gatewayByKey.has(`${ns}/${name}`);
   const reported = new Map<string, string>();
-  for (const s of rejectedStatuses(snapshot.rejected ?? [], (c) => classes.has(c), ourGateway, options.now)) {
-    statuses.push({ apiVersion: `${GATEWAY_GROUP}/v1`, ...s });
+  for (const s of rejectedStatuses(snapshot.rejected ?? [], (c) => classes.has(c), ourGateway, options.now, options.previous)) {
+    statuses.push(s);
     const id = `${s.kind} ${s.metadata.namespace}/${s.metadata.name}`;
     if (s.kind === 'HTTPRoute') {
-      const parents = s.status.parents as { parentRef: ParentReference }[];
-      reported.set(id, parents.map((p) => `parent ${p.parentRef.namespace}/${p.parentRef.name}: UnsupportedValue`).join(', '));
+      reported.set(id, s.status.parents.map((p) => `parent ${p.parentRef.namespace}/${p.parentRef.name}: UnsupportedValue`).join(', '));
     } else {
-      reported.set(id, (s.status.conditions as Condition[])[0].reason);
+      reported.set(id, s.status.conditions[0].reason);
     }
   }
   for (const r of snapshot.rejected ?? []) {
@@ -448,9 +465,8 @@ function generation(o: { metadata: { generation?: number } }): number {
   return o.metadata.generation ?? 1;
 }
 
-function statusOf(o: GatewayClass | Gateway | HTTPRoute, status: Record<string, unknown>): ObjectStatus {
-  const metadata: ObjectStatus['metadata'] = o.metadata.namespace
+function statusMetadata(o: GatewayClass | Gateway | HTTPRoute): StatusMetadata {
+  return o.metadata.namespace
     ? { name: o.metadata.name, namespace: o.metadata.namespace, generation: generation(o) }
     : { name: o.metadata.name, generation: generation(o) };
-  return { apiVersion: o.apiVersion, kind: o.kind, metadata, status };
 }

@@ -7,10 +7,26 @@
 // more; this schema is what turns a hostile config into a clear rejection naming the field.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { validHostname } from '../gatewayapi/hostnames.ts';
-import { regexProblem } from '../gatewayapi/regex.ts';
-import { MAX_RETRY_ATTEMPTS, MAX_TIMEOUT_MS, METHODS, ORIGIN, PATH, REDIRECT_CODES, TOKEN } from '../gatewayapi/rules.ts';
-import { headerNameProblem, vclStringProblem } from '../vcl/escape.ts';
+import {
+  controlCharacterProblem,
+  headerNameProblem,
+  isReservedHeader,
+  MAX_BACKOFF_MS,
+  MAX_CORS_MAX_AGE,
+  MAX_RETRY_ATTEMPTS,
+  MAX_TIMEOUT_MS,
+  MAX_VALUE_LENGTH,
+  MAX_WEIGHT,
+  METHODS,
+  ORIGIN,
+  PATH,
+  QUERY_NAME,
+  REDIRECT_CODES,
+  RESERVED_HEADER_PROBLEM,
+  TOKEN,
+  validHostname,
+} from './limits.ts';
+import { regexProblem } from './regex-dialect.ts';
 import { IR_VERSION, type IRAction, type IRMatch, type IRRoute, type IRService, type IRSocket, type IRVirtualHost, type RoutingIR } from './types.ts';
 
 /** List bounds. Generous for anything the translator produces, small enough to bound work. */
@@ -29,12 +45,9 @@ export const IR_LIMITS = {
   /** Every distinct status 400-599. */
   retryCodes: 200,
   /** Characters of a user string (header value, path, regex), as rules.ts checkString(). */
-  string: 4096,
+  string: MAX_VALUE_LENGTH,
 } as const;
 
-const MAX_BACKOFF_MS = 60_000;
-const MAX_CORS_MAX_AGE = 86_400 * 365;
-const MAX_WEIGHT = 1_000_000;
 const FILTER_TYPES = ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite', 'RequestMirror', 'CORS'] as const;
 
 // Kubernetes object names as the API server validates them: namespaces and Services are DNS
@@ -49,8 +62,6 @@ const LISTENER_ID = /^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}\/[a-z0-9.-]{1,253}$/;
 const ROUTE_KEY = /^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}$/;
 /** `a<address with non-hex characters as "_">_<port>`, "_"-suffixed when two collide (translator.ts buildSockets). */
 const SOCKET_NAME = /^a[0-9A-Fa-f_]{1,64}_[0-9]{1,5}_{0,16}$/;
-/** An HTTP query parameter name (rules.ts valueMatches). */
-const QUERY_NAME = /^[A-Za-z0-9!#$%'*+.^_`|~-]{1,256}$/;
 
 const int = (min: number, max: number) => z.int().min(min).max(max);
 const port = int(1, 65535);
@@ -67,14 +78,14 @@ const userString = z
   .string()
   .max(IR_LIMITS.string)
   .superRefine((v, ctx) => {
-    const p = vclStringProblem(v);
+    const p = controlCharacterProblem(v);
     if (p) ctx.addIssue({ code: 'custom', message: p });
   });
 const matchPath = userString.regex(/^\/[^?#]*$/, 'must start with "/" and hold no "?" or "#"');
 const modifierPath = userString.regex(PATH, 'must start with "/" and hold only URL path characters');
 const headerName = checked(headerNameProblem);
 /** Header names a route may set or remove: the router's own x-vgw-* state is not among them. */
-const modifiedHeaderName = checked((v) => headerNameProblem(v) ?? (/^x-vgw-/i.test(v) ? 'header names starting with "x-vgw-" are reserved for the gateway' : null));
+const modifiedHeaderName = checked((v) => headerNameProblem(v) ?? (isReservedHeader(v) ? RESERVED_HEADER_PROBLEM : null));
 const exactHostname = checked((v) => validHostname(v, false));
 const vhostHostname = checked((v) => (v === '*' ? null : validHostname(v, true)));
 const ipAddress = z.string().refine((v) => isIP(v) !== 0, 'must be an IP address');

@@ -158,6 +158,11 @@ export function serviceKey(s: IRService): string {
   return `${s.namespace}/${s.name}:${s.port}`;
 }
 
+/** The key of one listen socket (e.g. in `unavailableSockets`): `address:port`, IPv6 in brackets. */
+export function socketKey(address: string, port: number): string {
+  return `${address.includes(':') ? `[${address}]` : address}:${port}`;
+}
+
 /** Ready endpoints per service key ("ns/name:port"). */
 export type EndpointMap = Map<string, IREndpoint[]>;
 

@@ -26,7 +26,7 @@ export interface ObservedDataPlaneOptions {
 }
 
 export class ObservedDataPlane {
-  readonly dataPlane: DataPlane;
+  readonly dataPlane: DataPlane<CompiledConfig>;
   readonly logConsumers: LogConsumers;
   private stats: StatsCollector | null = null;
 
@@ -35,7 +35,7 @@ export class ObservedDataPlane {
     const recLen = Number({ ...GATEWAY_PARAMS, ...opts.params }.vsl_reclen ?? 255);
     this.logConsumers = new LogConsumers({ metrics, logger, recLen });
     registerVarnishMetrics(metrics.registry, () => this.stats?.latest ?? null);
-    this.dataPlane = new DataPlane({
+    this.dataPlane = new DataPlane<CompiledConfig>({
       workDir: opts.workDir,
       logger,
       params: opts.params,

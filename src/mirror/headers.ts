@@ -1,6 +1,7 @@
 // Which logged header lines a mirrored request carries. The mirror is a new HTTP/1.1 request
 // on its own connection, so the client connection's hop-by-hop headers do not apply to it, and
 // our internal x-vgw-* state must never leave the gateway.
+import { RESERVED_HEADER_PREFIX } from '../ir/limits.ts';
 
 /** Always hop-by-hop (RFC 9110 section 7.6.1), plus the Proxy-* family. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'trailer', 'proxy-connection']);
@@ -30,7 +31,7 @@ export function mirrorHeaders(lines: string[]): MirrorHeaders {
   }
   const headers: string[] = [];
   for (const h of parsed) {
-    if (HOP_BY_HOP.has(h.lower) || named.has(h.lower) || h.lower.startsWith('proxy-') || h.lower.startsWith('x-vgw-')) continue;
+    if (HOP_BY_HOP.has(h.lower) || named.has(h.lower) || h.lower.startsWith('proxy-') || h.lower.startsWith(RESERVED_HEADER_PREFIX)) continue;
     headers.push(h.name, h.value);
   }
   return { headers, hasBody };

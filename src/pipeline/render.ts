@@ -2,9 +2,11 @@
 // Used by `vgw check`, `vgw vcl` and `vgw serve`, so all three see the same result. The in-pod
 // agent starts from a published IR instead, and uses only compileConfig().
 import { resolveEndpoints } from '../gatewayapi/endpoints.ts';
-import { regexProblem, routeRegexes, type RegexVerdicts } from '../gatewayapi/regex.ts';
+import { routeRegexes, type RegexVerdicts } from '../gatewayapi/regex.ts';
 import { translate, type ObjectStatus, type Problem } from '../gatewayapi/translator.ts';
-import type { HTTPRoute, ResourceSnapshot } from '../gatewayapi/types.ts';
+import type { PreviousStatuses } from '../gatewayapi/status.ts';
+import type { Condition, HTTPRoute, ResourceSnapshot } from '../gatewayapi/types.ts';
+import { regexProblem } from '../ir/regex-dialect.ts';
 import type { EndpointMap, RoutingIR } from '../ir/types.ts';
 import type { CompileStats } from '../vcl/compile.ts';
 import { compileSharded, shardCount, type ShardCache, type ShardedVcl } from '../vcl/shards.ts';
@@ -21,13 +23,15 @@ export interface RenderOptions {
   shardCache?: ShardCache;
   /** PCRE2's verdicts on the snapshot's regexes (see renderChecked). */
   regexVerdicts?: RegexVerdicts;
-  /** Routes to reject because their VCL did not compile (src/varnish/compile-isolation.ts). */
+  /** Routes to reject because their VCL did not compile (src/pipeline/compile-isolation.ts). */
   rejectedRoutes?: (route: HTTPRoute) => string | null;
   compileHook?: CompileHook;
   /** Normalise request paths before routing (default 'On'); see RoutingIR.pathNormalization. */
   pathNormalization?: 'On' | 'Off';
   /** Listen sockets that cannot be bound (TranslateOptions.unavailableSockets). */
   unavailableSockets?: ReadonlyMap<string, string>;
+  /** The statuses of the last render, so unchanged conditions keep their lastTransitionTime. */
+  previous?: PreviousStatuses;
 }
 
 /** What the data plane needs to serve a config: the VCL to deploy and its listen sockets. */
@@ -69,6 +73,7 @@ export function render(snapshot: ResourceSnapshot, options: RenderOptions): Rend
     ...(options.regexVerdicts ? { regexVerdicts: options.regexVerdicts } : {}),
     ...(options.rejectedRoutes ? { rejectedRoutes: options.rejectedRoutes } : {}),
     ...(options.unavailableSockets ? { unavailableSockets: options.unavailableSockets } : {}),
+    ...(options.previous ? { previous: options.previous } : {}),
   });
   // A data-plane choice, not a Gateway API one: set here, outside the translator.
   if (options.pathNormalization === 'Off') ir.pathNormalization = 'Off';
@@ -102,17 +107,14 @@ export async function renderChecked(snapshot: ResourceSnapshot, options: RenderO
 }
 
 /** True when every Gateway and HTTPRoute we own is Accepted on every parent. */
-export function allAccepted(statuses: ObjectStatus[]): boolean {
+export function allAccepted(statuses: readonly ObjectStatus[]): boolean {
   return statuses.every((s) => {
     if (s.kind === 'Gateway') return conditionTrue(s.status.conditions, 'Accepted');
-    if (s.kind === 'HTTPRoute') {
-      const parents = (s.status.parents ?? []) as { conditions: unknown }[];
-      return parents.every((p) => conditionTrue(p.conditions, 'Accepted'));
-    }
+    if (s.kind === 'HTTPRoute') return s.status.parents.every((p) => conditionTrue(p.conditions, 'Accepted'));
     return true;
   });
 }
 
-function conditionTrue(conditions: unknown, type: string): boolean {
-  return Array.isArray(conditions) && conditions.some((c) => c.type === type && c.status === 'True');
+function conditionTrue(conditions: readonly Condition[], type: string): boolean {
+  return conditions.some((c) => c.type === type && c.status === 'True');
 }

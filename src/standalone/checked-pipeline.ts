@@ -4,9 +4,10 @@
 // break it are found with varnishd -C, rejected, and the rest applied. Those routes are
 // remembered per version, so later applies leave them out without searching again.
 import type { Logger } from 'pino';
+import type { PreviousStatuses } from '../gatewayapi/status.ts';
 import type { ResourceSnapshot } from '../gatewayapi/types.ts';
 import { compileConfig, renderChecked, type CompileHook, type RenderedConfig } from '../pipeline/render.ts';
-import { CompileCulprits, isolateCompileFailure } from '../varnish/compile-isolation.ts';
+import { CompileCulprits, isolateCompileFailure } from '../pipeline/compile-isolation.ts';
 import { RegexChecker } from '../varnish/regex-check.ts';
 import { vccCheck, VccUnavailableError, type VccResult } from '../varnish/vcc-check.ts';
 import type { ShardCache } from '../vcl/shards.ts';
@@ -27,6 +28,8 @@ export interface CheckedPipelineOptions {
   pathNormalization?: 'On' | 'Off';
   /** Listen sockets that cannot be bound now; read at each render (owned by the caller). */
   unavailableSockets?: ReadonlyMap<string, string>;
+  /** The statuses last reported, read at each render (owned by the caller; see RenderOptions.previous). */
+  previousStatuses?: () => PreviousStatuses | undefined;
 }
 
 export class CheckedPipeline {
@@ -46,7 +49,12 @@ export class CheckedPipeline {
   async render(snapshot: ResourceSnapshot): Promise<RenderedConfig> {
     this.culprits.prune(snapshot.httpRoutes);
     const { defaultAddress, shards, shardCache, compileHook, unavailableSockets, pathNormalization } = this.opts;
-    return renderChecked(snapshot, { defaultAddress, shards, shardCache, compileHook, unavailableSockets, pathNormalization, rejectedRoutes: this.culprits.rejected }, this.checker);
+    const previous = this.opts.previousStatuses?.();
+    return renderChecked(
+      snapshot,
+      { defaultAddress, shards, shardCache, compileHook, unavailableSockets, pathNormalization, previous, rejectedRoutes: this.culprits.rejected },
+      this.checker,
+    );
   }
 
   /**

@@ -6,7 +6,8 @@ import { chmod, lstat, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { formatProblem, type ObjectStatus, type Problem } from '../gatewayapi/translator.ts';
+import { indexStatuses, ofKind, type GatewayObjectStatus, type ObjectStatus, type PreviousStatuses } from '../gatewayapi/status.ts';
+import { formatProblem, type Problem } from '../gatewayapi/translator.ts';
 import type { LogConsumers } from '../metrics/log-consumers.ts';
 import { ObservedDataPlane } from '../metrics/observed-data-plane.ts';
 import { createGatewayMetrics, type GatewayMetrics } from '../metrics/registry.ts';
@@ -51,7 +52,7 @@ export interface StandaloneStatus extends DataPlaneState {
   /** Times the directory was loaded (one load per apply, none while nothing changes). */
   applies?: number;
   /** Status of every Gateway we own, as `vgw check` prints it (listener conditions included). */
-  gateways?: ObjectStatus[];
+  gateways?: GatewayObjectStatus[];
 }
 
 export class StandaloneServer {
@@ -80,6 +81,9 @@ export class StandaloneServer {
   private appliedClean = false;
   readonly metrics: GatewayMetrics;
   private readonly pipeline: CheckedPipeline;
+  /** Every status of the config reported last, and its index for the next render. */
+  private lastStatuses: readonly ObjectStatus[] = [];
+  private previousStatuses: PreviousStatuses | undefined;
 
   constructor(opts: StandaloneOptions) {
     this.opts = opts;
@@ -93,7 +97,14 @@ export class StandaloneServer {
       compileHook: opts.compileHook,
       pathNormalization: opts.pathNormalization,
       unavailableSockets: this.unavailableSockets,
+      // Conditions that did not change keep their lastTransitionTime across reloads.
+      previousStatuses: () => this.previousStatuses,
     });
+  }
+
+  /** The status of every object we own (HTTPRoutes included), as last reported. */
+  get statuses(): readonly ObjectStatus[] {
+    return this.lastStatuses;
   }
 
   /** The running varnishd, if any (for diagnostics and tests). */
@@ -222,7 +233,9 @@ export class StandaloneServer {
   }
 
   private report(config: RenderedConfig): void {
-    this.state.gateways = config.statuses.filter((s) => s.kind === 'Gateway');
+    this.state.gateways = config.statuses.filter(ofKind('Gateway'));
+    this.lastStatuses = config.statuses;
+    this.previousStatuses = indexStatuses(config.statuses);
     // Each problem is logged when it appears, not again on every reload that still has it.
     const known = new Set(this.state.problems.map(formatProblem));
     for (const p of config.problems) {

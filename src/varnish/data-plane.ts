@@ -4,10 +4,10 @@
 // the new one cannot start, the previous config is started again so something keeps serving.
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { MAX_RETRY_ATTEMPTS } from '../gatewayapi/rules.ts';
-import type { CompiledConfig } from '../pipeline/render.ts';
+import { MAX_RETRY_ATTEMPTS } from '../ir/limits.ts';
+import { socketKey } from '../ir/types.ts';
+import type { CompileStats } from '../vcl/compile.ts';
 import { deployable, sameDeploy, type ShardedVcl } from '../vcl/shards.ts';
-import { socketKey } from '../gatewayapi/listeners.ts';
 import { probeSockets, type UnavailableSockets } from './ports.ts';
 import { VclReloader, type ReloadResult } from './reloader.ts';
 import { Varnishd, type VarnishListener } from './varnishd.ts';
@@ -23,9 +23,24 @@ export const GATEWAY_PARAMS: Record<string, string> = {
   // tokens and long URLs (the mirror replayer skips a request whose record was cut). Larger
   // values make varnishd flush its log buffer (vsl_buffer, 16 KB) more often.
   vsl_reclen: '4084',
-  // HTTPRoute retry.attempts is accepted up to this (MAX_RETRY_ATTEMPTS in gatewayapi/rules.ts).
+  // HTTPRoute retry.attempts is accepted up to this (MAX_RETRY_ATTEMPTS in ir/limits.ts).
   max_retries: String(MAX_RETRY_ATTEMPTS),
 };
+
+/**
+ * What the data plane needs of a compiled config: the VCLs to deploy, the listen sockets, and
+ * the counts it logs. The pipeline's CompiledConfig is one; the data plane knows nothing else
+ * about how it was made.
+ */
+export interface DataPlaneConfig {
+  /** The main VCL (the whole config when unsharded); varnishd boots with it when unsharded. */
+  vcl: string;
+  /** Main VCL plus shard VCLs, as the reloader deploys them. */
+  deploy: ShardedVcl;
+  stats: CompileStats;
+  /** varnishd listen sockets this config needs, in a stable order. */
+  sockets: readonly { name: string; address: string; port: number }[];
+}
 
 /** What the owner shows about the data plane (standalone /status, the agent's logs). */
 export interface DataPlaneState {
@@ -35,7 +50,7 @@ export interface DataPlaneState {
   activeVcl?: string;
   lastReload?: Omit<ReloadResult, 'meta'>;
   listeners: VarnishListener[];
-  stats?: CompiledConfig['stats'];
+  stats?: CompileStats;
   /** Sockets of the live config that could not be bound (busy port), retried in the background. */
   unavailableSockets?: { name: string; address: string; port: number; why: string }[];
   /** varnishd processes started so far (a restart is a new one). */
@@ -48,7 +63,7 @@ export interface PortRetryOptions {
   maxMs?: number;
 }
 
-export interface DataPlaneOptions {
+export interface DataPlaneOptions<C extends DataPlaneConfig = DataPlaneConfig> {
   /** Parent of the varnishd work directories (one per varnishd started). */
   workDir: string;
   logger: Logger;
@@ -57,7 +72,7 @@ export interface DataPlaneOptions {
   /** The owner's state object, updated in place. */
   state: DataPlaneState;
   /** A config went live (also with no listeners: then varnishd is null). */
-  onLive?: (config: CompiledConfig, varnishd: Varnishd | null) => void;
+  onLive?: (config: C, varnishd: Varnishd | null) => void;
   /** An attempt to make a config live ended (not called for superseded ones). */
   onReload?: (ok: boolean, seconds: number) => void;
   /** A varnishd was started (its supervisor events can be followed from here). */
@@ -70,24 +85,24 @@ export interface DataPlaneOptions {
   portRetry?: PortRetryOptions;
 }
 
-export class DataPlane {
-  private readonly opts: DataPlaneOptions;
+export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
+  private readonly opts: DataPlaneOptions<C>;
   private readonly log: Logger;
   private varnishd: Varnishd | null = null;
   private reloader: VclReloader | null = null;
   private listeners: VarnishListener[] = [];
   private liveDeploy: ShardedVcl | null = null;
-  private liveConfig: CompiledConfig | null = null;
+  private liveConfig: C | null = null;
   private starts = 0;
   /** apply() runs one at a time: the port retry applies too. */
   private queue: Promise<void> = Promise.resolve();
-  private lastRequested: CompiledConfig | null = null;
+  private lastRequested: C | null = null;
   private busy: VarnishListener[] = [];
   private retryTimer: NodeJS.Timeout | null = null;
   private retryDelayMs = 0;
   private stopped = false;
 
-  constructor(opts: DataPlaneOptions) {
+  constructor(opts: DataPlaneOptions<C>) {
     this.opts = opts;
     this.log = opts.logger.child({ component: 'data-plane' });
   }
@@ -111,7 +126,7 @@ export class DataPlane {
     return this.varnishd;
   }
 
-  get live(): CompiledConfig | null {
+  get live(): C | null {
     return this.liveConfig;
   }
 
@@ -124,13 +139,13 @@ export class DataPlane {
    * message for the owner to report when it could not be made live (the previous config keeps
    * serving in every case).
    */
-  apply(config: CompiledConfig, leftOut: readonly { address: string; port: number }[] = []): Promise<void> {
+  apply(config: C, leftOut: readonly { address: string; port: number }[] = []): Promise<void> {
     const run = this.queue.then(() => this.applyNow(config, leftOut));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async applyNow(config: CompiledConfig, leftOut: readonly { address: string; port: number }[]): Promise<void> {
+  private async applyNow(config: C, leftOut: readonly { address: string; port: number }[]): Promise<void> {
     if (this.stopped) return;
     this.lastRequested = config;
     const wanted = config.sockets.map((s) => ({ name: s.name, address: s.address, port: s.port }));
@@ -163,7 +178,7 @@ export class DataPlane {
     this.record(result, config);
   }
 
-  private async restart(listeners: VarnishListener[], config: CompiledConfig): Promise<void> {
+  private async restart(listeners: VarnishListener[], config: C): Promise<void> {
     const previous = this.varnishd;
     if (previous) {
       this.log.info({ event: 'varnishd-restart', listeners }, 'listeners changed, restarting varnishd');
@@ -214,7 +229,7 @@ export class DataPlane {
     this.log.info({ event: 'varnishd-started', listeners: listeners.map((l) => `${l.name}=${l.address}:${l.port}`) }, 'serving');
   }
 
-  private record(result: ReloadResult, config: CompiledConfig): void {
+  private record(result: ReloadResult, config: C): void {
     const { meta: _meta, ...summary } = result;
     this.opts.state.lastReload = summary;
     if (result.status !== 'superseded') this.opts.onReload?.(result.status === 'active', (result.totalMs ?? 0) / 1000);
@@ -230,7 +245,7 @@ export class DataPlane {
     }
   }
 
-  private markLive(config: CompiledConfig, vclName: string | undefined): void {
+  private markLive(config: C, vclName: string | undefined): void {
     const s = this.opts.state;
     this.liveConfig = config;
     s.generation++;

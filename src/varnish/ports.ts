@@ -20,7 +20,7 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
-/** Why a socket could not be bound, by `address:port` key (socketKey in gatewayapi/listeners.ts). */
+/** Why a socket could not be bound, by `address:port` key (socketKey in ir/types.ts). */
 export type UnavailableSockets = Map<string, string>;
 
 /**

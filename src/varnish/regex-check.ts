@@ -1,12 +1,12 @@
 // PCRE2's verdict on user regexes, before they reach a config. The tokenizer in
-// src/gatewayapi/regex.ts accepts a subset meant to be valid PCRE2; this asks PCRE2 itself, the
+// src/ir/regex-dialect.ts accepts a subset meant to be valid PCRE2; this asks PCRE2 itself, the
 // way varnishd will: every pattern becomes one `if (req.url ~ "^(?:PATTERN)$")` in a throwaway
 // VCL, written with the compiler's escaping (vclRegex), and `varnishd -C` compiles it. VCC
 // stops at the first bad regex and names its line, so that pattern gets PCRE2's message and the
 // rest are compiled again without it: N new patterns cost one run, plus one per bad pattern.
 // Verdicts are cached per pattern (bounded LRU): a steady config costs no run at all.
 import type { Logger } from 'pino';
-import type { RegexVerdicts } from '../gatewayapi/regex.ts';
+import type { RegexVerdicts } from '../ir/regex-dialect.ts';
 import { vclRegex, VclValueError } from '../vcl/escape.ts';
 import { vccCheck, VccUnavailableError, type VccCheckOptions, type VccResult } from './vcc-check.ts';
 

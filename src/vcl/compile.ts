@@ -5,7 +5,7 @@
 // objects, so vhosts are not one sub each. A vmod_selector set maps "socket=host" to a vhost
 // number in one trie lookup, and a balanced tree of integer comparisons inside a few chunk
 // subs reaches that vhost's routes: O(log n) per request, O(n) to compile.
-import { MAX_RETRY_ATTEMPTS } from '../gatewayapi/rules.ts';
+import { MAX_RETRY_ATTEMPTS } from '../ir/limits.ts';
 import type { EndpointMap, IRAction, IRBackendRef, IRCors, IRHeaderModifier, IRMatch, IRPathModifier, IRRedirect, IRRetry, IRRoute, IRSocket, IRVirtualHost, IRValueMatch, RoutingIR } from '../ir/types.ts';
 import { serviceKey } from '../ir/types.ts';
 import { endpointBackend } from './backend-names.ts';
@@ -48,7 +48,7 @@ const NO_TIMEOUT = '86400s';
 /** varnishd's defaults for the first_byte_timeout and connect_timeout parameters. */
 const DEFAULT_FIRST_BYTE_TIMEOUT = '60s';
 const DEFAULT_CONNECT_TIMEOUT = '3.5s';
-/** Bounds of IR numbers, as the translator produces them (src/gatewayapi/rules.ts, backends.ts). */
+/** Bounds of IR numbers, as the translator produces them (src/ir/limits.ts). */
 const MAX_WEIGHT = 1_000_000;
 const MAX_TIMEOUT_MS = 86_400_000;
 const MAX_CORS_MAX_AGE = 86_400 * 365;

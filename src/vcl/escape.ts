@@ -7,21 +7,18 @@
 // VCL has no escape sequences in string literals. "..." strings cannot hold `"` or newlines;
 // long strings {"..."} can hold anything except the terminator `"}` and NUL. So a value is
 // emitted as one or more long strings joined with `+`, split wherever `"` is followed by `}`.
+import { controlCharacterProblem, headerNameProblem } from '../ir/limits.ts';
 
 export class VclValueError extends Error {
   override name = 'VclValueError';
 }
 
-// NUL ends a C string inside varnishd; the other control characters cannot appear in HTTP
-// header values or URLs, so a value holding them could never match and is rejected early.
-const FORBIDDEN = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+// The value rules (control characters, header names) are the ones the translator and the IR
+// schema apply (src/ir/limits.ts), so a validated value never fails here.
+export { headerNameProblem };
 
-/** Why `value` cannot be used in VCL, or null when it can. */
-export function vclStringProblem(value: string): string | null {
-  const m = FORBIDDEN.exec(value);
-  if (m) return `contains control character U+${m[0].charCodeAt(0).toString(16).padStart(4, '0')}`;
-  return null;
-}
+/** Why `value` cannot be used in VCL (NUL and other control characters), or null when it can. */
+export const vclStringProblem: (value: string) => string | null = controlCharacterProblem;
 
 /** A VCL STRING expression whose value is exactly `value`. */
 export function vclString(value: string): string {
@@ -66,16 +63,6 @@ export function vclRegex(pattern: string): string {
   return `{"${pattern.replaceAll('"}', '"\\}')}"}`;
 }
 
-// Header names become part of VCL identifiers (req.http.NAME), so only characters VCL accepts
-// there may pass. HTTP tokens allow a few more (e.g. "." or "!"); those are rejected with a
-// clear message rather than silently mangled.
-const HEADER_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
-
-export function headerNameProblem(name: string): string | null {
-  if (HEADER_NAME.test(name)) return null;
-  return `header name ${JSON.stringify(name.slice(0, 80))} is not supported: use letters, digits, "-" and "_" (at most 128)`;
-}
-
 /** `req.http.NAME`-style reference; the name is validated, never escaped. */
 export function headerRef(object: 'req' | 'bereq' | 'resp' | 'beresp', name: string): string {
   const problem = headerNameProblem(name);
@@ -118,7 +105,8 @@ export function vclReal(x: unknown, min: number, max: number): string {
   if (typeof x !== 'number' || !Number.isFinite(x) || x < min || x > max) {
     throw new VclValueError(`expected a number ${min}-${max}, got ${describe(x)}`);
   }
-  const fixed = x.toFixed(6).replace(/\.?0+$/, '');
+  // VCC accepts at most three decimals in a REAL literal ("Too many digits for real").
+  const fixed = x.toFixed(3).replace(/\.?0+$/, '');
   return fixed === '' || fixed === '-0' ? '0' : fixed;
 }
 

@@ -68,8 +68,7 @@ export async function pipelineHolds(dir: string, objects: object[]): Promise<voi
   const routeIds = result.ir.sockets.flatMap((s) => s.vhosts.flatMap((v) => v.routes.map((r) => r.id)));
   for (const s of result.statuses) {
     if (s.kind !== 'HTTPRoute') continue;
-    const parents = (s.status.parents ?? []) as { conditions?: { type: string; status: string }[] }[];
-    if (!parents.some((p) => p.conditions?.some((c) => c.type === 'Accepted' && c.status === 'True'))) continue;
+    if (!s.status.parents.some((p) => p.conditions.some((c) => c.type === 'Accepted' && c.status === 'True'))) continue;
     const prefix = `${s.metadata.namespace}/${s.metadata.name}/`;
     if (!routeIds.some((id) => id.startsWith(prefix))) throw new Error(`HTTPRoute ${prefix.slice(0, -1)} is Accepted but has no route in the IR`);
   }

@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { stringify } from 'yaml';
 import { startEchoServer, type EchoServer } from '../../src/echo/server.ts';
+import { ofKind } from '../../src/gatewayapi/status.ts';
 import { render } from '../../src/pipeline/render.ts';
 import { loadManifestDir } from '../../src/providers/file/load.ts';
 import { StandaloneServer } from '../../src/standalone/server.ts';
@@ -779,7 +780,6 @@ type Condition = { type: string; status: string; reason: string };
 
 /** A condition of an HTTPRoute's (only) parent, from the statuses `vgw check` prints. */
 function routeCondition(statuses: ReturnType<typeof render>['statuses'], name: string, type: string): Condition | undefined {
-  const s = statuses.find((x) => x.kind === 'HTTPRoute' && x.metadata.name === name && x.metadata.namespace === NS);
-  const parents = (s?.status.parents ?? []) as { conditions: Condition[] }[];
-  return parents[0]?.conditions.find((c) => c.type === type);
+  const s = statuses.filter(ofKind('HTTPRoute')).find((x) => x.metadata.name === name && x.metadata.namespace === NS);
+  return s?.status.parents[0]?.conditions.find((c) => c.type === type);
 }

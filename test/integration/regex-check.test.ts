@@ -3,7 +3,7 @@
 // covers a batch, and verdicts are cached.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { regexProblem } from '../../src/gatewayapi/regex.ts';
+import { regexProblem } from '../../src/ir/regex-dialect.ts';
 import { RegexChecker } from '../../src/varnish/regex-check.ts';
 import { VALID_REGEXES } from '../unit/fixtures/regex-cases.ts';
 

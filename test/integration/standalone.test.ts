@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { startEchoServer, type EchoServer } from '../../src/echo/server.ts';
+import { ofKind } from '../../src/gatewayapi/status.ts';
 import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { GATEWAY_CLASS, gwRoute, httpGateway, loopbackService, yamlDocs } from './support/manifests.ts';
@@ -167,6 +168,23 @@ describe('vgw serve (standalone)', () => {
     } finally {
       await unlink(join(dir, 'gateway2.yaml')).catch(() => undefined);
       blocker.close();
+    }
+  });
+
+  test('a reload caused by an unrelated file keeps the lastTransitionTime of unchanged conditions', async () => {
+    const routeA = () => server.statuses.filter(ofKind('HTTPRoute')).find((s) => s.metadata.name === 'a');
+    const gatewayTimes = () => server.state.gateways?.find((g) => g.metadata.name === 'gw')?.status.conditions.map((c) => `${c.type} ${c.lastTransitionTime}`);
+    await eventually('gw2 gone', async () => !server.statuses.some((s) => s.metadata.name === 'gw2'), 15_000);
+    const before = routeA()?.status.parents[0].conditions;
+    assert.ok(before?.length, 'route a has status');
+    const gwBefore = gatewayTimes();
+    await writeFile(join(dir, 'unrelated.yaml'), yamlDocs([route('z', ['z.example.com'], [{ backendRefs: [{ name: 'svc-b', port: 80 }] }])]));
+    try {
+      await eventually('route z reported', async () => server.statuses.some((s) => s.metadata.name === 'z'), 15_000);
+      assert.deepEqual(routeA()?.status.parents[0].conditions, before, 'route a: same conditions, same times');
+      assert.deepEqual(gatewayTimes(), gwBefore, 'the Gateway /status shows keeps its times');
+    } finally {
+      await unlink(join(dir, 'unrelated.yaml')).catch(() => undefined);
     }
   });
 });

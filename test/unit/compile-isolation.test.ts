@@ -1,11 +1,11 @@
-// Finding the HTTPRoutes whose generated VCL does not compile (src/varnish/compile-isolation.ts),
+// Finding the HTTPRoutes whose generated VCL does not compile (src/pipeline/compile-isolation.ts),
 // with VCC replaced by a rule over the routes present: the search itself, and the memory of
 // culprits per route version. The real varnishd path is test/integration/regex-isolation.test.ts.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { HTTPRoute } from '../../src/gatewayapi/types.ts';
 import type { IRRoute, RoutingIR } from '../../src/ir/types.ts';
-import { CompileCulprits, isolateCompileFailure } from '../../src/varnish/compile-isolation.ts';
+import { CompileCulprits, isolateCompileFailure } from '../../src/pipeline/compile-isolation.ts';
 import type { VccResult } from '../../src/varnish/vcc-check.ts';
 
 function irWith(keys: string[]): RoutingIR {

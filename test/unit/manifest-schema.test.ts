@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { resolveEndpoints } from '../../src/gatewayapi/endpoints.ts';
 import { parseEndpointSlice } from '../../src/gatewayapi/schema/endpointslice.ts';
 import { translate } from '../../src/gatewayapi/translator.ts';
+import { ofKind } from '../../src/gatewayapi/status.ts';
 import { formatRejected, type EndpointSlice } from '../../src/gatewayapi/types.ts';
 import { render } from '../../src/pipeline/render.ts';
 import { loadManifestDir, ManifestLoadError } from '../../src/providers/file/load.ts';
@@ -76,9 +77,9 @@ describe('hostile manifests are rejected alone', () => {
       assert.ok(formatRejected(r).length < 400, 'the message stays short whatever the input');
       // Everything else still loads and the good route is still served.
       const out = render(snapshot, { defaultAddress: '127.0.22.1', now: NOW });
-      const good = out.statuses.find((s) => s.kind === 'HTTPRoute' && s.metadata.name === 'good');
+      const good = out.statuses.filter(ofKind('HTTPRoute')).find((s) => s.metadata.name === 'good');
       assert.ok(good, 'the good route has status');
-      const accepted = (good.status.parents as { conditions: { type: string; status: string }[] }[])[0].conditions.find((c) => c.type === 'Accepted');
+      const accepted = good.status.parents[0].conditions.find((c) => c.type === 'Accepted');
       assert.equal(accepted?.status, 'True');
       assert.ok(out.problems.some((p) => p.kind === want.kind && p.message.includes(fixture)), JSON.stringify(out.problems));
       // Nothing of the rejected object reaches VCL.
@@ -89,9 +90,9 @@ describe('hostile manifests are rejected alone', () => {
   test('a rejected HTTPRoute attached to our Gateway gets Accepted=False/UnsupportedValue naming the field', async () => {
     const { snapshot } = await loadManifestDir(dirWith({ 'base.yaml': BASE }, ['route-hostnames-string.yaml']));
     const out = translate(snapshot, { defaultAddress: '127.0.22.1', now: NOW });
-    const s = out.statuses.find((x) => x.kind === 'HTTPRoute' && x.metadata.name === 'hostnames-string');
+    const s = out.statuses.filter(ofKind('HTTPRoute')).find((x) => x.metadata.name === 'hostnames-string');
     assert.ok(s);
-    const parent = (s.status.parents as { parentRef: { name: string }; conditions: { type: string; status: string; reason: string; message: string }[] }[])[0];
+    const parent = s.status.parents[0];
     assert.equal(parent.parentRef.name, 'gw');
     assert.equal(parent.conditions[0].status, 'False');
     assert.equal(parent.conditions[0].reason, 'UnsupportedValue');
@@ -110,8 +111,8 @@ describe('hostile manifests are rejected alone', () => {
   test('a rejected Gateway of our class is Accepted=False (ListenersNotValid) and Programmed=False', async () => {
     const { snapshot } = await loadManifestDir(dirWith({ 'base.yaml': BASE }, ['gateway-listeners-string.yaml']));
     const out = translate(snapshot, { defaultAddress: '127.0.22.1', now: NOW });
-    const s = out.statuses.find((x) => x.kind === 'Gateway' && x.metadata.name === 'gw2');
-    const conditions = s?.status.conditions as { type: string; status: string; reason: string }[];
+    const s = out.statuses.filter(ofKind('Gateway')).find((x) => x.metadata.name === 'gw2');
+    const conditions = s?.status.conditions ?? [];
     assert.deepEqual(conditions.map((c) => [c.type, c.status, c.reason]), [['Accepted', 'False', 'ListenersNotValid'], ['Programmed', 'False', 'Invalid']]);
   });
 
@@ -120,8 +121,8 @@ describe('hostile manifests are rejected alone', () => {
       const base = hostileBase({ service: fixture !== 'service-port-string.yaml' });
       const { snapshot } = await loadManifestDir(dirWith({ 'base.yaml': base }, [fixture]));
       const out = render(snapshot, { defaultAddress: '127.0.22.1', now: NOW });
-      const good = out.statuses.find((s) => s.kind === 'HTTPRoute' && s.metadata.name === 'good');
-      const refs = (good?.status.parents as { conditions: { type: string; status: string; reason: string; message: string }[] }[])[0].conditions.find((c) => c.type === 'ResolvedRefs');
+      const good = out.statuses.filter(ofKind('HTTPRoute')).find((s) => s.metadata.name === 'good');
+      const refs = good?.status.parents[0].conditions.find((c) => c.type === 'ResolvedRefs');
       assert.equal(refs?.status, 'False', fixture);
       assert.equal(refs?.reason, 'BackendNotFound');
       assert.match(refs?.message ?? '', field);

@@ -3,7 +3,9 @@
 // construct that could escape the `^(?:PATTERN)$` group the compiler wraps patterns in.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { MAX_REGEX_LENGTH, pcreProblem, regexProblem, routeRegexes } from '../../src/gatewayapi/regex.ts';
+import { pcreProblem, routeRegexes } from '../../src/gatewayapi/regex.ts';
+import { MAX_REGEX_LENGTH } from '../../src/ir/limits.ts';
+import { regexProblem } from '../../src/ir/regex-dialect.ts';
 import type { HTTPRoute } from '../../src/gatewayapi/types.ts';
 import { VALID_REGEXES } from './fixtures/regex-cases.ts';
 import { translate } from '../../src/gatewayapi/translator.ts';

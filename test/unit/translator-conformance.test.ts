@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CONTROLLER_NAME } from '../../src/gatewayapi/features.ts';
-import type { ObjectStatus } from '../../src/gatewayapi/translator.ts';
+import { ofKind, type GatewayStatus, type ObjectStatus, type RouteParentStatus, type StatusOfKind } from '../../src/gatewayapi/status.ts';
 import type { Condition, ResourceSnapshot } from '../../src/gatewayapi/types.ts';
 import { render, type RenderedConfig } from '../../src/pipeline/render.ts';
 import { loadManifestDir } from '../../src/providers/file/load.ts';
@@ -70,45 +70,26 @@ function assignAddresses(snapshot: ResourceSnapshot): void {
 
 // ------------------------------------------------------------------ status lookups
 
-function statusOf(out: RenderedConfig, kind: ObjectStatus['kind'], key: string): ObjectStatus | undefined {
-  return out.statuses.find((s) => s.kind === kind && `${s.metadata.namespace ?? ''}/${s.metadata.name}`.replace(/^\//, '') === key);
+function statusOf<K extends ObjectStatus['kind']>(out: RenderedConfig, kind: K, key: string): StatusOfKind<K> | undefined {
+  return out.statuses.filter(ofKind(kind)).find((s) => `${s.metadata.namespace ?? ''}/${s.metadata.name}`.replace(/^\//, '') === key);
 }
 
-interface ParentView {
-  parentRef: { group?: string; kind?: string; namespace?: string; name: string; sectionName?: string; port?: number };
-  controllerName: string;
-  conditions: Condition[];
-}
-
-function parentsOf(out: RenderedConfig, route: string): ParentView[] {
+function parentsOf(out: RenderedConfig, route: string): RouteParentStatus[] {
   const s = statusOf(out, 'HTTPRoute', route);
   assert.ok(s, `HTTPRoute ${route} has a status`);
-  return s.status.parents as ParentView[];
+  return s.status.parents;
 }
 
-function parentOf(out: RenderedConfig, route: string, gateway: string): ParentView {
+function parentOf(out: RenderedConfig, route: string, gateway: string): RouteParentStatus {
   const p = parentsOf(out, route).find((x) => `${x.parentRef.namespace}/${x.parentRef.name}` === gateway);
   assert.ok(p, `HTTPRoute ${route} has a parent status for ${gateway}`);
   return p;
 }
 
-interface ListenerView {
-  name: string;
-  supportedKinds: { group: string; kind: string }[];
-  attachedRoutes: number;
-  conditions: Condition[];
-}
-
-interface GatewayView {
-  conditions: Condition[];
-  listeners: ListenerView[];
-  addresses: { type: string; value: string }[];
-}
-
-function gatewayOf(out: RenderedConfig, gateway: string): GatewayView {
+function gatewayOf(out: RenderedConfig, gateway: string): GatewayStatus {
   const s = statusOf(out, 'Gateway', gateway);
   assert.ok(s, `Gateway ${gateway} has a status`);
-  return s.status as unknown as GatewayView;
+  return s.status;
 }
 
 function expectCondition(conditions: Condition[], want: { type: string; status: string; reason?: string }, where: string): void {

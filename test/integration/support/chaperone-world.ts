@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import { startEchoServer, type EchoServer } from '../../../src/echo/server.ts';
 import { CONTROLLER_NAME } from '../../../src/gatewayapi/features.ts';
+import { ofKind, type HTTPRouteStatus } from '../../../src/gatewayapi/status.ts';
 import { translate, type TranslateResult } from '../../../src/gatewayapi/translator.ts';
 import type { EndpointSlice, Gateway, GatewayClass, HTTPRoute, Namespace, Service } from '../../../src/gatewayapi/types.ts';
 import { emptySnapshot } from '../../../src/gatewayapi/types.ts';
@@ -101,8 +102,8 @@ export function translateWorld(w: World): TranslateResult {
 }
 
 /** The HTTPRoute as the operator leaves it: spec plus its translated status (Accepted, ResolvedRefs). */
-export function routeWithStatus(route: HTTPRoute, result: TranslateResult): HTTPRoute & { status: Record<string, unknown> } {
-  const st = result.statuses.find((s) => s.kind === 'HTTPRoute' && s.metadata.name === route.metadata.name && s.metadata.namespace === route.metadata.namespace);
+export function routeWithStatus(route: HTTPRoute, result: TranslateResult): HTTPRoute & { status: HTTPRouteStatus } {
+  const st = result.statuses.filter(ofKind('HTTPRoute')).find((s) => s.metadata.name === route.metadata.name && s.metadata.namespace === route.metadata.namespace);
   assert.ok(st, `status of ${route.metadata.namespace}/${route.metadata.name}`);
   return { ...route, status: st.status };
 }

@@ -7,7 +7,7 @@
 // even for thousands of routes.
 import type { HTTPRoute } from '../gatewayapi/types.ts';
 import type { RoutingIR } from '../ir/types.ts';
-import type { VccResult } from './vcc-check.ts';
+import type { VccResult } from '../varnish/vcc-check.ts';
 
 /** Culprits looked for in one isolation; a config with more is isolated again on the next apply. */
 export const MAX_CULPRITS = 16;

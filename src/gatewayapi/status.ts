@@ -1,0 +1,110 @@
+// The status we write for each kind we own, shaped like the Gateway API v1 status types, and
+// the previous statuses a translation is given so that unchanged conditions keep their
+// lastTransitionTime.
+import type { Condition, ParentReference } from './types.ts';
+
+export interface SupportedFeature {
+  name: string;
+}
+
+export interface GatewayClassStatus {
+  conditions: Condition[];
+  supportedFeatures: SupportedFeature[];
+}
+
+export interface GatewayStatusAddress {
+  type: string;
+  value: string;
+}
+
+export interface RouteGroupKind {
+  group: string;
+  kind: string;
+}
+
+export interface ListenerStatus {
+  name: string;
+  supportedKinds: RouteGroupKind[];
+  attachedRoutes: number;
+  conditions: Condition[];
+}
+
+export interface GatewayStatus {
+  /** Absent on a Gateway rejected before its addresses could be read. */
+  addresses?: GatewayStatusAddress[];
+  conditions: Condition[];
+  listeners: ListenerStatus[];
+}
+
+export interface RouteParentStatus {
+  parentRef: ParentReference;
+  controllerName: string;
+  conditions: Condition[];
+}
+
+export interface HTTPRouteStatus {
+  parents: RouteParentStatus[];
+}
+
+export interface StatusMetadata {
+  name: string;
+  namespace?: string;
+  generation: number;
+}
+
+interface StatusOf<K extends string, S> {
+  apiVersion: string;
+  kind: K;
+  metadata: StatusMetadata;
+  status: S;
+}
+
+export type GatewayClassObjectStatus = StatusOf<'GatewayClass', GatewayClassStatus>;
+export type GatewayObjectStatus = StatusOf<'Gateway', GatewayStatus>;
+export type HTTPRouteObjectStatus = StatusOf<'HTTPRoute', HTTPRouteStatus>;
+
+/** The status of one object we own, discriminated by kind. */
+export type ObjectStatus = GatewayClassObjectStatus | GatewayObjectStatus | HTTPRouteObjectStatus;
+
+/** The statuses a previous translation wrote, looked up by object. */
+export interface PreviousStatuses {
+  gatewayClass(name: string): GatewayClassStatus | undefined;
+  gateway(namespace: string, name: string): GatewayStatus | undefined;
+  httpRoute(namespace: string, name: string): HTTPRouteStatus | undefined;
+}
+
+/** Indexes a translation's statuses for the next one. */
+export function indexStatuses(statuses: readonly ObjectStatus[]): PreviousStatuses {
+  const classes = new Map<string, GatewayClassStatus>();
+  const gateways = new Map<string, GatewayStatus>();
+  const routes = new Map<string, HTTPRouteStatus>();
+  const id = (namespace: string | undefined, name: string) => `${namespace ?? ''}/${name}`;
+  for (const s of statuses) {
+    if (s.kind === 'GatewayClass') classes.set(s.metadata.name, s.status);
+    else if (s.kind === 'Gateway') gateways.set(id(s.metadata.namespace, s.metadata.name), s.status);
+    else routes.set(id(s.metadata.namespace, s.metadata.name), s.status);
+  }
+  return {
+    gatewayClass: (name) => classes.get(name),
+    gateway: (namespace, name) => gateways.get(id(namespace, name)),
+    httpRoute: (namespace, name) => routes.get(id(namespace, name)),
+  };
+}
+
+/** The previous status entry for the same parent (all parentRef fields equal), if any. */
+export function previousParent(previous: HTTPRouteStatus | undefined, ref: ParentReference): RouteParentStatus | undefined {
+  return previous?.parents.find((p) => sameParentRef(p.parentRef, ref));
+}
+
+function sameParentRef(a: ParentReference, b: ParentReference): boolean {
+  return (
+    a.group === b.group && a.kind === b.kind && a.namespace === b.namespace && a.name === b.name && a.sectionName === b.sectionName && a.port === b.port
+  );
+}
+
+export type StatusOfKind<K extends ObjectStatus['kind']> = Extract<ObjectStatus, { kind: K }>;
+
+/** A filter/find predicate that narrows statuses to one kind. */
+export function ofKind<K extends ObjectStatus['kind']>(kind: K): (s: ObjectStatus) => s is StatusOfKind<K> {
+  return (s): s is StatusOfKind<K> => s.kind === kind;
+}
