@@ -5,7 +5,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { CONTROLLER_NAME } from '../../src/gatewayapi/features.ts';
 import { ofKind } from '../../src/gatewayapi/status.ts';
-import type { Condition, Listener } from '../../src/gatewayapi/types.ts';
+import type { Listener } from '../../src/gatewayapi/types.ts';
 import {
   CLASS,
   DEFAULT_ADDRESS,
