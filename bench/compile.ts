@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { formatProblem } from '../src/gatewayapi/translator.ts';
 import { render, type RenderedConfig } from '../src/pipeline/render.ts';
 import { loadManifestDir, ManifestLoader } from '../src/providers/file/load.ts';
-import { GATEWAY_PARAMS } from '../src/varnish/data-plane.ts';
+import { GATEWAY_PARAMS } from '../src/runtime/data-plane.ts';
 import { VclReloader, type ReloadResult } from '../src/varnish/reloader.ts';
 import { Varnishd } from '../src/varnish/varnishd.ts';
 import { deployable } from '../src/vcl/shards.ts';

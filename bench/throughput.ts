@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { render } from '../src/pipeline/render.ts';
 import { loadManifestDir } from '../src/providers/file/load.ts';
-import { GATEWAY_PARAMS } from '../src/varnish/data-plane.ts';
+import { GATEWAY_PARAMS } from '../src/runtime/data-plane.ts';
 import { TCC_COMMAND } from '../src/varnish/cc.ts';
 import { routeHost, routePath, writeBenchDir, type BenchTopology } from './lib/manifests.ts';
 import { describeProblems, groupCpuSeconds, machineCpuSeconds, spawnServe, startBareVarnish, startEcho, waitFor, waitFor200, waitForQuietMachine, type EchoBackend } from './lib/procs.ts';

@@ -20,7 +20,7 @@ import { MirrorReplayer, type MirrorOutcome } from '../src/mirror/replayer.ts';
 import { mirrorRequests } from '../src/mirror/requests.ts';
 import { logConfig, RecordMetrics } from '../src/metrics/records.ts';
 import { createGatewayMetrics } from '../src/metrics/registry.ts';
-import { GATEWAY_PARAMS } from '../src/varnish/data-plane.ts';
+import { GATEWAY_PARAMS } from '../src/runtime/data-plane.ts';
 import { silentLogger } from '../src/util/log.ts';
 import { TCC_COMMAND } from '../src/varnish/cc.ts';
 import { mirrorTransactionArgs, rawRecordArgs, VslReader } from '../src/varnish/vsl.ts';

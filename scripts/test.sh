@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/node_modules/.bin:$PATH"
 tsc --noEmit -p .
+npm run --silent manifests -- --check
 npm test
 # The suite twice: as one VCL, and spread over 4 shard VCLs behind the dispatcher (the layout
 # large configs get), so both routing paths meet the same expectations.

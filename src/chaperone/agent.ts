@@ -10,11 +10,11 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { chmod } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { EndpointMap } from '../ir/types.ts';
-import { ObservedDataPlane } from '../metrics/observed-data-plane.ts';
 import { countEndpoints, createGatewayMetrics, type GatewayMetrics } from '../metrics/registry.ts';
 import { compileConfig } from '../pipeline/render.ts';
-import { Coalescer } from '../util/coalesce.ts';
-import type { DataPlaneState } from '../varnish/data-plane.ts';
+import { ConfigApplier } from '../runtime/config-applier.ts';
+import type { DataPlaneState } from '../runtime/data-plane.ts';
+import { ObservedDataPlane } from '../runtime/observed-data-plane.ts';
 import { activeSessions } from '../varnish/stats.ts';
 import type { Varnishd } from '../varnish/varnishd.ts';
 import type { ShardCache } from '../vcl/shards.ts';
@@ -54,7 +54,7 @@ export class Chaperone {
   private readonly dataPlane: ObservedDataPlane;
   private readonly routeStatus: RouteStatusReporter | null;
   private readonly shardCache: ShardCache = new Map();
-  private readonly applier: Coalescer;
+  private readonly applier: ConfigApplier;
   readonly metrics: GatewayMetrics;
   readonly state: ChaperoneState = { phase: 'starting', ready: false, generation: 0, listeners: [], endpoints: 0 };
   /** The decoded config and the endpoints last compiled, to skip work when neither changed. */
@@ -65,10 +65,15 @@ export class Chaperone {
     this.opts = opts;
     this.log = opts.logger.child({ component: 'chaperone', gateway: `${opts.namespace}/${opts.gateway}` });
     this.metrics = opts.metrics ?? createGatewayMetrics();
-    this.applier = new Coalescer(
-      () => this.applyOnce(),
-      (err) => this.fail(err instanceof Error ? err.message : String(err)),
-    );
+    // The log keeps the whole message (a VCC error with its VCL excerpt); the state, which the
+    // HTTP endpoints serve, only a one-line summary.
+    this.applier = new ConfigApplier({
+      apply: () => this.applyOnce(),
+      state: this.state,
+      configErrors: this.metrics.configErrors,
+      logger: this.log,
+      summarize: summarizeError,
+    });
     this.sources = new ChaperoneSources({
       kubeConfig: opts.kubeConfig,
       namespace: opts.namespace,
@@ -127,7 +132,7 @@ export class Chaperone {
     }
     if (decoded.state === 'invalid') {
       // Reported once per distinct problem, not on every endpoint change while it lasts.
-      if (decoded.reason !== this.lastInvalid) this.fail(`routing config rejected, last good config keeps serving: ${decoded.reason}`);
+      if (decoded.reason !== this.lastInvalid) this.applier.reject(`routing config rejected, last good config keeps serving: ${decoded.reason}`);
       this.lastInvalid = decoded.reason;
       return;
     }
@@ -137,7 +142,7 @@ export class Chaperone {
     if (this.compiled?.hash === decoded.sha256 && this.compiled.endpoints === endpointsKey && this.state.ready) {
       // What is published is what is live (say, the last good config published again after a
       // rejected one): no problem is outstanding.
-      this.state.lastError = undefined;
+      this.applier.accepted();
       return;
     }
     const config = compileConfig(decoded.ir, endpoints, { shards: this.opts.shards, shardCache: this.shardCache });
@@ -145,20 +150,12 @@ export class Chaperone {
     this.compiled = { hash: decoded.sha256, endpoints: endpointsKey };
     this.state.configHash = decoded.sha256;
     this.state.endpoints = countEndpoints(endpoints);
-    this.state.lastError = undefined;
+    this.applier.accepted();
     if (this.state.phase === 'starting') {
       this.state.phase = 'serving';
       this.log.info({ event: 'ready', routes: config.stats.routes, endpoints: this.state.endpoints }, 'first config live: ready');
     }
     this.routeStatus?.live(decoded.ir.routeGenerations ?? {});
-  }
-
-  private fail(message: string): void {
-    // The log keeps the whole message (a VCC error with its VCL excerpt); the state, which the
-    // HTTP endpoints serve, only a one-line summary.
-    this.state.lastError = { at: new Date().toISOString(), message: summarizeError(message) };
-    this.metrics.configErrors.inc();
-    this.log.error({ event: 'config-rejected' }, message);
   }
 
   /** The state as /status serves it: errors summarised, never VCL text. */

@@ -1,41 +1,11 @@
 // Hostname patterns as Gateway API defines them: exact names, "*.suffix" wildcards that match
 // one or more leading labels (never the apex), and "*" for "no hostname given".
+import { ANY_HOST, patternCovers } from '../ir/hostname-patterns.ts';
 
-// The hostname rule itself is shared with the IR schema (src/ir/limits.ts).
+// The hostname rule itself is shared with the IR schema (src/ir/limits.ts), the pattern
+// semantics with the IR merge (src/ir/hostname-patterns.ts).
 export { validHostname } from '../ir/limits.ts';
-
-export const ANY_HOST = '*';
-
-export function isWildcard(pattern: string): boolean {
-  return pattern.startsWith('*.');
-}
-
-/** Does hostname pattern `pattern` match the concrete host `host`? */
-export function hostMatches(pattern: string, host: string): boolean {
-  if (pattern === ANY_HOST) return true;
-  if (isWildcard(pattern)) return host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1;
-  return pattern === host;
-}
-
-/**
- * Does `outer` accept every host that `inner` accepts? Used to decide which listener owns a
- * route hostname. Both are patterns ("*", "*.x", or exact).
- */
-export function patternCovers(outer: string, inner: string): boolean {
-  if (outer === ANY_HOST) return true;
-  if (inner === ANY_HOST) return false;
-  if (!isWildcard(outer)) return outer === inner;
-  if (!isWildcard(inner)) return hostMatches(outer, inner);
-  // "*.a.b" covers "*.a.b" and "*.x.a.b".
-  return inner === outer || inner.endsWith(outer.slice(1));
-}
-
-/** Higher is more specific: exact names beat wildcards, longer wildcards beat shorter ones. */
-export function specificity(pattern: string): number {
-  if (pattern === ANY_HOST) return 0;
-  if (isWildcard(pattern)) return 1 + pattern.length;
-  return 1_000 + pattern.length;
-}
+export { ANY_HOST, hostMatches, isWildcard, patternCovers, specificity } from '../ir/hostname-patterns.ts';
 
 /**
  * Hostnames a route serves through a listener: the intersection of the route's hostnames with

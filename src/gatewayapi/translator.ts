@@ -2,6 +2,9 @@
 // Pure: no I/O, no clock (the caller passes the time used for lastTransitionTime).
 import type { IRBackendRef, IRMirror, IRRoute, IRService, IRSocket, IRVirtualHost, RoutingIR } from '../ir/types.ts';
 import { IR_VERSION, serviceKey } from '../ir/types.ts';
+import type { GatewayIR } from '../ir/infra.ts';
+import { compareSocketAddresses, reindexServices, socketNames } from '../ir/merge.ts';
+import { gatewayInfra } from './infra.ts';
 import { resolveBackendRef, type BackendIndex, type BackendResolution } from './backends.ts';
 import { condition, mergeConditions } from './conditions.ts';
 import { CONTROLLER_NAME, SUPPORTED_FEATURES } from './features.ts';
@@ -66,7 +69,10 @@ export function formatProblem(p: Problem): string {
 }
 
 export interface TranslateResult {
+  /** What one data plane serving every Gateway routes: mergeGatewayIRs of `gateways`' routing. */
   ir: RoutingIR;
+  /** One per accepted Gateway of our classes, by namespace/name: its infrastructure and routing. */
+  gateways: GatewayIR[];
   statuses: ObjectStatus[];
   problems: Problem[];
   /** Sockets that usable listeners want but that were left out as unavailable. */
@@ -176,15 +182,42 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
     (state.mirrors[rule.index] ?? []).flatMap((m) => (m.resolution.ok && m.percent > 0 ? [{ service: serviceId(m.resolution), percent: m.percent }] : []));
 
   const stateByRoute = new Map(routeStates.map((s) => [s.route, s]));
-  const sockets = buildSockets(gateways, attachments, (att, rule, matchIndex) => {
-    const state = stateByRoute.get(att.route) as RouteState;
-    const m = rule.matches[matchIndex];
-    return {
-      id: `${key(att.route)}/${rule.index}/${matchIndex}`,
-      match: m,
-      action: ruleAction(rule, backendsOf(state, rule), mirrorsOf(state, rule), att.listener.listener.port, m.path.value),
-    } satisfies IRRoute;
-  }, stateByRoute);
+  // Built once per attachment and match: the combined and the per-Gateway tables share them.
+  const built = new Map<Attachment, Map<string, IRRoute>>();
+  const buildRoute: RouteBuilder = (att, rule, matchIndex) => {
+    const perAttachment = built.get(att) ?? new Map<string, IRRoute>();
+    built.set(att, perAttachment);
+    const id = `${key(att.route)}/${rule.index}/${matchIndex}`;
+    let route = perAttachment.get(id);
+    if (!route) {
+      const state = stateByRoute.get(att.route) as RouteState;
+      const m = rule.matches[matchIndex];
+      route = {
+        id,
+        match: m,
+        action: ruleAction(rule, backendsOf(state, rule), mirrorsOf(state, rule), att.listener.listener.port, m.path.value),
+      } satisfies IRRoute;
+      perAttachment.set(id, route);
+    }
+    return route;
+  };
+  // The combined table is built from all listeners at once (not by merging the per-Gateway
+  // ones), so the test that merging reproduces it checks two independent computations.
+  const combined = reindexServices(buildSockets(gateways, attachments, buildRoute, stateByRoute), services);
+  const gatewayIRs: GatewayIR[] = gateways
+    .filter((g) => g.accepted)
+    .sort((a, b) => compareKeys(a.gateway.metadata.namespace as string, b.gateway.metadata.namespace as string) || compareKeys(a.gateway.metadata.name, b.gateway.metadata.name))
+    .map((g) => {
+      const own = attachments.filter((a) => a.listener.gateway === g.gateway);
+      const routing = reindexServices(buildSockets([g], own, buildRoute, stateByRoute), services);
+      const routeGenerations: Record<string, number> = {};
+      for (const att of own) routeGenerations[key(att.route)] = generation(att.route);
+      return {
+        gateway: { namespace: g.gateway.metadata.namespace as string, name: g.gateway.metadata.name },
+        infra: gatewayInfra(g),
+        routing: { version: IR_VERSION, routeGenerations, sockets: routing.sockets, services: routing.services },
+      };
+    });
 
   for (const g of gateways) {
     const gen = generation(g.gateway);
@@ -263,7 +296,13 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
     if (!l.usable) continue;
     for (const u of l.unavailable) leftOut.set(socketKey(u.address, l.listener.port), { address: u.address, port: l.listener.port });
   }
-  return { ir: { version: IR_VERSION, routeGenerations, sockets, services }, statuses, problems, leftOutSockets: [...leftOut.values()] };
+  return {
+    ir: { version: IR_VERSION, routeGenerations, sockets: combined.sockets, services: combined.services },
+    gateways: gatewayIRs,
+    statuses,
+    problems,
+    leftOutSockets: [...leftOut.values()],
+  };
 }
 
 function evaluateRoute(
@@ -391,12 +430,10 @@ function buildSockets(
     }
   }
   const sockets: IRSocket[] = [];
-  const names = new Set<string>();
-  const sorted = [...byAddress.values()].sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
-  for (const s of sorted) {
-    let name = `a${s.address.replace(/[^0-9a-fA-F]/g, '_')}_${s.port}`;
-    while (names.has(name)) name += '_';
-    names.add(name);
+  const sorted = [...byAddress.values()].sort(compareSocketAddresses);
+  const names = socketNames(sorted);
+  for (const [i, s] of sorted.entries()) {
+    const name = names[i];
     const owner = (pattern: string): ListenerState | undefined => {
       let best: ListenerState | undefined;
       for (const l of s.listeners) {
@@ -455,6 +492,10 @@ function sortObjects<T extends { metadata: { name: string; namespace?: string; c
     const kb = key(b);
     return ka < kb ? -1 : ka > kb ? 1 : 0;
   });
+}
+
+function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function key(o: { metadata: { name: string; namespace?: string } }): string {

@@ -60,7 +60,8 @@ export interface Gateway {
     gatewayClassName: string;
     listeners: Listener[];
     addresses?: { type?: string; value?: string }[];
-    infrastructure?: { parametersRef?: unknown; labels?: unknown; annotations?: unknown };
+    /** labels and annotations are validated by the schema (schema/gateway.ts). */
+    infrastructure?: { parametersRef?: unknown; labels?: Record<string, string>; annotations?: Record<string, string> };
   };
 }
 

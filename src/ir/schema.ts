@@ -60,7 +60,7 @@ const ROUTE_ID = /^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}\/[0-9]{1,5}\/[0-9]{1,5}$/;
 const LISTENER_ID = /^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}\/[a-z0-9.-]{1,253}$/;
 /** "namespace/name" of an HTTPRoute. */
 const ROUTE_KEY = /^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}$/;
-/** `a<address with non-hex characters as "_">_<port>`, "_"-suffixed when two collide (translator.ts buildSockets). */
+/** `a<address with non-hex characters as "_">_<port>`, "_"-suffixed when two collide (src/ir/merge.ts socketNames). */
 const SOCKET_NAME = /^a[0-9A-Fa-f_]{1,64}_[0-9]{1,5}_{0,16}$/;
 
 const int = (min: number, max: number) => z.int().min(min).max(max);

@@ -9,17 +9,18 @@ import type { Logger } from 'pino';
 import { indexStatuses, ofKind, type GatewayObjectStatus, type ObjectStatus, type PreviousStatuses } from '../gatewayapi/status.ts';
 import { formatProblem, type Problem } from '../gatewayapi/translator.ts';
 import type { LogConsumers } from '../metrics/log-consumers.ts';
-import { ObservedDataPlane } from '../metrics/observed-data-plane.ts';
 import { createGatewayMetrics, type GatewayMetrics } from '../metrics/registry.ts';
 import type { CompileHook, RenderedConfig } from '../pipeline/render.ts';
 import { formatManifestError, ManifestLoader, ManifestLoadError, type ManifestError } from '../providers/file/load.ts';
 import { watchDirectory, type DirectoryChanges, type DirectoryWatch } from '../providers/file/watch.ts';
-import type { DataPlaneState, PortRetryOptions } from '../varnish/data-plane.ts';
+import { ConfigApplier } from '../runtime/config-applier.ts';
+import type { DataPlaneState, PortRetryOptions } from '../runtime/data-plane.ts';
+import { ObservedDataPlane } from '../runtime/observed-data-plane.ts';
 import { claimWorkDir, releaseWorkDir } from '../varnish/lifeline.ts';
 import type { StatsCollector } from '../varnish/stats.ts';
 import type { Varnishd } from '../varnish/varnishd.ts';
 import type { ShardCache } from '../vcl/shards.ts';
-import { Coalescer, type SettleOptions } from '../util/coalesce.ts';
+import type { SettleOptions } from '../util/coalesce.ts';
 import { CheckedPipeline } from './checked-pipeline.ts';
 import { makeDir } from '../util/fs.ts';
 
@@ -69,10 +70,7 @@ export class StandaloneServer {
   private claimedWorkDir = false;
   /** Listen sockets another process holds (socketKey -> why), fed to the translator. */
   private readonly unavailableSockets = new Map<string, string>();
-  private readonly applier = new Coalescer(
-    () => this.applyOnce(),
-    (err) => this.fail(err instanceof Error ? err.message : String(err)),
-  );
+  private readonly applier: ConfigApplier;
   private stopped = false;
   readonly state: StandaloneStatus = { ready: false, generation: 0, problems: [], listeners: [], applies: 0 };
   /** Changes not loaded yet; the first load, and any after lost events, reads everything. */
@@ -89,6 +87,7 @@ export class StandaloneServer {
     this.opts = opts;
     this.log = opts.logger.child({ component: 'standalone' });
     this.metrics = opts.metrics ?? createGatewayMetrics();
+    this.applier = new ConfigApplier({ apply: () => this.applyOnce(), state: this.state, configErrors: this.metrics.configErrors, logger: this.log });
     this.pipeline = new CheckedPipeline({
       defaultAddress: opts.defaultAddress,
       shards: opts.shards,
@@ -199,7 +198,7 @@ export class StandaloneServer {
     // A config whose VCL does not compile has the routes responsible rejected and the rest applied.
     const dataPlane = this.dataPlane;
     await this.pipeline.apply(snapshot, config, (c) => dataPlane.apply(c, c.leftOutSockets), (c) => this.report(c));
-    this.state.lastError = undefined;
+    this.applier.accepted();
     this.appliedClean = true;
     // Applied without them: shown until fixed, logged and counted once per distinct set.
     if (fileErrors.length) {
@@ -249,9 +248,7 @@ export class StandaloneServer {
   private lastFileErrorsAt = '';
 
   private fail(message: string): void {
-    this.state.lastError = { at: new Date().toISOString(), message };
-    this.metrics.configErrors.inc();
-    this.log.error({ event: 'config-rejected' }, message);
+    this.applier.reject(message);
   }
 
   async stop(): Promise<void> {

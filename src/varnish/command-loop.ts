@@ -4,13 +4,14 @@
 // every page Node writes afterwards), which for a control plane holding thousands of routes
 // and polling varnishstat every second was most of its CPU while idle. The shell is a few
 // hundred kilobytes; Node only writes a line to it and reads the output back.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { withParentDeathSignal } from './lifeline.ts';
+import { SupervisedProcess } from '../util/supervised-process.ts';
 
 /** Ends each run's output; never part of varnishstat's JSON (ASCII record separator). */
 const END = '\x1e';
 /** stderr kept for the error of a failed run. */
 const STDERR_KEEP = 4_096;
+/** The terminator line: END, then the exit status (at the end of the last output line if that had no newline). */
+const END_LINE = /\x1e(\d+)$/;
 
 // "$@" is the command: no quoting of our own, the arguments pass through as given.
 const SCRIPT = `while read -r _; do "$@"; printf '${END}%d\\n' "$?"; done`;
@@ -26,8 +27,8 @@ export class CommandLoop {
   private readonly command: string;
   private readonly args: readonly string[];
   private readonly opts: CommandLoopOptions;
-  private shell: ChildProcess | null = null;
-  private out: Buffer[] = [];
+  private shell: SupervisedProcess | null = null;
+  private out: string[] = [];
   private outBytes = 0;
   private err = '';
   private waiting: { resolve: (stdout: string) => void; reject: (err: Error) => void; timer: NodeJS.Timeout } | null = null;
@@ -48,7 +49,7 @@ export class CommandLoop {
       this.out = [];
       this.outBytes = 0;
       this.err = '';
-      shell.stdin?.write('\n');
+      shell.write('\n');
     });
   }
 
@@ -57,60 +58,60 @@ export class CommandLoop {
     this.fail(new Error('closed'));
   }
 
-  private start(): ChildProcess {
-    const launch = withParentDeathSignal('sh', ['-c', SCRIPT, 'vgw-command-loop', this.command, ...this.args]);
-    // Own process group: a timeout ends the shell and the run it is waiting for together.
-    const shell = spawn(launch.command, launch.args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  private start(): SupervisedProcess {
+    const shell = new SupervisedProcess({
+      command: 'sh',
+      args: ['-c', SCRIPT, 'vgw-command-loop', this.command, ...this.args],
+      stdin: true,
+      // Neither the shell nor its pipes may keep our event loop alive.
+      unref: true,
+      keepLines: 0,
+      // One line never exceeds what a whole run may write.
+      maxLineLength: this.opts.maxBytes + 64,
+      // A timeout ends the shell and the run it is waiting for together, at once.
+      stopGraceMs: 0,
+      stopBoundMs: 5_000,
+    });
     this.shell = shell;
-    shell.stdout?.on('data', (chunk: Buffer) => this.onData(chunk));
-    shell.stderr?.on('data', (chunk: Buffer) => {
-      this.err = (this.err + chunk.toString('utf8')).slice(-STDERR_KEEP);
+    shell.on('line', ({ stream, text, truncated }) => {
+      if (this.shell !== shell) return;
+      if (stream === 'stderr') this.err = (this.err + text + '\n').slice(-STDERR_KEEP);
+      else this.onLine(text, truncated);
     });
-    shell.on('error', (err) => {
-      if (this.shell === shell) this.fail(err);
+    shell.on('exited', ({ error }) => {
+      if (this.shell !== shell) return;
+      this.fail(error ? new Error(error) : new Error(`${this.command} loop ended${this.err ? `: ${this.err.trim()}` : ''}`));
     });
-    shell.on('exit', () => {
-      if (this.shell === shell) this.fail(new Error(`${this.command} loop ended${this.err ? `: ${this.err.trim()}` : ''}`));
-    });
-    shell.stdin?.on('error', () => undefined);
-    shell.unref();
-    (shell.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-    (shell.stdout as unknown as { unref?: () => void } | null)?.unref?.();
-    (shell.stderr as unknown as { unref?: () => void } | null)?.unref?.();
+    shell.start();
     return shell;
   }
 
-  private onData(chunk: Buffer): void {
+  private onLine(text: string, truncated: boolean): void {
     if (!this.waiting) return;
-    this.out.push(chunk);
-    this.outBytes += chunk.length;
-    if (this.outBytes > this.opts.maxBytes + 64) {
+    this.outBytes += text.length + 1;
+    if (truncated || this.outBytes > this.opts.maxBytes + 64) {
       this.fail(new Error(`${this.command} wrote more than ${this.opts.maxBytes} bytes`));
       return;
     }
-    // The terminator line arrives last: look for it only at the end of what we have.
-    if (chunk[chunk.length - 1] !== 0x0a) return;
-    const text = Buffer.concat(this.out, this.outBytes).toString('utf8');
-    const at = text.lastIndexOf(END);
-    if (at === -1 || !/^\d+\n$/.test(text.slice(at + 1))) return;
-    const code = Number(text.slice(at + 1, -1));
+    const m = END_LINE.exec(text);
+    if (!m) {
+      this.out.push(text);
+      return;
+    }
+    const before = text.slice(0, m.index);
+    const stdout = this.out.join('\n') + (this.out.length ? '\n' : '') + before;
+    const code = Number(m[1]);
     const { resolve, reject, timer } = this.waiting;
     this.waiting = null;
     clearTimeout(timer);
-    if (code === 0) resolve(text.slice(0, at));
+    if (code === 0) resolve(stdout);
     else reject(new Error(`${this.command} exited with status ${code}${this.err ? `: ${this.err.trim()}` : ''}`));
   }
 
   private fail(err: Error): void {
     const shell = this.shell;
     this.shell = null;
-    if (shell?.pid !== undefined && shell.exitCode === null) {
-      try {
-        process.kill(-shell.pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
+    if (shell) void shell.stop();
     const w = this.waiting;
     this.waiting = null;
     if (w) {

@@ -21,9 +21,8 @@
  *    still names the -n directory the pid file belongs to, so a recycled pid is never hit.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 
@@ -36,29 +35,8 @@ export const CHILD_PID_FILE = 'child.pid';
 /** The control plane that owns a work directory. */
 export const OWNER_PID_FILE = 'vgw.pid';
 
-function findOnPath(name: string): string | null {
-  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      /* next */
-    }
-  }
-  return null;
-}
-
-const SETPRIV = findOnPath('setpriv');
-
-/**
- * The command line that runs `command` with SIGTERM as its parent-death signal, or the command
- * as is when setpriv is missing (the watchdog and the pid files still apply).
- */
-export function withParentDeathSignal(command: string, args: readonly string[]): { command: string; args: string[] } {
-  if (!SETPRIV) return { command, args: [...args] };
-  return { command: SETPRIV, args: ['--pdeathsig', 'SIGTERM', '--', command, ...args] };
-}
+// Re-exported: every process we start goes through it (util/parent-death.ts).
+export { withParentDeathSignal } from '../util/parent-death.ts';
 
 // $1: the -n directory, $2: the varnishd work directory (its pid files), $3: the manager's pid.
 // `cat` returns at end-of-file on stdin, i.e. when the control plane is gone (or closed the

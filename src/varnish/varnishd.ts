@@ -36,7 +36,7 @@
  *    use `whenReady()` to wait for a restart to finish. Listeners configured
  *    with port 0 get new ports.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
@@ -44,6 +44,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { pino, type Logger } from 'pino';
+import { SupervisedProcess } from '../util/supervised-process.ts';
 import { GCC_COMMAND, TCC_COMMAND, ccKind, initialCcChoice, isCcFailure, recordCcFailure, type CcChoice } from './cc.ts';
 import { VarnishCli, VarnishCliError } from './cli.ts';
 import {
@@ -144,7 +145,8 @@ interface Exit {
 
 /** One launched varnishd manager process. */
 interface Generation {
-  proc: ChildProcess;
+  /** Spawn, output lines and the stop of the whole tree; restarts are ours (relaunch()). */
+  proc: SupervisedProcess;
   pid: number;
   adminPort: number;
   exited: Promise<Exit>;
@@ -393,39 +395,47 @@ export class Varnishd extends EventEmitter<VarnishdEventMap> {
 
   private spawn(adminPort: number): Generation {
     const args = this.buildArgs(adminPort);
-    const launch = withParentDeathSignal(this.opts.varnishdPath ?? 'varnishd', args);
-    const proc = spawn(launch.command, launch.args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    // From here on, our death takes this varnishd down (lifeline.ts).
-    const watchdog = startWatchdog(this.instanceDir, this.workDir, proc.pid ?? 0);
+    const proc = new SupervisedProcess({
+      command: this.opts.varnishdPath ?? 'varnishd',
+      args,
+      // varnishd's own lines are kept in gen.output (blank lines left out).
+      keepLines: 0,
+      stopGraceMs: this.opts.stopTimeoutMs ?? 10_000,
+      // SIGKILL ends it at the latest after the grace period; this only bounds a stuck exit.
+      stopBoundMs: (this.opts.stopTimeoutMs ?? 10_000) + 30_000,
+    });
     let resolveExit!: (e: Exit) => void;
+    let resolveClosed!: () => void;
     const gen: Generation = {
       proc,
-      pid: proc.pid ?? -1,
+      pid: -1,
       adminPort,
       exited: new Promise<Exit>((r) => (resolveExit = r)),
-      closed: new Promise<void>((r) => proc.once('close', () => r())),
+      closed: new Promise<void>((r) => (resolveClosed = r)),
       exit: null,
       output: [],
       children: new Set(),
       childStarts: 0,
-      watchdog,
+      watchdog: null as unknown as ChildProcess,
     };
     this.gen = gen;
-    proc.stdout!.on('data', lineSplitter((line) => this.onOutputLine(gen, line)));
-    proc.stderr!.on('data', lineSplitter((line) => this.onOutputLine(gen, line)));
-    proc.on('error', (err) => {
-      gen.output.push(`spawn error: ${err.message}`);
-      if (!gen.exit) {
-        gen.exit = { code: null, signal: null };
-        resolveExit(gen.exit);
-      }
-    });
-    proc.on('exit', (code, signal) => {
+    proc.on('line', ({ text }) => this.onOutputLine(gen, text));
+    proc.on('closed', () => resolveClosed());
+    proc.on('exited', ({ code, signal, error }) => {
       if (gen.exit) return;
       gen.exit = { code, signal };
       resolveExit(gen.exit);
+      if (error) {
+        gen.output.push(`spawn error: ${error}`);
+        resolveClosed();
+        return;
+      }
       this.onManagerExit(gen);
     });
+    proc.start();
+    gen.pid = proc.pid ?? -1;
+    // From here on, our death takes this varnishd down (lifeline.ts).
+    gen.watchdog = startWatchdog(this.instanceDir, this.workDir, proc.pid ?? 0);
     this.log.debug({ args, pid: proc.pid }, 'varnishd spawned');
     return gen;
   }
@@ -644,14 +654,12 @@ export class Varnishd extends EventEmitter<VarnishdEventMap> {
    * free when this resolves.
    */
   private async terminate(gen: Generation): Promise<Exit> {
-    if (!gen.exit) {
-      await this.trackChildren(gen);
-      gen.proc.kill('SIGTERM');
-      const grace = this.opts.stopTimeoutMs ?? 10_000;
-      const timer = setTimeout(() => gen.proc.kill('SIGKILL'), grace);
-      await gen.exited;
-      clearTimeout(timer);
-    }
+    if (!gen.exit) await this.trackChildren(gen);
+    // The manager's whole process tree (SupervisedProcess.stop); the children known from its
+    // output are checked once more below, by their -n directory.
+    const left = await gen.proc.stop();
+    if (left.length) this.log.error({ event: 'process-not-gone', pids: left }, 'varnishd processes still running after SIGKILL');
+    await gen.exited;
     await this.reapChild(gen);
     dismissWatchdog(gen.watchdog);
     return gen.exit!;
@@ -707,13 +715,4 @@ function validateListeners(listeners: VarnishListener[]): void {
     if (!Number.isInteger(l.port) || l.port < 0 || l.port > 65535) throw new Error(`invalid port for ${l.name}`);
     if (!/^[A-Za-z0-9_.:[\]-]+$/.test(l.address)) throw new Error(`invalid address for ${l.name}`);
   }
-}
-
-function lineSplitter(onLine: (line: string) => void): (chunk: Buffer) => void {
-  let rest = '';
-  return (chunk) => {
-    const parts = (rest + chunk.toString('utf8')).split('\n');
-    rest = parts.pop() ?? '';
-    for (const p of parts) onLine(p);
-  };
 }

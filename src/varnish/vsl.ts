@@ -28,12 +28,12 @@
  *  - `return (restart)` starts a new vxid that logs the whole request again;
  *  - records longer than the vsl_reclen parameter are cut to vsl_reclen - 1 bytes.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { withParentDeathSignal, writePidFile } from './lifeline.ts';
+import { SupervisedProcess } from '../util/supervised-process.ts';
+import { writePidFile } from './lifeline.ts';
 
 /** One record of `-g raw` output. */
 export interface VslRecord {
@@ -239,6 +239,8 @@ export interface VslReaderOptions {
 }
 
 const MAX_RESTART_DELAY_MS = 10_000;
+/** Longest varnishlog line passed on: a record is at most vsl_reclen (64 KiB max) plus columns. */
+const MAX_LINE = 128 * 1024;
 /** A run this long resets the restart backoff. */
 const STABLE_RUN_MS = 10_000;
 
@@ -246,24 +248,20 @@ const STABLE_RUN_MS = 10_000;
  * One varnishlog process, kept running until stop(). `-t off` makes varnishlog wait for the
  * shared memory to appear and re-attach by itself when varnishd restarts in the same -n
  * directory ("Log abandoned", "Log reacquired"); if varnishlog exits anyway, it is started
- * again with backoff. Records written while no varnishlog runs are not seen.
+ * again with backoff (SupervisedProcess). Records written while no varnishlog runs are not seen.
  */
 export class VslReader {
   readonly name: string;
   readonly instanceDir: string;
-  /** Unexpected exits so far. */
-  restarts = 0;
   /** "Log overrun" reports so far: records were lost because the reader fell behind. */
   overruns = 0;
 
   private readonly opts: VslReaderOptions;
   private readonly log: Logger;
-  private proc: ChildProcess | null = null;
-  private exited: Promise<void> = Promise.resolve();
-  private wanted = false;
-  private timer: NodeJS.Timeout | null = null;
-  private delayMs: number;
-  private startedAt = 0;
+  private readonly proc: SupervisedProcess;
+  private readonly pidFile: string;
+  /** The exit a restart follows, for its log line and event. */
+  private lastExit: { code: number | null; signal: string | null } = { code: null, signal: null };
 
   constructor(opts: VslReaderOptions) {
     if (!opts.onRecord === !opts.onTransaction) throw new Error('VslReader needs one of onRecord (-g raw) and onTransaction (-g vxid)');
@@ -271,11 +269,67 @@ export class VslReader {
     this.name = opts.name;
     this.instanceDir = opts.instanceDir;
     this.log = opts.logger.child({ component: 'vsl-reader', reader: opts.name });
-    this.delayMs = opts.restartDelayMs ?? 250;
+    this.pidFile = join(dirname(this.instanceDir), `varnishlog-${this.name.replace(/[^A-Za-z0-9_-]/g, '_')}.pid`);
+    const args = ['-n', this.instanceDir, '-t', 'off', ...opts.args];
+    this.proc = new SupervisedProcess({
+      command: opts.varnishlogPath ?? 'varnishlog',
+      args,
+      // Bytes as they were: header bytes survive the round trip to a replayed request.
+      encoding: 'latin1',
+      // Records are cut at vsl_reclen (at most 64 KiB) by varnishd; a longer line is not ours.
+      maxLineLength: MAX_LINE,
+      keepLines: 20,
+      restart: { initialDelayMs: opts.restartDelayMs ?? 250, maxDelayMs: MAX_RESTART_DELAY_MS, stableRunMs: STABLE_RUN_MS },
+      stopGraceMs: 2_000,
+    });
+    let vxid = opts.onTransaction ? new VxidParser() : null;
+    this.proc.on('started', ({ pid }) => {
+      // A new varnishlog starts with a new transaction: drop what the last one left half-done.
+      if (vxid) vxid = new VxidParser();
+      // The pid file lets the next control plane on this work directory stop it if it
+      // outlived us anyway (lifeline.ts).
+      writePidFile(this.pidFile, pid).catch(() => undefined);
+      this.log.debug({ pid, args }, 'varnishlog started');
+      opts.onEvent?.({ type: 'started', pid });
+    });
+    this.proc.on('line', (line) => {
+      if (line.stream === 'stderr') {
+        this.onStderr(line.text);
+        return;
+      }
+      if (line.truncated) return;
+      try {
+        if (vxid) {
+          const tx = vxid.push(line.text);
+          if (tx) opts.onTransaction!(tx);
+        } else if (opts.onRecord) {
+          const r = parseRawLine(line.text);
+          if (r) opts.onRecord(r);
+        }
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'VSL consumer failed');
+      }
+    });
+    this.proc.on('exited', ({ code, signal, error, expected }) => {
+      this.lastExit = { code, signal };
+      rm(this.pidFile, { force: true }).catch(() => undefined);
+      if (error) this.log.error({ err: error }, 'varnishlog could not run');
+      if (expected) this.log.debug({ code, signal }, 'varnishlog stopped');
+    });
+    this.proc.on('restarting', ({ delayMs }) => {
+      const exit = this.lastExit;
+      this.log.warn({ ...exit, restartInMs: delayMs }, 'varnishlog exited, restarting');
+      opts.onEvent?.({ type: 'exited', code: exit.code, signal: exit.signal, restartInMs: delayMs });
+    });
+  }
+
+  /** Unexpected exits so far. */
+  get restarts(): number {
+    return this.proc.restarts;
   }
 
   get running(): boolean {
-    return this.proc !== null;
+    return this.proc.running;
   }
 
   /** The varnishlog arguments after `-n DIR -t off`. */
@@ -284,13 +338,11 @@ export class VslReader {
   }
 
   get pid(): number | undefined {
-    return this.proc?.pid;
+    return this.proc.pid;
   }
 
   start(): void {
-    if (this.wanted) return;
-    this.wanted = true;
-    this.spawn();
+    this.proc.start();
   }
 
   /**
@@ -301,7 +353,7 @@ export class VslReader {
   async attached(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const pid = this.proc?.pid;
+      const pid = this.proc.pid;
       if (pid) {
         const maps = await readFile(`/proc/${pid}/maps`, 'utf8').catch(() => '');
         if (maps.includes('/_.vsm_child/_.Log.')) return;
@@ -311,73 +363,10 @@ export class VslReader {
     }
   }
 
-  /** Stops varnishlog (SIGTERM, SIGKILL after 2 s) and waits for it to exit. */
+  /** Stops varnishlog (SIGTERM, SIGKILL after 2 s) and waits until it is gone. */
   async stop(): Promise<void> {
-    this.wanted = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    const proc = this.proc;
-    if (proc) {
-      proc.kill('SIGTERM');
-      const kill = setTimeout(() => proc.kill('SIGKILL'), 2_000);
-      await this.exited;
-      clearTimeout(kill);
-    }
-  }
-
-  private spawn(): void {
-    const args = ['-n', this.instanceDir, '-t', 'off', ...this.opts.args];
-    // Dies with us (parent-death signal); the pid file lets the next control plane on this
-    // work directory stop it if it outlived us anyway (lifeline.ts).
-    const launch = withParentDeathSignal(this.opts.varnishlogPath ?? 'varnishlog', args);
-    const proc = spawn(launch.command, launch.args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc = proc;
-    const pidFile = join(dirname(this.instanceDir), `varnishlog-${this.name.replace(/[^A-Za-z0-9_-]/g, '_')}.pid`);
-    if (proc.pid) writePidFile(pidFile, proc.pid).catch(() => undefined);
-    this.startedAt = Date.now();
-    let resolveExit!: () => void;
-    this.exited = new Promise((r) => (resolveExit = r));
-
-    proc.stdout!.setEncoding('latin1');
-    proc.stderr!.setEncoding('latin1');
-    const vxid = this.opts.onTransaction ? new VxidParser() : null;
-    const onTx = this.opts.onTransaction;
-    const onRecord = this.opts.onRecord;
-    proc.stdout!.on('data', lines((line) => {
-      try {
-        if (vxid) {
-          const tx = vxid.push(line);
-          if (tx) onTx!(tx);
-        } else if (onRecord) {
-          const r = parseRawLine(line);
-          if (r) onRecord(r);
-        }
-      } catch (err) {
-        this.log.error({ err: (err as Error).message }, 'VSL consumer failed');
-      }
-    }));
-    proc.stderr!.on('data', lines((line) => this.onStderr(line)));
-
-    let done = false;
-    const finish = (code: number | null, signal: string | null) => {
-      if (done) return;
-      done = true;
-      if (this.proc === proc) {
-        this.proc = null;
-        rm(pidFile, { force: true }).catch(() => undefined);
-      }
-      resolveExit();
-      this.onExit(code, signal);
-    };
-    proc.on('error', (err) => {
-      this.log.error({ err: err.message }, 'varnishlog could not run');
-      finish(null, null);
-    });
-    proc.on('exit', (code, signal) => finish(code, signal));
-    if (proc.pid) {
-      this.log.debug({ pid: proc.pid, args }, 'varnishlog started');
-      this.opts.onEvent?.({ type: 'started', pid: proc.pid });
-    }
+    const left = await this.proc.stop();
+    if (left.length) this.log.error({ event: 'process-not-gone', pids: left }, 'varnishlog still running after SIGKILL');
   }
 
   private onStderr(line: string): void {
@@ -392,35 +381,4 @@ export class VslReader {
     // "Log abandoned (vsl)" / "Log reacquired": varnishd restarted, varnishlog follows it.
     this.log.info({ line }, 'varnishlog');
   }
-
-  private onExit(code: number | null, signal: string | null): void {
-    if (!this.wanted) {
-      this.log.debug({ code, signal }, 'varnishlog stopped');
-      return;
-    }
-    if (Date.now() - this.startedAt >= STABLE_RUN_MS) this.delayMs = this.opts.restartDelayMs ?? 250;
-    const restartInMs = this.delayMs;
-    this.delayMs = Math.min(MAX_RESTART_DELAY_MS, this.delayMs * 2);
-    this.restarts++;
-    this.log.warn({ code, signal, restartInMs }, 'varnishlog exited, restarting');
-    this.opts.onEvent?.({ type: 'exited', code, signal, restartInMs });
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      if (this.wanted) this.spawn();
-    }, restartInMs);
-  }
-}
-
-/** Splits a string stream into lines; a trailing partial line waits for the next chunk. */
-function lines(onLine: (line: string) => void): (chunk: string) => void {
-  let rest = '';
-  return (chunk) => {
-    const text = rest + chunk;
-    let start = 0;
-    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-      onLine(text.slice(start, nl));
-      start = nl + 1;
-    }
-    rest = text.slice(start);
-  };
 }

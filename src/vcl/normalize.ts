@@ -6,7 +6,7 @@
 // VCL has no loops, so every step is a fixed sequence of regsub/regsuball passes. Each pattern
 // is linear: it either starts with a literal character (PCRE2 skips ahead to candidates
 // without backtracking) or its repeats cannot give back what they consumed. varnishd runs with
-// pcre2_match_limit=10000 (src/varnish/data-plane.ts), and a pattern that backtracks once per
+// pcre2_match_limit=10000 (src/runtime/data-plane.ts), and a pattern that backtracks once per
 // character fails on URLs of a few kilobytes.
 import { vclRegex, vclString } from './escape.ts';
 

@@ -1,6 +1,6 @@
 // Golden files for the translator: test/testdata/translate/<case>.in.yaml (Kubernetes manifests,
 // read by the real file loader as a one-file directory) -> <case>.out.yaml (routing IR,
-// statuses, problems, resolved endpoints). UPDATE_GOLDEN=1 rewrites the outputs.
+// per-Gateway IRs, statuses, problems, resolved endpoints). UPDATE_GOLDEN=1 rewrites the outputs.
 //
 // A case may start with a line `# options: {...}` (JSON) giving translator options the
 // manifests cannot: `unavailableSockets` ({"address:port": "why"}), `defaultAddress`.
@@ -81,6 +81,8 @@ async function translateCase(name: string): Promise<string> {
       problems: result.problems,
       statuses: name.startsWith('gatewayclass-') ? result.statuses : result.statuses.map(elideFeatures),
       ir: result.ir,
+      // Per accepted Gateway: its infrastructure and its own routing (merged, they give `ir`).
+      gateways: result.gateways,
       endpoints: Object.fromEntries([...endpoints].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
       ...(invalidEndpoints.length ? { invalidEndpoints } : {}),
       ...(result.leftOutSockets.length ? { leftOutSockets: result.leftOutSockets } : {}),

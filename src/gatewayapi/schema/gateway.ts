@@ -1,8 +1,20 @@
 // GatewayClass, Gateway and ReferenceGrant as the Gateway API v1 CRDs validate them.
 import { z } from 'zod';
-import { dnsLabel, dnsSubdomain, group, hostname, kind, labelSelector, objectMeta, objectName, port, sectionName } from './common.ts';
+import { dnsLabel, dnsSubdomain, group, hostname, kind, labelKey, labelSelector, labelValue, objectMeta, objectName, port, sectionName } from './common.ts';
 
 const apiVersion = z.string().min(1).max(253);
+
+/** Gateway API GatewayInfrastructure bounds: at most 8 labels and 8 annotations. */
+const MAX_INFRASTRUCTURE_ENTRIES = 8;
+const atMost = (n: number) => (r: Record<string, string>) => Object.keys(r).length <= n;
+// Copied onto the objects the operator creates for the Gateway, so they must be valid there.
+const infrastructure = z.looseObject({
+  labels: z.record(labelKey, labelValue).refine(atMost(MAX_INFRASTRUCTURE_ENTRIES), `at most ${MAX_INFRASTRUCTURE_ENTRIES} labels`).optional(),
+  annotations: z
+    .record(labelKey, z.string().max(4096))
+    .refine(atMost(MAX_INFRASTRUCTURE_ENTRIES), `at most ${MAX_INFRASTRUCTURE_ENTRIES} annotations`)
+    .optional(),
+});
 
 const parametersRef = z.looseObject({ group, kind, name: z.string().min(1).max(253), namespace: dnsLabel.optional() });
 
@@ -67,7 +79,7 @@ export const gatewaySchema = z.looseObject({
       )
       .max(16)
       .optional(),
-    infrastructure: z.looseObject({}).optional(),
+    infrastructure: infrastructure.optional(),
   }),
 });
 

@@ -8,9 +8,9 @@ import { MAX_RETRY_ATTEMPTS } from '../ir/limits.ts';
 import { socketKey } from '../ir/types.ts';
 import type { CompileStats } from '../vcl/compile.ts';
 import { deployable, sameDeploy, type ShardedVcl } from '../vcl/shards.ts';
-import { probeSockets, type UnavailableSockets } from './ports.ts';
-import { VclReloader, type ReloadResult } from './reloader.ts';
-import { Varnishd, type VarnishListener } from './varnishd.ts';
+import { probeSockets, type UnavailableSockets } from '../varnish/ports.ts';
+import { VclReloader, type ReloadResult } from '../varnish/reloader.ts';
+import { Varnishd, type VarnishListener } from '../varnish/varnishd.ts';
 
 /** Parameters that make varnishd behave as a transparent gateway (see docs/architecture.md). */
 export const GATEWAY_PARAMS: Record<string, string> = {

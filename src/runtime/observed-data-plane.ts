@@ -3,14 +3,24 @@
 // shared-memory log readers (mirrors, filter counts). Standalone mode and the in-pod agent
 // serve the same way, so they are observed the same way.
 import type { Logger } from 'pino';
-import type { CompiledConfig } from '../pipeline/render.ts';
-import { DataPlane, GATEWAY_PARAMS, type DataPlaneState, type PortRetryOptions } from '../varnish/data-plane.ts';
+import type { EndpointMap, RoutingIR } from '../ir/types.ts';
+import { LogConsumers } from '../metrics/log-consumers.ts';
+import { countEndpoints, observeLive, observeReload, observeVarnishdEvent, type GatewayMetrics } from '../metrics/registry.ts';
+import { registerVarnishMetrics } from '../metrics/varnish.ts';
 import type { UnavailableSockets } from '../varnish/ports.ts';
 import { StatsCollector } from '../varnish/stats.ts';
 import type { Varnishd } from '../varnish/varnishd.ts';
-import { LogConsumers } from './log-consumers.ts';
-import { countEndpoints, observeLive, observeReload, observeVarnishdEvent, type GatewayMetrics } from './registry.ts';
-import { registerVarnishMetrics } from './varnish.ts';
+import { DataPlane, GATEWAY_PARAMS, type DataPlaneConfig, type DataPlaneState, type PortRetryOptions } from './data-plane.ts';
+
+/**
+ * What the observers need of a config beyond what the data plane deploys: the routing IR (the
+ * log readers follow its mirrors and filters) and the endpoints it was compiled with. The
+ * pipeline's CompiledConfig is one.
+ */
+export interface ObservedConfig extends DataPlaneConfig {
+  ir: RoutingIR;
+  endpoints: EndpointMap;
+}
 
 export interface ObservedDataPlaneOptions {
   workDir: string;
@@ -26,7 +36,7 @@ export interface ObservedDataPlaneOptions {
 }
 
 export class ObservedDataPlane {
-  readonly dataPlane: DataPlane<CompiledConfig>;
+  readonly dataPlane: DataPlane<ObservedConfig>;
   readonly logConsumers: LogConsumers;
   private stats: StatsCollector | null = null;
 
@@ -35,7 +45,7 @@ export class ObservedDataPlane {
     const recLen = Number({ ...GATEWAY_PARAMS, ...opts.params }.vsl_reclen ?? 255);
     this.logConsumers = new LogConsumers({ metrics, logger, recLen });
     registerVarnishMetrics(metrics.registry, () => this.stats?.latest ?? null);
-    this.dataPlane = new DataPlane<CompiledConfig>({
+    this.dataPlane = new DataPlane<ObservedConfig>({
       workDir: opts.workDir,
       logger,
       params: opts.params,
@@ -69,7 +79,7 @@ export class ObservedDataPlane {
     return this.stats;
   }
 
-  apply(config: CompiledConfig, leftOut?: readonly { address: string; port: number }[]): Promise<void> {
+  apply(config: ObservedConfig, leftOut?: readonly { address: string; port: number }[]): Promise<void> {
     return this.dataPlane.apply(config, leftOut);
   }
 

@@ -1,0 +1,331 @@
+// Per-Gateway infrastructure: the objects the operator keeps in the cluster for one Gateway
+// (ServiceAccount, RoleBinding, Deployment, Service in the Gateway's namespace; one
+// ClusterRoleBinding). A pure function of the Gateway, its listeners and its class's
+// parameters: the reconciler applies what this returns and compares, nothing here talks to
+// the API.
+//
+// Pods are replaced only when what a running pod cannot pick up changes: the image, varnishd's
+// command line, the listen ports (fixed when varnishd starts), logging and resources. Routes
+// reach the pods through the routing ConfigMaps (src/operator/publish.ts) and never touch the
+// Deployment. The pod template carries `gateway.vgw.dev/infra-hash` over exactly those inputs.
+import { createHash } from 'node:crypto';
+import type {
+  V1ClusterRoleBinding,
+  V1Container,
+  V1Deployment,
+  V1EnvVar,
+  V1OwnerReference,
+  V1ResourceRequirements,
+  V1RoleBinding,
+  V1Service,
+  V1ServiceAccount,
+} from '@kubernetes/client-node';
+import type { GatewayInfra, InfraListener } from '../ir/infra.ts';
+import { quantityToBytes, type GatewayClassParametersSpec } from './parameters.ts';
+
+export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
+export const GATEWAY_NAMESPACE_LABEL = 'gateway.vgw.dev/gateway-namespace';
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'vgw-operator';
+export const INSTANCE_LABEL = 'app.kubernetes.io/instance';
+export const INFRA_HASH_ANNOTATION = 'gateway.vgw.dev/infra-hash';
+
+/** ClusterRole of the agent's cluster-wide reads and route status writes (deploy/install.yaml). */
+export const CHAPERONE_CLUSTER_ROLE = 'vgw-chaperone';
+/** ClusterRole of the agent's ConfigMap reads, bound per Gateway namespace only (deploy/install.yaml). */
+export const CHAPERONE_ROUTING_ROLE = 'vgw-chaperone-routing';
+
+export const PROBE_PORT = 9901;
+export const METRICS_PORT = 9902;
+export const WORK_DIR = '/var/lib/vgw';
+/**
+ * The VSM directory of the pod's first varnishd (src/runtime/data-plane.ts numbers them under
+ * the work dir). A pod normally runs only that one: a listen-port change, the one thing that
+ * starts another varnishd, also changes the infra hash and so replaces the pod.
+ */
+export const VSM_DIR = `${WORK_DIR}/varnishd-0/varnish`;
+const MAX_NAME = 63;
+
+export interface GatewayIdentity {
+  namespace: string;
+  name: string;
+  uid: string;
+}
+
+export interface RenderOptions {
+  /** Image when the parameters name none: the one matching the operator's version. */
+  defaultImage: string;
+}
+
+export interface Infrastructure {
+  serviceAccount: V1ServiceAccount;
+  roleBinding: V1RoleBinding;
+  deployment: V1Deployment;
+  service: V1Service;
+  clusterRoleBinding: V1ClusterRoleBinding;
+  /** In the Gateway's namespace, owned by the Gateway (garbage-collected with it). */
+  namespaced: [V1ServiceAccount, V1RoleBinding, V1Deployment, V1Service];
+  /** Cluster-scoped: cannot be owned by a namespaced Gateway; the operator deletes it by label. */
+  cluster: [V1ClusterRoleBinding];
+  /** The pod-template hash (also in the Deployment's pod template annotations). */
+  infraHash: string;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** JSON with object keys sorted, so equal inputs hash equally whatever their key order. */
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * `vgw-<readable part>-<10 hex of sha256(parts)>`, at most 63 characters, a DNS label. The
+ * hash covers the full, untruncated parts, so two Gateways never share a name (in one
+ * namespace or across namespaces for cluster-scoped objects), and the `vgw-` prefix plus the
+ * hash suffix keeps it apart from names users pick by hand.
+ */
+export function infraName(...parts: string[]): string {
+  const hash = sha256(parts.join('/')).slice(0, 10);
+  const readable = parts
+    .join('-')
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .slice(0, MAX_NAME - 'vgw-'.length - 1 - hash.length)
+    .replace(/^-+|-+$/g, '');
+  return readable ? `vgw-${readable}-${hash}` : `vgw-${hash}`;
+}
+
+/** Distinct listener ports, ascending: one Service port and one varnishd socket each. */
+export function listenerPorts(listeners: readonly InfraListener[]): number[] {
+  return [...new Set(listeners.map((l) => l.port))].sort((a, b) => a - b);
+}
+
+/** varnishd storage argument from the storage size (a quantity; varnishd reads a bare number as bytes). */
+function storageArg(size: string): string {
+  return `malloc,${quantityToBytes(size) ?? 256 * 2 ** 20}`;
+}
+
+/** The inputs that need new pods, and only those. */
+export function infraHash(image: string, params: GatewayClassParametersSpec, ports: readonly number[]): string {
+  return sha256(
+    stableJson({
+      image,
+      varnish: params.varnish,
+      ports,
+      logging: params.logging,
+      resources: params.resources ?? null,
+    }),
+  ).slice(0, 16);
+}
+
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
+
+function standardLabels(gateway: GatewayIdentity, instance: string): Record<string, string> {
+  const labels: Record<string, string> = {
+    'app.kubernetes.io/name': 'vgw',
+    'app.kubernetes.io/component': 'gateway',
+    [INSTANCE_LABEL]: instance,
+    [MANAGED_BY_LABEL]: MANAGED_BY,
+    [GATEWAY_NAMESPACE_LABEL]: gateway.namespace,
+  };
+  // Gateway names may be 253 characters, label values only 63: a longer name is still told
+  // apart by the instance label, which carries its hash.
+  if (gateway.name.length <= 63 && LABEL_VALUE.test(gateway.name)) labels[GATEWAY_NAME_LABEL] = gateway.name;
+  return labels;
+}
+
+function ownerReference(gateway: GatewayIdentity): V1OwnerReference {
+  return {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'Gateway',
+    name: gateway.name,
+    uid: gateway.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+function downwardEnv(gateway: GatewayIdentity, hasNameLabel: boolean): V1EnvVar[] {
+  return [
+    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    { name: 'GATEWAY_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    hasNameLabel
+      ? { name: 'GATEWAY_NAME', valueFrom: { fieldRef: { fieldPath: `metadata.labels['${GATEWAY_NAME_LABEL}']` } } }
+      : { name: 'GATEWAY_NAME', value: gateway.name },
+  ];
+}
+
+function chaperoneArgs(gateway: GatewayIdentity, params: GatewayClassParametersSpec): string[] {
+  const args = [
+    '--gateway', `${gateway.namespace}/${gateway.name}`,
+    '--probe-port', String(PROBE_PORT),
+    '--metrics-port', String(METRICS_PORT),
+    '--work-dir', WORK_DIR,
+    '--storage', storageArg(params.varnish.storageSize),
+  ];
+  for (const name of Object.keys(params.varnish.parameters).sort()) args.push('--varnishd-param', `${name}=${params.varnish.parameters[name]}`);
+  for (const arg of params.varnish.extraArgs) args.push(`--varnishd-arg=${arg}`);
+  return args;
+}
+
+const CONTAINER_SECURITY = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  seccompProfile: { type: 'RuntimeDefault' },
+};
+
+function loggingSidecar(image: string, params: GatewayClassParametersSpec): V1Container | null {
+  const { mode, format, extraArgs } = params.logging;
+  if (mode === 'none') return null;
+  // -t off: wait for varnishd's shared memory however long the agent takes to start it.
+  const args = ['-n', VSM_DIR, '-t', 'off'];
+  if (mode === 'varnishncsa' && format !== undefined) args.push('-F', format);
+  args.push(...extraArgs);
+  return {
+    name: mode,
+    image,
+    command: [mode],
+    args,
+    volumeMounts: [{ name: 'work', mountPath: WORK_DIR, readOnly: true }],
+    securityContext: { ...CONTAINER_SECURITY, capabilities: { drop: ['ALL'] } },
+  };
+}
+
+function resources(params: GatewayClassParametersSpec): V1ResourceRequirements | undefined {
+  const r = params.resources;
+  if (!r) return undefined;
+  const out: V1ResourceRequirements = {};
+  if (r.requests) out.requests = { ...r.requests } as Record<string, string>;
+  if (r.limits) out.limits = { ...r.limits } as Record<string, string>;
+  return out;
+}
+
+/** Everything one Gateway needs in the cluster. Pure: same inputs, same objects. */
+export function renderInfrastructure(gateway: GatewayIdentity, infra: GatewayInfra, params: GatewayClassParametersSpec, options: RenderOptions): Infrastructure {
+  const name = infraName(gateway.namespace, gateway.name);
+  const clusterName = infraName('gw', gateway.namespace, gateway.name);
+  const image = params.image ?? options.defaultImage;
+  const ports = listenerPorts(infra.listeners);
+  const hash = infraHash(image, params, ports);
+
+  const standard = standardLabels(gateway, name);
+  // Standard labels win: the selector and the cleanup of cluster-scoped objects rely on them.
+  const labels = { ...params.labels, ...infra.labels, ...standard };
+  const annotations = { ...params.annotations, ...infra.annotations };
+  const owners = [ownerReference(gateway)];
+  const meta = (extra: { labels?: Record<string, string>; annotations?: Record<string, string> } = {}) => ({
+    name,
+    namespace: gateway.namespace,
+    labels: { ...(extra.labels ?? {}), ...labels },
+    annotations: { ...annotations, ...(extra.annotations ?? {}) },
+    ownerReferences: owners,
+  });
+  const selector = { [INSTANCE_LABEL]: name, [MANAGED_BY_LABEL]: MANAGED_BY };
+
+  const serviceAccount: V1ServiceAccount = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta() };
+  const subjects = [{ kind: 'ServiceAccount', name, namespace: gateway.namespace }];
+
+  const roleBinding: V1RoleBinding = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: meta(),
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: CHAPERONE_ROUTING_ROLE },
+    subjects,
+  };
+
+  const clusterRoleBinding: V1ClusterRoleBinding = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: clusterName, labels, annotations },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: CHAPERONE_CLUSTER_ROLE },
+    subjects,
+  };
+
+  const gatewayContainer: V1Container = {
+    name: 'gateway',
+    image,
+    command: ['tini', '--', 'vgw', 'chaperone'],
+    args: chaperoneArgs(gateway, params),
+    env: downwardEnv(gateway, GATEWAY_NAME_LABEL in standard),
+    ports: [
+      ...ports.map((port) => ({ name: `l-${port}`, containerPort: port, protocol: 'TCP' })),
+      { name: 'probe', containerPort: PROBE_PORT, protocol: 'TCP' },
+    ],
+    // Readiness only: /healthz is 503 for the whole drain, and a liveness probe would restart
+    // the container in the middle of it (docs/chaperone.md).
+    readinessProbe: { httpGet: { path: '/healthz', port: 'probe' }, periodSeconds: 2, failureThreshold: 1, timeoutSeconds: 1 },
+    resources: resources(params),
+    volumeMounts: [
+      { name: 'work', mountPath: WORK_DIR },
+      { name: 'tmp', mountPath: '/tmp' },
+    ],
+    securityContext: { ...CONTAINER_SECURITY, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } },
+  };
+  const sidecar = loggingSidecar(image, params);
+
+  const privilegedPorts = ports.length > 0 && ports[0] < 1024;
+  const deployment: V1Deployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: meta(),
+    spec: {
+      ...(params.replicas !== undefined ? { replicas: params.replicas } : {}),
+      selector: { matchLabels: selector },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      template: {
+        metadata: { labels, annotations: { ...annotations, [INFRA_HASH_ANNOTATION]: hash } },
+        spec: {
+          serviceAccountName: name,
+          terminationGracePeriodSeconds: params.terminationGracePeriodSeconds,
+          securityContext: {
+            runAsNonRoot: true,
+            seccompProfile: { type: 'RuntimeDefault' },
+            // A capability added to a non-root container is not in its effective set; the
+            // namespaced sysctl lets the pod bind listener ports below 1024 without it.
+            ...(privilegedPorts ? { sysctls: [{ name: 'net.ipv4.ip_unprivileged_port_start', value: String(ports[0]) }] } : {}),
+          },
+          containers: sidecar ? [gatewayContainer, sidecar] : [gatewayContainer],
+          volumes: [
+            { name: 'work', emptyDir: {} },
+            { name: 'tmp', emptyDir: {} },
+          ],
+        },
+      },
+    },
+  };
+
+  const serviceType = params.service.type;
+  const service: V1Service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta({ labels: params.service.labels, annotations: params.service.annotations }),
+    spec: {
+      type: serviceType,
+      selector,
+      ports: ports.map((port) => ({ name: `l-${port}`, port, targetPort: port, protocol: 'TCP' })),
+      ...(serviceType === 'LoadBalancer' && params.service.loadBalancerClass ? { loadBalancerClass: params.service.loadBalancerClass } : {}),
+      // The apiserver refuses externalTrafficPolicy on ClusterIP Services.
+      ...(serviceType !== 'ClusterIP' && params.service.externalTrafficPolicy ? { externalTrafficPolicy: params.service.externalTrafficPolicy } : {}),
+    },
+  };
+
+  return {
+    serviceAccount,
+    roleBinding,
+    deployment,
+    service,
+    clusterRoleBinding,
+    namespaced: [serviceAccount, roleBinding, deployment, service],
+    cluster: [clusterRoleBinding],
+    infraHash: hash,
+  };
+}

@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { describe, test } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { CRD_PATH, INSTALL_PATH, generateManifests, staleFiles } from '../../scripts/manifests.ts';
+import { parseParameters } from '../../src/operator/parameters.ts';
+
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; [key: string]: unknown };
+
+function installObjects(): Obj[] {
+  return parseAllDocuments(generateManifests().get(INSTALL_PATH) as string).map((d) => d.toJS() as Obj).filter(Boolean);
+}
+
+describe('npm run manifests', () => {
+  test('the generator is deterministic', () => {
+    const a = generateManifests();
+    const b = generateManifests();
+    assert.deepEqual([...a.keys()], [CRD_PATH, INSTALL_PATH]);
+    assert.deepEqual(a, b);
+  });
+
+  test('the committed files in deploy/ are up to date (run `npm run manifests`)', () => {
+    assert.deepEqual(staleFiles(), []);
+  });
+
+  test('--check reports a missing or edited file', () => {
+    const root = mkdtempSync(join(tmpdir(), 'vgw-manifests-'));
+    try {
+      for (const [path, content] of generateManifests()) {
+        mkdirSync(dirname(join(root, path)), { recursive: true });
+        writeFileSync(join(root, path), content);
+      }
+      assert.deepEqual(staleFiles(root), []);
+      writeFileSync(join(root, INSTALL_PATH), generateManifests().get(INSTALL_PATH)!.replace('replicas: 2', 'replicas: 3'));
+      rmSync(join(root, CRD_PATH));
+      const stale = staleFiles(root);
+      assert.equal(stale.length, 2);
+      assert.match(stale.join('\n'), /gatewayclassparameters\.yaml: missing/);
+      assert.match(stale.join('\n'), /install\.yaml: differs from line \d+ \(committed: "  replicas: 3", generated: "  replicas: 2"/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test('install.yaml: namespace, CRD, RBAC, operator, default class with parameters that parse', () => {
+    const objects = installObjects();
+    const kinds = objects.map((o) => `${o.kind}/${o.metadata.name}`);
+    assert.deepEqual(kinds, [
+      'Namespace/vgw-system',
+      'CustomResourceDefinition/gatewayclassparameters.gateway.vgw.dev',
+      'ClusterRole/vgw-operator',
+      'ClusterRole/vgw-chaperone',
+      'ClusterRole/vgw-chaperone-routing',
+      'ServiceAccount/vgw-operator',
+      'ClusterRoleBinding/vgw-operator',
+      'Deployment/vgw-operator',
+      'GatewayClassParameters/vgw-default',
+      'GatewayClass/vgw',
+    ]);
+    const version = (JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version;
+    const deployment = objects.find((o) => o.kind === 'Deployment') as unknown as {
+      spec: { replicas: number; template: { spec: { securityContext: { runAsNonRoot: boolean }; containers: { image: string; command: string[]; securityContext: { capabilities: { drop: string[]; add?: string[] } } }[] } } };
+    };
+    assert.equal(deployment.spec.replicas, 2);
+    const container = deployment.spec.template.spec.containers[0];
+    assert.equal(container.image, `vgw:${version}`);
+    assert.deepEqual(container.command, ['tini', '--', 'vgw', 'operator']);
+    assert.equal(deployment.spec.template.spec.securityContext.runAsNonRoot, true);
+    assert.deepEqual(container.securityContext.capabilities, { drop: ['ALL'] });
+    const params = objects.find((o) => o.kind === 'GatewayClassParameters');
+    const parsed = parseParameters(params);
+    assert.ok(parsed.ok, parsed.ok ? '' : parsed.error);
+    assert.equal(parsed.value.spec.image, `vgw:${version}`);
+    const gc = objects.find((o) => o.kind === 'GatewayClass') as unknown as { spec: { controllerName: string; parametersRef: unknown } };
+    assert.equal(gc.spec.controllerName, 'vgw.dev/gateway-controller');
+    assert.deepEqual(gc.spec.parametersRef, { group: 'gateway.vgw.dev', kind: 'GatewayClassParameters', name: 'vgw-default' });
+  });
+
+  test('the chaperone ClusterRole grants exactly what docs/chaperone.md lists; ConfigMaps only through the per-namespace role', () => {
+    const objects = installObjects();
+    const rules = (name: string) => (objects.find((o) => o.kind === 'ClusterRole' && o.metadata.name === name) as unknown as { rules: unknown[] }).rules;
+    assert.deepEqual(rules('vgw-chaperone'), [
+      { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
+      { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes'], verbs: ['get'] },
+      { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes/status'], verbs: ['update'] },
+    ]);
+    assert.deepEqual(rules('vgw-chaperone-routing'), [{ apiGroups: [''], resources: ['configmaps'], verbs: ['list', 'watch'] }]);
+    // Secrets are read-only to the operator, and nothing has a wildcard.
+    const operator = rules('vgw-operator') as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+    for (const r of operator) {
+      assert.ok(!r.verbs.includes('*') && !r.resources.includes('*') && !r.apiGroups.includes('*'));
+      if (r.resources.includes('secrets')) assert.deepEqual(r.verbs, ['get', 'list', 'watch']);
+    }
+  });
+});
