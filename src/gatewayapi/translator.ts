@@ -51,6 +51,11 @@ export interface TranslateOptions {
    * Listeners on them are reported PortUnavailable and get no socket there.
    */
   unavailableSockets?: ReadonlyMap<string, string>;
+  /**
+   * Build `gateways`, one IR per Gateway (default true). A caller that serves every Gateway
+   * from one data plane (standalone mode) needs only the combined `ir` and skips the work.
+   */
+  perGateway?: boolean;
 }
 
 export type { ObjectStatus } from './status.ts';
@@ -205,7 +210,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
   // ones), so the test that merging reproduces it checks two independent computations.
   const combined = reindexServices(buildSockets(gateways, attachments, buildRoute, stateByRoute), services);
   const gatewayIRs: GatewayIR[] = gateways
-    .filter((g) => g.accepted)
+    .filter((g) => g.accepted && options.perGateway !== false)
     .sort((a, b) => compareKeys(a.gateway.metadata.namespace as string, b.gateway.metadata.namespace as string) || compareKeys(a.gateway.metadata.name, b.gateway.metadata.name))
     .map((g) => {
       const own = attachments.filter((a) => a.listener.gateway === g.gateway);

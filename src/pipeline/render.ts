@@ -74,6 +74,8 @@ export function render(snapshot: ResourceSnapshot, options: RenderOptions): Rend
     ...(options.rejectedRoutes ? { rejectedRoutes: options.rejectedRoutes } : {}),
     ...(options.unavailableSockets ? { unavailableSockets: options.unavailableSockets } : {}),
     ...(options.previous ? { previous: options.previous } : {}),
+    // One varnishd serves every Gateway here: the combined IR is all that is needed.
+    perGateway: false,
   });
   // A data-plane choice, not a Gateway API one: set here, outside the translator.
   if (options.pathNormalization === 'Off') ir.pathNormalization = 'Off';
