@@ -32,7 +32,12 @@ export interface ChaperoneOptions {
   /** Parent of varnishd's work directories. */
   workDir: string;
   logger: Logger;
+  /** varnishd -p parameters of the cluster admin; the gateway's own win (GATEWAY_PARAMS). */
   params?: Record<string, string>;
+  /** Extra varnishd options (option/value pairs, checked by varnishdArgsProblems). */
+  varnishdArgs?: readonly string[];
+  /** Size of the malloc storage in bytes. */
+  storageBytes?: number;
   shards?: number;
   metrics?: GatewayMetrics;
   /** Report `Programmed` on HTTPRoutes (default true). */
@@ -85,7 +90,15 @@ export class Chaperone {
       opts.reportRouteStatus === false
         ? null
         : new RouteStatusReporter({ kubeConfig: opts.kubeConfig, namespace: opts.namespace, gateway: opts.gateway, podName: opts.podName, logger: opts.logger });
-    this.dataPlane = new ObservedDataPlane({ workDir: opts.workDir, logger: opts.logger, params: opts.params, state: this.state, metrics: this.metrics });
+    this.dataPlane = new ObservedDataPlane({
+      workDir: opts.workDir,
+      logger: opts.logger,
+      params: opts.params,
+      extraArgs: opts.varnishdArgs,
+      storageBytes: opts.storageBytes,
+      state: this.state,
+      metrics: this.metrics,
+    });
   }
 
   get varnish(): Varnishd | null {

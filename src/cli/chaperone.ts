@@ -5,6 +5,14 @@ import type { Server } from 'node:http';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { Chaperone } from '../chaperone/agent.ts';
+import {
+  MAX_EXTRA_ARGS,
+  MAX_VARNISHD_PARAMS,
+  splitVarnishdArgs,
+  storageBytesProblem,
+  varnishdArgsProblems,
+  varnishdParamSettingProblem,
+} from '../ir/varnishd-settings.ts';
 import { startHttpEndpoint, startProbeServer } from '../standalone/admin.ts';
 import { makeDir } from '../util/fs.ts';
 import { createLogger } from '../util/log.ts';
@@ -21,7 +29,41 @@ const OPTIONS = {
   'work-dir': { type: 'string', default: '/var/lib/vgw' },
   kubeconfig: { type: 'string' },
   pod: { type: 'string' },
+  storage: { type: 'string' },
+  'varnishd-param': { type: 'string', multiple: true },
+  // Values start with a dash: pass them as --varnishd-arg=-t.
+  'varnishd-arg': { type: 'string', multiple: true },
 } as const;
+
+/** `--storage BYTES` or `--storage malloc,BYTES` (the only storage the gateway runs). */
+const STORAGE = /^(?:malloc,)?([0-9]{1,16})$/;
+
+const storageFlag = z
+  .string()
+  .regex(STORAGE, '--storage must be BYTES or malloc,BYTES')
+  .transform((s) => Number((STORAGE.exec(s) as RegExpExecArray)[1]))
+  .superRefine((bytes, ctx) => {
+    const problem = storageBytesProblem(bytes);
+    if (problem) ctx.addIssue({ code: 'custom', message: `--storage: ${problem}` });
+  });
+
+const varnishdParamFlag = z
+  .array(z.string())
+  .max(MAX_VARNISHD_PARAMS, `--varnishd-param may be given at most ${MAX_VARNISHD_PARAMS} times`)
+  .superRefine((settings, ctx) => {
+    for (const setting of settings) {
+      const problem = varnishdParamSettingProblem(setting);
+      if (problem) ctx.addIssue({ code: 'custom', message: `--varnishd-param ${JSON.stringify(setting)}: ${problem}` });
+    }
+  });
+
+// Option and value are separate flags (--varnishd-arg=-t --varnishd-arg=60), as varnishd reads them.
+const varnishdArgFlag = z
+  .array(z.string())
+  .max(MAX_EXTRA_ARGS, `--varnishd-arg may be given at most ${MAX_EXTRA_ARGS} times`)
+  .superRefine((args, ctx) => {
+    for (const [index, message] of varnishdArgsProblems(args)) ctx.addIssue({ code: 'custom', message: `--varnishd-arg (${index + 1}. of ${args.length}): ${message}` });
+  });
 
 const chaperoneArgs = z.object({
   gateway: z
@@ -34,6 +76,9 @@ const chaperoneArgs = z.object({
   'work-dir': z.string().min(1),
   kubeconfig: z.string().min(1).optional(),
   pod: z.string().min(1).max(253).optional(),
+  storage: storageFlag.optional(),
+  'varnishd-param': varnishdParamFlag,
+  'varnishd-arg': varnishdArgFlag,
 });
 
 export type ChaperoneArgs = z.infer<typeof chaperoneArgs>;
@@ -47,11 +92,17 @@ export function parseChaperoneArgs(argv: string[], env: NodeJS.ProcessEnv = proc
     throw new UsageError((err as Error).message);
   }
   const gateway = values.gateway ?? (env.GATEWAY_NAMESPACE && env.GATEWAY_NAME ? `${env.GATEWAY_NAMESPACE}/${env.GATEWAY_NAME}` : undefined);
-  const parsed = chaperoneArgs.safeParse({ ...values, gateway });
+  const parsed = chaperoneArgs.safeParse({ ...values, gateway, 'varnishd-param': values['varnishd-param'] ?? [], 'varnishd-arg': values['varnishd-arg'] ?? [] });
   if (!parsed.success) throw new UsageError(flagErrors(parsed.error));
   const a = parsed.data;
   if (a['probe-port'] !== 0 && a['probe-port'] === a['metrics-port']) throw new UsageError('--probe-port and --metrics-port must differ');
   return a;
+}
+
+/** The varnishd settings of the flags, as the agent takes them (`-p` options become parameters). */
+export function varnishdSettings(args: ChaperoneArgs): { params: Record<string, string>; varnishdArgs: string[]; storageBytes?: number } {
+  const { params, args: varnishdArgs } = splitVarnishdArgs(args['varnishd-param'], args['varnishd-arg']);
+  return { params, varnishdArgs, ...(args.storage !== undefined ? { storageBytes: args.storage } : {}) };
 }
 
 export async function runChaperone(argv: string[]): Promise<number> {
@@ -75,6 +126,7 @@ export async function runChaperone(argv: string[]): Promise<number> {
     podName: args.pod ?? process.env.POD_NAME ?? process.env.HOSTNAME ?? 'unknown',
     workDir,
     logger: log,
+    ...varnishdSettings(args),
   });
   // Readiness is the agent's (a config live and not draining), not the data plane's flag alone:
   // a reload that completes during the drain sets that flag again.

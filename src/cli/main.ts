@@ -19,6 +19,10 @@ commands:
             [--metrics-address A] [--work-dir D] [--kubeconfig FILE] [--pod NAME]
               the in-pod agent: serve the routing config published for one Gateway
               (defaults from GATEWAY_NAMESPACE, GATEWAY_NAME, POD_NAME; in-cluster credentials)
+  operator [--kubeconfig FILE] [--probe-port N] [--probe-address A] [--metrics-port N]
+           [--metrics-address A] [--namespace NS] [--lease-name NAME]
+              the in-cluster control plane: status, routing configs and per-Gateway
+              Deployments/Services (lease in NS, default POD_NAMESPACE or vgw-system)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -34,6 +38,10 @@ async function main(argv: string[]): Promise<number> {
       // Loaded on demand: the Kubernetes client is not needed by the other commands.
       const { runChaperone } = await import('./chaperone.ts');
       return runChaperone(rest);
+    }
+    case 'operator': {
+      const { runOperator } = await import('./operator.ts');
+      return runOperator(rest);
     }
     case 'echo': {
       const { runEchoCommand } = await import('../echo/server.ts');

@@ -39,11 +39,10 @@ export const PROBE_PORT = 9901;
 export const METRICS_PORT = 9902;
 export const WORK_DIR = '/var/lib/vgw';
 /**
- * The VSM directory of the pod's first varnishd (src/runtime/data-plane.ts numbers them under
- * the work dir). A pod normally runs only that one: a listen-port change, the one thing that
- * starts another varnishd, also changes the infra hash and so replaces the pod.
+ * The VSM directory of the pod's varnishd: the same for every varnishd the agent starts
+ * (VARNISHD_DIR in src/runtime/data-plane.ts), so the logging sidecar follows restarts.
  */
-export const VSM_DIR = `${WORK_DIR}/varnishd-0/varnish`;
+export const VSM_DIR = `${WORK_DIR}/varnishd-live/varnish`;
 const MAX_NAME = 63;
 
 export interface GatewayIdentity {

@@ -8,6 +8,18 @@
 // able to turn on inline C, change the C compiler, load VMODs or VCL from elsewhere, or replace
 // the sockets, admin port and secret the agent relies on.
 import { z } from 'zod';
+import {
+  ALLOWED_VARNISHD_ARGS,
+  FORBIDDEN_VARNISHD_PARAMS,
+  MAX_EXTRA_ARGS,
+  MAX_VARNISHD_PARAMS,
+  MIN_STORAGE_BYTES,
+  VARNISHD_PARAM_NAME,
+  VARNISHD_PARAM_VALUE,
+  varnishdArgsProblems,
+  varnishdParamNameProblem,
+  varnishdParamValueProblem,
+} from '../ir/varnishd-settings.ts';
 
 export const PARAMETERS_GROUP = 'gateway.vgw.dev';
 export const PARAMETERS_VERSION = 'v1alpha1';
@@ -15,37 +27,18 @@ export const PARAMETERS_KIND = 'GatewayClassParameters';
 export const PARAMETERS_PLURAL = 'gatewayclassparameters';
 export const PARAMETERS_API_VERSION = `${PARAMETERS_GROUP}/${PARAMETERS_VERSION}`;
 
-/** varnishd parameter names: lower-case words joined by underscores, as varnishd spells them. */
-export const VARNISHD_PARAM_NAME = /^[a-z][a-z0-9_]{0,63}$/;
-/** Parameter values: one token of letters, digits and `_ . , : + -` (no spaces, quotes, slashes). */
-export const VARNISHD_PARAM_VALUE = /^[A-Za-z0-9_.,:+-]{1,256}$/;
-export const MAX_VARNISHD_PARAMS = 64;
-export const MAX_EXTRA_ARGS = 32;
-
-/**
- * Parameters that would let a parameters object run code or read files in the gateway pod, or
- * undo the agent's own settings: inline C, the C compiler command and its flags, where VCL and
- * VMODs are loaded from.
- */
-export const FORBIDDEN_VARNISHD_PARAMS: readonly string[] = [
-  'cc_command',
-  'cc_warnings',
-  'vcc_allow_inline_c',
-  'vcc_unsafe_path',
-  'vcc_feature',
-  'vmod_path',
-  'vmod_dir',
-  'vcl_path',
-  'vcl_dir',
-];
-
-/**
- * varnishd options accepted in `varnish.extraArgs`, each followed by one value token. Everything
- * else is refused: `-a -b -f -F -n -T -S -M -P -I -j -C -d -x -V -E` (sockets, VCL, admin
- * interface, secret, pid file, jail, extensions) belong to the agent, `-s` is `storageSize`,
- * and `-p` goes through `varnish.parameters` (the same name and value checks apply to it here).
- */
-export const ALLOWED_VARNISHD_ARGS: readonly string[] = ['-p', '-t', '-W', '-h', '-i', '-r'];
+// The varnishd rules are shared with the agent's flags (src/ir/varnishd-settings.ts).
+export {
+  ALLOWED_VARNISHD_ARGS,
+  FORBIDDEN_VARNISHD_PARAMS,
+  MAX_EXTRA_ARGS,
+  MAX_VARNISHD_PARAMS,
+  MIN_STORAGE_BYTES,
+  VARNISHD_PARAM_NAME,
+  VARNISHD_PARAM_VALUE,
+  varnishdArgsProblems,
+  varnishdParamNameProblem,
+};
 
 /** varnishncsa/varnishlog options accepted in `logging.extraArgs`; true = takes a value. */
 export const ALLOWED_LOGGING_ARGS: Readonly<Record<string, boolean>> = {
@@ -77,7 +70,6 @@ const UNITS: Record<string, number> = {
   '': 1, n: 1e-9, u: 1e-6, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
   Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
 };
-export const MIN_STORAGE_BYTES = 2 ** 20;
 
 /** A quantity as whole bytes (rounded down), or null when it is not a quantity. */
 export function quantityToBytes(q: string): number | null {
@@ -105,17 +97,6 @@ const resourceList = z.object({
   'ephemeral-storage': quantity.optional(),
 });
 
-/** The reason a varnishd parameter name is refused, or null. */
-export function varnishdParamNameProblem(name: string): string | null {
-  if (!VARNISHD_PARAM_NAME.test(name)) return `parameter name must match ${VARNISHD_PARAM_NAME.source}`;
-  if (FORBIDDEN_VARNISHD_PARAMS.includes(name)) return `parameter ${name} is not allowed (forbidden: ${FORBIDDEN_VARNISHD_PARAMS.join(', ')})`;
-  return null;
-}
-
-function varnishdParamValueProblem(value: string): string | null {
-  return VARNISHD_PARAM_VALUE.test(value) ? null : `parameter value must match ${VARNISHD_PARAM_VALUE.source}`;
-}
-
 const celList = (xs: readonly string[]) => `[${xs.map((x) => `'${x}'`).join(', ')}]`;
 
 const varnishdParams = z
@@ -138,31 +119,6 @@ const varnishdParams = z
       },
     ],
   });
-
-/** The problems of a varnishd extra argument list, as [index, message]. */
-export function varnishdArgsProblems(args: readonly string[]): [number, string][] {
-  const out: [number, string][] = [];
-  for (let i = 0; i < args.length; i += 2) {
-    const flag = args[i];
-    if (!ALLOWED_VARNISHD_ARGS.includes(flag)) {
-      out.push([i, `option ${JSON.stringify(flag)} is not allowed (allowed: ${ALLOWED_VARNISHD_ARGS.join(' ')}, each followed by its value)`]);
-      continue;
-    }
-    const value = args[i + 1];
-    if (value === undefined) {
-      out.push([i, `option ${flag} needs a value`]);
-      continue;
-    }
-    if (flag === '-p') {
-      const eq = value.indexOf('=');
-      const problem = eq < 1 ? 'must be NAME=VALUE' : (varnishdParamNameProblem(value.slice(0, eq)) ?? varnishdParamValueProblem(value.slice(eq + 1)));
-      if (problem) out.push([i + 1, `-p ${problem}`]);
-    } else if (!VARNISHD_PARAM_VALUE.test(value)) {
-      out.push([i + 1, `value of ${flag} must match ${VARNISHD_PARAM_VALUE.source}`]);
-    }
-  }
-  return out;
-}
 
 /** The problems of a varnishncsa/varnishlog extra argument list, as [index, message]. */
 export function loggingArgsProblems(args: readonly string[]): [number, string][] {

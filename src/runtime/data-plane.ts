@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { MAX_RETRY_ATTEMPTS } from '../ir/limits.ts';
 import { socketKey } from '../ir/types.ts';
+import { splitVarnishdArgs, storageBytesProblem, varnishdArgsProblems, varnishdParamNameProblem, varnishdParamValueProblem } from '../ir/varnishd-settings.ts';
 import type { CompileStats } from '../vcl/compile.ts';
 import { deployable, sameDeploy, type ShardedVcl } from '../vcl/shards.ts';
 import { probeSockets, type UnavailableSockets } from '../varnish/ports.ts';
@@ -26,6 +27,34 @@ export const GATEWAY_PARAMS: Record<string, string> = {
   // HTTPRoute retry.attempts is accepted up to this (MAX_RETRY_ATTEMPTS in ir/limits.ts).
   max_retries: String(MAX_RETRY_ATTEMPTS),
 };
+
+/**
+ * The work directory of every varnishd the data plane starts, under its own work dir. One
+ * name for all of them, so the shared memory is always at `<workDir>/varnishd-live/varnish`:
+ * a log reader started with `-n` on it (the gateway pod's varnishncsa sidecar, our own log
+ * readers) follows varnishd across restarts by itself ("Log abandoned", "Log reacquired").
+ * A symlink to per-start directories would not do: a running reader keeps the directory it
+ * opened and never sees the link move. The name can be reused because a varnishd is started
+ * only after the previous one has stopped (restart() awaits its stop).
+ */
+export const VARNISHD_DIR = 'varnishd-live';
+
+/**
+ * varnishd -p parameters: the gateway's own (GATEWAY_PARAMS) over the admin's. Ours win: the
+ * generated VCL and the agent depend on them (retry counts the translator accepts, log record
+ * length the log readers parse, no inline C, bodies passed through untouched, bounded regex
+ * cost). An admin setting of one of them, or of a forbidden parameter, is left out and
+ * returned in `ignored` for the owner to log.
+ */
+export function varnishdParams(admin: Readonly<Record<string, string>> = {}): { params: Record<string, string>; ignored: string[] } {
+  const params: Record<string, string> = {};
+  const ignored: string[] = [];
+  for (const [name, value] of Object.entries(admin)) {
+    if (name in GATEWAY_PARAMS || varnishdParamNameProblem(name) !== null || varnishdParamValueProblem(value) !== null) ignored.push(name);
+    else params[name] = value;
+  }
+  return { params: { ...params, ...GATEWAY_PARAMS }, ignored };
+}
 
 /**
  * What the data plane needs of a compiled config: the VCLs to deploy, the listen sockets, and
@@ -64,11 +93,18 @@ export interface PortRetryOptions {
 }
 
 export interface DataPlaneOptions<C extends DataPlaneConfig = DataPlaneConfig> {
-  /** Parent of the varnishd work directories (one per varnishd started). */
+  /** Parent of the varnishd work directory (VARNISHD_DIR, reused by every varnishd started). */
   workDir: string;
   logger: Logger;
-  /** Extra varnishd -p parameters over GATEWAY_PARAMS. */
+  /** The admin's varnishd -p parameters; GATEWAY_PARAMS win over them (see varnishdParams). */
   params?: Record<string, string>;
+  /**
+   * The admin's extra varnishd options, option/value pairs that pass varnishdArgsProblems
+   * (the constructor throws otherwise). `-p` pairs among them count as `params`.
+   */
+  extraArgs?: readonly string[];
+  /** Size of the malloc storage in bytes (varnishd -s malloc,BYTES); default Varnishd's. */
+  storageBytes?: number;
   /** The owner's state object, updated in place. */
   state: DataPlaneState;
   /** A config went live (also with no listeners: then varnishd is null). */
@@ -101,10 +137,24 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
   private retryTimer: NodeJS.Timeout | null = null;
   private retryDelayMs = 0;
   private stopped = false;
+  private readonly varnishdParams: Record<string, string>;
+  private readonly varnishdArgs: string[];
 
   constructor(opts: DataPlaneOptions<C>) {
     this.opts = opts;
     this.log = opts.logger.child({ component: 'data-plane' });
+    const extra = opts.extraArgs ?? [];
+    const problems = varnishdArgsProblems(extra);
+    if (problems.length) throw new Error(`varnishd options refused: ${problems.map(([i, m]) => `argument ${i}: ${m}`).join('; ')}`);
+    if (opts.storageBytes !== undefined) {
+      const problem = storageBytesProblem(opts.storageBytes);
+      if (problem) throw new Error(problem);
+    }
+    const split = splitVarnishdArgs([], extra);
+    const { params, ignored } = varnishdParams({ ...opts.params, ...split.params });
+    if (ignored.length) this.log.warn({ event: 'varnishd-params-ignored', params: ignored }, 'varnishd parameters the gateway sets itself or does not allow are left out');
+    this.varnishdParams = params;
+    this.varnishdArgs = split.args;
   }
 
   /** varnishd processes started so far. */
@@ -130,8 +180,9 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
     return this.liveConfig;
   }
 
+  /** The -p parameters every varnishd gets. */
   get params(): Record<string, string> {
-    return { ...GATEWAY_PARAMS, ...this.opts.params };
+    return { ...this.varnishdParams };
   }
 
   /**
@@ -197,11 +248,14 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
     }
     // A sharded config boots with a placeholder: its labels must exist before its main VCL.
     const sharded = config.deploy.shards.length > 0;
+    this.starts++;
     const varnishd = new Varnishd({
       listeners,
-      workDir: join(this.opts.workDir, `varnishd-${this.starts++}`),
+      workDir: join(this.opts.workDir, VARNISHD_DIR),
       vcl: sharded ? BOOT_VCL : config.vcl,
       params: this.params,
+      extraArgs: this.varnishdArgs,
+      ...(this.opts.storageBytes !== undefined ? { storage: `malloc,${this.opts.storageBytes}` } : {}),
       logger: this.opts.logger,
     });
     const startedAt = performance.now();

@@ -10,7 +10,7 @@ import { registerVarnishMetrics } from '../metrics/varnish.ts';
 import type { UnavailableSockets } from '../varnish/ports.ts';
 import { StatsCollector } from '../varnish/stats.ts';
 import type { Varnishd } from '../varnish/varnishd.ts';
-import { DataPlane, GATEWAY_PARAMS, type DataPlaneConfig, type DataPlaneState, type PortRetryOptions } from './data-plane.ts';
+import { DataPlane, varnishdParams, type DataPlaneConfig, type DataPlaneState, type PortRetryOptions } from './data-plane.ts';
 
 /**
  * What the observers need of a config beyond what the data plane deploys: the routing IR (the
@@ -25,7 +25,10 @@ export interface ObservedConfig extends DataPlaneConfig {
 export interface ObservedDataPlaneOptions {
   workDir: string;
   logger: Logger;
+  /** See DataPlaneOptions: the admin's varnishd parameters, options and storage size. */
   params?: Record<string, string>;
+  extraArgs?: readonly string[];
+  storageBytes?: number;
   state: DataPlaneState;
   metrics: GatewayMetrics;
   /** varnishstat poll interval for the varnish_* metrics; default 1000 ms. */
@@ -42,13 +45,16 @@ export class ObservedDataPlane {
 
   constructor(opts: ObservedDataPlaneOptions) {
     const { metrics, logger } = opts;
-    const recLen = Number({ ...GATEWAY_PARAMS, ...opts.params }.vsl_reclen ?? 255);
+    // The gateway's vsl_reclen always wins over an admin setting (varnishdParams).
+    const recLen = Number(varnishdParams(opts.params).params.vsl_reclen ?? 255);
     this.logConsumers = new LogConsumers({ metrics, logger, recLen });
     registerVarnishMetrics(metrics.registry, () => this.stats?.latest ?? null);
     this.dataPlane = new DataPlane<ObservedConfig>({
       workDir: opts.workDir,
       logger,
       params: opts.params,
+      extraArgs: opts.extraArgs,
+      storageBytes: opts.storageBytes,
       state: opts.state,
       onSocketsFreed: opts.onSocketsFreed,
       portRetry: opts.portRetry,

@@ -1,0 +1,325 @@
+// The operator's reconcile loop: informers feed a snapshot; while this replica leads, each
+// reconcile translates it, records every desired status with the status writer, publishes each
+// accepted Gateway's routing config and keeps its infrastructure objects in the cluster.
+//
+// Reconciles are coalesced (a burst of events makes at most one more run, which sees the newest
+// state) and level-based: every run computes everything from the current view, so a failed or
+// skipped run is repaired by the next one.
+import { createHash, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { condition, mergeConditions } from '../gatewayapi/conditions.ts';
+import { indexStatuses, type GatewayStatus, type ObjectStatus, type PreviousStatuses } from '../gatewayapi/status.ts';
+import { translate } from '../gatewayapi/translator.ts';
+import type { GatewayClass } from '../gatewayapi/types.ts';
+import { encodeRoutingConfig, GATEWAY_LABEL, headName, ROLE_LABEL } from '../ir/configmap.ts';
+import { apiStatusCode } from '../providers/kubernetes/errors.ts';
+import { Coalescer } from '../util/coalesce.ts';
+import { InfrastructureApplier, type ApplyAction, type InfraKind } from './apply.ts';
+import { infraProgrammed, serviceAddresses } from './gateway-status.ts';
+import { infraName, renderInfrastructure } from './infrastructure.ts';
+import { LeaderElector } from './leader.ts';
+import { defaultParameters, PARAMETERS_GROUP, PARAMETERS_KIND, parseParameters, type GatewayClassParametersSpec } from './parameters.ts';
+import { publishRoutingConfig } from './publish.ts';
+import { OperatorSources, type ClusterView } from './sources.ts';
+import { StatusWriter, type StatusKind } from './status-writer.ts';
+
+export interface OperatorOptions {
+  kubeConfig: KubeConfig;
+  logger: Logger;
+  /** Namespace of the leader-election Lease. */
+  namespace: string;
+  leaseName: string;
+  /** This replica's identity on the Lease. Default: hostname and a random suffix. */
+  identity?: string;
+  /** Gateway pod image when the class's parameters name none. */
+  defaultImage: string;
+  /** Leader-election durations (see LeaderElector); tests shorten them. */
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  /** Status writer backoffs (see StatusWriter). */
+  statusRetryMs?: number;
+  now?: () => Date;
+}
+
+export interface OperatorMetrics {
+  registry: Registry;
+  reconcileSeconds: Histogram<'outcome'>;
+  statusWrites: Counter<'outcome'>;
+  publishedConfigs: Counter<never>;
+  infraApplies: Counter<'kind' | 'action'>;
+}
+
+/** Counts since start, for tests and /status-like views. */
+export interface OperatorCounts {
+  reconciles: number;
+  published: number;
+  infra: Record<ApplyAction, number>;
+}
+
+/** What a GatewayClass's parametersRef resolves to. */
+type ClassParameters = { ok: true; spec: GatewayClassParametersSpec } | { ok: false; message: string };
+
+export class Operator {
+  readonly metrics: OperatorMetrics;
+  readonly statusWriter: StatusWriter;
+  readonly counts: OperatorCounts = { reconciles: 0, published: 0, infra: { created: 0, updated: 0, unchanged: 0, deleted: 0 } };
+  private readonly opts: OperatorOptions;
+  private readonly log: Logger;
+  private readonly sources: OperatorSources;
+  private readonly applier: InfrastructureApplier;
+  private readonly elector: LeaderElector;
+  private readonly coalescer: Coalescer;
+  private readonly core: CoreV1Api;
+  private previous: PreviousStatuses | undefined;
+  /** Status keys set by the last reconcile, to forget the ones no longer desired. */
+  private statusKeys = new Map<string, { kind: StatusKind; namespace: string | undefined; name: string }>();
+  /** sha256 of the routing config last published per Gateway (namespace/name). */
+  private published = new Map<string, string>();
+  private stopped = false;
+
+  constructor(opts: OperatorOptions) {
+    this.opts = opts;
+    this.log = opts.logger.child({ component: 'operator' });
+    const registry = new Registry();
+    this.metrics = {
+      registry,
+      reconcileSeconds: new Histogram({ name: 'vgw_operator_reconcile_duration_seconds', help: 'Duration of reconciles, by outcome (ok, error).', labelNames: ['outcome'], registers: [registry], buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] }),
+      statusWrites: new Counter({ name: 'vgw_operator_status_writes_total', help: 'Status writes by outcome (written, noop, conflict, failed, gone).', labelNames: ['outcome'], registers: [registry] }),
+      publishedConfigs: new Counter({ name: 'vgw_operator_routing_configs_published_total', help: 'Routing configs published (a changed config of one Gateway).', registers: [registry] }),
+      infraApplies: new Counter({ name: 'vgw_operator_infrastructure_applies_total', help: 'Per-Gateway objects by kind and action (created, updated, unchanged, deleted).', labelNames: ['kind', 'action'], registers: [registry] }),
+    };
+    this.statusWriter = new StatusWriter({ kubeConfig: opts.kubeConfig, logger: opts.logger, writes: this.metrics.statusWrites, retryMs: opts.statusRetryMs, now: opts.now });
+    this.applier = new InfrastructureApplier(opts.kubeConfig, (kind, action, namespace, name) => this.onInfraAction(kind, action, namespace, name));
+    this.core = opts.kubeConfig.makeApiClient(CoreV1Api);
+    this.coalescer = new Coalescer(
+      () => this.reconcile(),
+      (err) => this.log.error({ event: 'reconcile-failed', err: describe(err) }, 'reconcile failed; the next change or renewal retries'),
+    );
+    this.sources = new OperatorSources({ kubeConfig: opts.kubeConfig, logger: opts.logger, onChange: () => void this.trigger() });
+    this.elector = new LeaderElector({
+      kubeConfig: opts.kubeConfig,
+      namespace: opts.namespace,
+      name: opts.leaseName,
+      identity: opts.identity ?? `${hostname()}-${randomUUID().slice(0, 8)}`,
+      logger: opts.logger,
+      leaseDurationMs: opts.leaseDurationMs,
+      renewDeadlineMs: opts.renewDeadlineMs,
+      retryPeriodMs: opts.retryPeriodMs,
+      onStartedLeading: () => {
+        // A new term starts from what the cluster says, not from what an earlier term wrote.
+        this.published.clear();
+        void this.trigger();
+      },
+    });
+  }
+
+  /** Lists every kind, then campaigns for the lease; reconciles run while leading. */
+  async start(): Promise<void> {
+    await this.sources.start();
+    this.log.info({ event: 'synced' }, 'informers synced');
+    if (!this.stopped) this.elector.start();
+  }
+
+  /** Ready once every kind has been listed (a follower is ready too: it can take over). */
+  get ready(): boolean {
+    return this.sources.isSynced && !this.stopped;
+  }
+
+  get leading(): boolean {
+    return this.elector.isLeader();
+  }
+
+  /** Runs a reconcile (coalesced); resolves when a run that started after this call is done. */
+  trigger(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    return this.coalescer.run();
+  }
+
+  /** For tests and shutdown: a reconcile from the current view, then every status written. */
+  async settle(): Promise<void> {
+    await this.trigger();
+    await this.statusWriter.flush();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.elector.stop();
+    await this.coalescer.stop();
+    await this.statusWriter.stop();
+    await this.sources.stop();
+  }
+
+  private onInfraAction(kind: InfraKind, action: ApplyAction, namespace: string | undefined, name: string): void {
+    this.counts.infra[action]++;
+    this.metrics.infraApplies.inc({ kind, action });
+    if (action !== 'unchanged') this.log.info({ event: `infrastructure-${action}`, kind, object: namespace ? `${namespace}/${name}` : name }, `${kind} ${action}`);
+  }
+
+  private async reconcile(): Promise<void> {
+    if (this.stopped || !this.elector.isLeader() || !this.sources.isSynced) return;
+    const end = this.metrics.reconcileSeconds.startTimer();
+    try {
+      await this.reconcileView(this.sources.view());
+      end({ outcome: 'ok' });
+    } catch (err) {
+      end({ outcome: 'error' });
+      throw err;
+    } finally {
+      this.counts.reconciles++;
+    }
+  }
+
+  private async reconcileView(view: ClusterView): Promise<void> {
+    const now = (this.opts.now?.() ?? new Date()).toISOString();
+    const { snapshot } = view;
+
+    // Resolve each class's parameters; the translator sees a class without parametersRef when
+    // they resolve, and keeps rejecting one whose parameters do not (its message fixed below).
+    const classParams = new Map<string, ClassParameters>();
+    snapshot.gatewayClasses = snapshot.gatewayClasses.map((gc) => {
+      const resolved = resolveParameters(gc, view);
+      classParams.set(gc.metadata.name, resolved);
+      if (!resolved.ok || gc.spec.parametersRef === undefined) return gc;
+      const { parametersRef: _ref, ...spec } = gc.spec;
+      return { ...gc, spec };
+    });
+
+    const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previous });
+    const statuses = result.statuses;
+    for (const s of statuses) {
+      if (s.kind !== 'GatewayClass') continue;
+      const p = classParams.get(s.metadata.name);
+      if (p && !p.ok) {
+        const before = this.previous?.gatewayClass(s.metadata.name)?.conditions;
+        s.status.conditions = mergeConditions(before, [condition('Accepted', false, 'InvalidParameters', p.message, s.metadata.generation)], now);
+      }
+    }
+
+    const gatewayStatus = new Map<string, Extract<ObjectStatus, { kind: 'Gateway' }>>();
+    for (const s of statuses) if (s.kind === 'Gateway') gatewayStatus.set(`${s.metadata.namespace}/${s.metadata.name}`, s);
+    const classOf = new Map(snapshot.gateways.map((g) => [`${g.metadata.namespace}/${g.metadata.name}`, g.spec.gatewayClassName]));
+
+    const keep = new Set<string>();
+    const keepConfigs = new Set<string>();
+    for (const gw of result.gateways) {
+      const key = `${gw.gateway.namespace}/${gw.gateway.name}`;
+      const params = classParams.get(classOf.get(key) ?? '');
+      const uid = view.gatewayUids.get(key);
+      if (!params?.ok || !uid) continue;
+      keep.add(infraName(gw.gateway.namespace, gw.gateway.name));
+      keepConfigs.add(key);
+      const log = this.log.child({ gateway: key });
+      await this.publish(gw.gateway.namespace, gw.gateway.name, gw.routing, log);
+      const infra = renderInfrastructure({ ...gw.gateway, uid }, gw.infra, params.spec, { defaultImage: this.opts.defaultImage });
+      const live = await this.applier.apply(infra);
+      // The Deployment's status (ready replicas) as the informer last saw it when newer.
+      const deployment = this.sources.deployment(gw.gateway.namespace, infra.deployment.metadata?.name as string) ?? live.deployment;
+      const status = gatewayStatus.get(key);
+      if (status) this.applyInfraStatus(status.status, live.service, deployment, status.metadata.generation, key, now);
+    }
+    // A Gateway without infrastructure has no address (the translator's bind address is the
+    // pods' wildcard, not where clients reach it).
+    for (const [key, s] of gatewayStatus) if (!keepConfigs.has(key)) s.status.addresses = [];
+    await this.applier.sweep(keep);
+    await this.sweepConfigs(keepConfigs);
+
+    this.previous = indexStatuses(statuses);
+    const keys = new Map<string, { kind: StatusKind; namespace: string | undefined; name: string }>();
+    for (const s of statuses) {
+      const id = `${s.kind}/${s.metadata.namespace ?? ''}/${s.metadata.name}`;
+      keys.set(id, { kind: s.kind, namespace: s.metadata.namespace, name: s.metadata.name });
+      if (s.kind === 'GatewayClass') this.statusWriter.set('GatewayClass', undefined, s.metadata.name, s.status);
+      else if (s.kind === 'Gateway') this.statusWriter.set('Gateway', s.metadata.namespace, s.metadata.name, s.status);
+      else this.statusWriter.set('HTTPRoute', s.metadata.namespace, s.metadata.name, s.status);
+    }
+    const routes = new Set(snapshot.httpRoutes.map((r) => `${r.metadata.namespace}/${r.metadata.name}`));
+    for (const [id, k] of this.statusKeys) {
+      if (keys.has(id)) continue;
+      if (k.kind === 'HTTPRoute' && routes.has(`${k.namespace}/${k.name}`)) {
+        // A route that no longer names any of our Gateways: our parent entries go, others stay.
+        this.statusWriter.set('HTTPRoute', k.namespace, k.name, { parents: [] });
+        keys.set(id, k);
+      } else {
+        this.statusWriter.forget(k.kind, k.namespace, k.name);
+      }
+    }
+    this.statusKeys = keys;
+  }
+
+  /** Addresses from the Service; Programmed from pods and address once the translator found nothing wrong. */
+  private applyInfraStatus(status: GatewayStatus, service: Parameters<typeof serviceAddresses>[0], deployment: Parameters<typeof infraProgrammed>[0], generation: number, key: string, now: string): void {
+    const addresses = serviceAddresses(service);
+    status.addresses = addresses;
+    const i = status.conditions.findIndex((c) => c.type === 'Programmed');
+    if (i < 0 || status.conditions[i].status !== 'True') return;
+    const [gwNamespace, gwName] = key.split('/');
+    const before = this.previous?.gateway(gwNamespace, gwName)?.conditions;
+    status.conditions[i] = mergeConditions(before, [infraProgrammed(deployment, addresses, generation)], now)[0];
+  }
+
+  private async publish(namespace: string, gateway: string, routing: Parameters<typeof publishRoutingConfig>[3], log: Logger): Promise<void> {
+    const key = `${namespace}/${gateway}`;
+    const sha = sha256(JSON.stringify(routing));
+    if (this.published.get(key) === sha) return;
+    // After a restart: the head already in the cluster may be this very config.
+    if (!this.published.has(key)) {
+      const head = encodeRoutingConfig(routing, namespace, gateway).at(-1);
+      const live = await this.core.readNamespacedConfigMap({ namespace, name: headName(gateway) }).catch((err: unknown) => {
+        if (apiStatusCode(err) === 404) return undefined;
+        throw err;
+      });
+      if (head && live?.data?.sha256 === head.data.sha256) {
+        this.published.set(key, sha);
+        return;
+      }
+    }
+    const r = await publishRoutingConfig(this.opts.kubeConfig, namespace, gateway, routing);
+    this.published.set(key, sha);
+    this.counts.published++;
+    this.metrics.publishedConfigs.inc();
+    log.info({ event: 'routing-published', sha256: r.sha256, configMaps: r.written.length, deleted: r.deleted.length }, 'routing config published');
+  }
+
+  /** Deletes the routing ConfigMaps of Gateways that are gone or no longer ours. */
+  private async sweepConfigs(keep: ReadonlySet<string>): Promise<void> {
+    const list = await this.core.listConfigMapForAllNamespaces({ labelSelector: `${GATEWAY_LABEL},${ROLE_LABEL}` });
+    for (const cm of list.items) {
+      const namespace = cm.metadata?.namespace as string;
+      const name = cm.metadata?.name as string;
+      const gateway = cm.metadata?.labels?.[GATEWAY_LABEL];
+      if (keep.has(`${namespace}/${gateway}`)) continue;
+      await this.core.deleteNamespacedConfigMap({ namespace, name }).catch((err: unknown) => {
+        if (apiStatusCode(err) !== 404) throw err;
+      });
+      this.published.delete(`${namespace}/${gateway}`);
+      this.log.info({ event: 'routing-deleted', object: `${namespace}/${name}` }, 'routing ConfigMap of a removed Gateway deleted');
+    }
+  }
+}
+
+/** A class's parameters: defaults without parametersRef, else the referenced GatewayClassParameters. */
+function resolveParameters(gc: GatewayClass, view: ClusterView): ClassParameters {
+  const ref = gc.spec.parametersRef as { group?: string; kind?: string; name?: string; namespace?: string } | undefined;
+  if (ref === undefined) return { ok: true, spec: defaultParameters() };
+  if (ref.group !== PARAMETERS_GROUP || ref.kind !== PARAMETERS_KIND) {
+    return { ok: false, message: `spec.parametersRef must name a ${PARAMETERS_GROUP}/${PARAMETERS_KIND}` };
+  }
+  if (ref.namespace !== undefined) return { ok: false, message: `spec.parametersRef: ${PARAMETERS_KIND} is cluster-scoped; namespace must be unset` };
+  const obj = view.parameters.get(ref.name ?? '');
+  if (!obj) return { ok: false, message: `${PARAMETERS_KIND} ${ref.name} not found` };
+  const parsed = parseParameters(obj);
+  return parsed.ok ? { ok: true, spec: parsed.value.spec } : { ok: false, message: parsed.error };
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,271 @@
+// The operator's reconcile loop end to end against the Kubernetes API test server, through
+// @kubernetes/client-node: statuses, routing ConfigMaps, per-Gateway infrastructure, Programmed
+// from the Deployment and Service, cleanup, a restart that writes nothing, and another
+// controller's objects left alone. No varnishd: nothing runs pods here.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import pino from 'pino';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, RbacAuthorizationV1Api, type V1Deployment } from '@kubernetes/client-node';
+import { startKubeApiServer, type KubeApiServer } from '../support/kube-api-server.ts';
+import { Operator } from '../../src/operator/operator.ts';
+import { CONTROLLER_NAME } from '../../src/gatewayapi/features.ts';
+import { decodeRoutingConfig, GATEWAY_LABEL } from '../../src/ir/configmap.ts';
+import { GATEWAY_NAME_LABEL, INFRA_HASH_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL, infraName } from '../../src/operator/infrastructure.ts';
+import { PARAMETERS_API_VERSION, PARAMETERS_GROUP, PARAMETERS_KIND, PARAMETERS_PLURAL, PARAMETERS_VERSION } from '../../src/operator/parameters.ts';
+import type { GatewayStatus, HTTPRouteStatus } from '../../src/gatewayapi/status.ts';
+import type { Condition } from '../../src/gatewayapi/types.ts';
+import { eventually } from './support/poll.ts';
+
+const GROUP = 'gateway.networking.k8s.io';
+const GW_API = `${GROUP}/v1`;
+const NS = 'infra';
+const logger = pino({ level: 'silent' });
+const INSTANCE = infraName(NS, 'gw');
+const CLUSTER_NAME = infraName('gw', NS, 'gw');
+
+let server: KubeApiServer;
+let operator: Operator;
+let custom: CustomObjectsApi;
+let core: CoreV1Api;
+let apps: AppsV1Api;
+let rbac: RbacAuthorizationV1Api;
+
+function newOperator(): Operator {
+  return new Operator({
+    kubeConfig: server.kubeConfig(),
+    logger,
+    namespace: 'vgw-system',
+    leaseName: 'vgw-operator',
+    defaultImage: 'vgw:test',
+    leaseDurationMs: 2000,
+    renewDeadlineMs: 1000,
+    retryPeriodMs: 200,
+    statusRetryMs: 100,
+  });
+}
+
+const gw = (name: string) => server.get({ apiVersion: GW_API, kind: 'Gateway', namespace: NS, name });
+const gatewayStatus = () => gw('gw')?.status as GatewayStatus | undefined;
+const cond = (conditions: Condition[] | undefined, type: string) => conditions?.find((c) => c.type === type);
+const deployment = () => server.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: NS, name: INSTANCE }) as unknown as V1Deployment | undefined;
+const podHash = () => deployment()?.spec?.template?.metadata?.annotations?.[INFRA_HASH_ANNOTATION];
+
+function routingConfig() {
+  const cms = server.list('v1', 'ConfigMap', NS).filter((c) => c.metadata.labels?.[GATEWAY_LABEL] === 'gw');
+  return decodeRoutingConfig(cms as Parameters<typeof decodeRoutingConfig>[0], 'gw');
+}
+
+async function settled(op: Operator): Promise<void> {
+  await eventually('the operator leads', () => op.leading);
+  await op.settle();
+}
+
+const listeners = (port: number) => [{ name: 'http', protocol: 'HTTP', port, allowedRoutes: { namespaces: { from: 'All' } } }];
+
+before(async () => {
+  server = await startKubeApiServer({ bookmarkIntervalMs: 0, address: '127.0.33.1' });
+  server.addResource({ group: PARAMETERS_GROUP, version: PARAMETERS_VERSION, kind: PARAMETERS_KIND, plural: PARAMETERS_PLURAL, namespaced: false, crd: true });
+  const kc = server.kubeConfig();
+  custom = kc.makeApiClient(CustomObjectsApi);
+  core = kc.makeApiClient(CoreV1Api);
+  apps = kc.makeApiClient(AppsV1Api);
+  rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  const discovery = kc.makeApiClient(DiscoveryV1Api);
+
+  await custom.createClusterCustomObject({
+    group: PARAMETERS_GROUP, version: PARAMETERS_VERSION, plural: PARAMETERS_PLURAL,
+    body: { apiVersion: PARAMETERS_API_VERSION, kind: PARAMETERS_KIND, metadata: { name: 'edge' }, spec: { replicas: 2, service: { type: 'LoadBalancer' } } },
+  });
+  const gwObj = (plural: string, body: object, namespace?: string) =>
+    namespace
+      ? custom.createNamespacedCustomObject({ group: GROUP, version: 'v1', plural, namespace, body })
+      : custom.createClusterCustomObject({ group: GROUP, version: 'v1', plural, body });
+  await gwObj('gatewayclasses', {
+    apiVersion: GW_API, kind: 'GatewayClass', metadata: { name: 'vgw' },
+    spec: { controllerName: CONTROLLER_NAME, parametersRef: { group: PARAMETERS_GROUP, kind: PARAMETERS_KIND, name: 'edge' } },
+  });
+  await gwObj('gatewayclasses', { apiVersion: GW_API, kind: 'GatewayClass', metadata: { name: 'other' }, spec: { controllerName: 'example.com/other-controller' } });
+  await gwObj('gateways', { apiVersion: GW_API, kind: 'Gateway', metadata: { name: 'gw', namespace: NS }, spec: { gatewayClassName: 'vgw', listeners: listeners(8080) } }, NS);
+  await gwObj('gateways', { apiVersion: GW_API, kind: 'Gateway', metadata: { name: 'theirs', namespace: NS }, spec: { gatewayClassName: 'other', listeners: listeners(8080) } }, NS);
+  await core.createNamespacedService({ namespace: 'apps', body: { metadata: { name: 'web', namespace: 'apps' }, spec: { ports: [{ name: 'http', port: 80, targetPort: 8080 }] } } });
+  await discovery.createNamespacedEndpointSlice({
+    namespace: 'apps',
+    body: {
+      metadata: { name: 'web-1', namespace: 'apps', labels: { 'kubernetes.io/service-name': 'web' } },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: ['10.0.0.5'], conditions: { ready: true } }],
+      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    },
+  });
+  await gwObj('httproutes', {
+    apiVersion: GW_API, kind: 'HTTPRoute', metadata: { name: 'web', namespace: 'apps' },
+    spec: {
+      parentRefs: [{ name: 'gw', namespace: NS }, { name: 'theirs', namespace: NS }],
+      hostnames: ['web.example.com'],
+      rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/' } }], backendRefs: [{ name: 'web', port: 80 }] }],
+    },
+  }, 'apps');
+
+  operator = newOperator();
+  await operator.start();
+});
+
+after(async () => {
+  await operator?.stop();
+  await server?.close();
+});
+
+test('statuses, routing ConfigMaps and per-Gateway objects of an accepted Gateway', async () => {
+  await settled(operator);
+  await eventually('GatewayClass Accepted', () => {
+    const gc = server.get({ apiVersion: GW_API, kind: 'GatewayClass', name: 'vgw' });
+    return cond((gc?.status as { conditions?: Condition[] } | undefined)?.conditions, 'Accepted')?.status === 'True';
+  });
+  await eventually('Gateway Accepted, not Programmed', () => {
+    const s = gatewayStatus();
+    return cond(s?.conditions, 'Accepted')?.status === 'True' && cond(s?.conditions, 'Programmed')?.reason === 'NoResources';
+  });
+  assert.equal(cond(gatewayStatus()?.conditions, 'Programmed')?.status, 'False');
+  await eventually('route parent Accepted', () => {
+    const r = server.get({ apiVersion: GW_API, kind: 'HTTPRoute', namespace: 'apps', name: 'web' })?.status as HTTPRouteStatus | undefined;
+    const ours = r?.parents.filter((p) => p.controllerName === CONTROLLER_NAME) ?? [];
+    return ours.length === 1 && ours[0].parentRef.name === 'gw' && cond(ours[0].conditions, 'Accepted')?.status === 'True';
+  });
+
+  const config = routingConfig();
+  assert.equal(config.state, 'ok', 'reason' in config ? config.reason : '');
+  if (config.state === 'ok') {
+    assert.deepEqual(Object.keys(config.ir.routeGenerations ?? {}), ['apps/web']);
+    assert.deepEqual(config.ir.services.map((s) => `${s.namespace}/${s.name}:${s.port}`), ['apps/web:80']);
+    assert.deepEqual(config.ir.sockets.map((s) => s.port), [8080]);
+  }
+
+  const labelled = (labels: Record<string, string> | undefined) =>
+    labels?.[MANAGED_BY_LABEL] === MANAGED_BY && labels?.['app.kubernetes.io/instance'] === INSTANCE && labels?.[GATEWAY_NAME_LABEL] === 'gw';
+  const dep = await apps.readNamespacedDeployment({ namespace: NS, name: INSTANCE });
+  assert.ok(labelled(dep.metadata?.labels));
+  assert.equal(dep.spec?.replicas, 2, 'replicas from the class parameters');
+  assert.equal(dep.metadata?.ownerReferences?.[0]?.name, 'gw');
+  const svc = await core.readNamespacedService({ namespace: NS, name: INSTANCE });
+  assert.ok(labelled(svc.metadata?.labels));
+  assert.deepEqual(svc.spec?.ports?.map((p) => p.port), [8080]);
+  assert.ok(labelled((await core.readNamespacedServiceAccount({ namespace: NS, name: INSTANCE })).metadata?.labels));
+  assert.ok(labelled((await rbac.readNamespacedRoleBinding({ namespace: NS, name: INSTANCE })).metadata?.labels));
+  assert.ok(labelled((await rbac.readClusterRoleBinding({ name: CLUSTER_NAME })).metadata?.labels));
+});
+
+test('a ready replica and a load-balancer address make the Gateway Programmed with that address', async () => {
+  const dep = await apps.readNamespacedDeployment({ namespace: NS, name: INSTANCE });
+  await apps.replaceNamespacedDeploymentStatus({ namespace: NS, name: INSTANCE, body: { ...dep, status: { replicas: 1, readyReplicas: 1 } } });
+  await eventually('AddressNotAssigned once a pod is ready', () => cond(gatewayStatus()?.conditions, 'Programmed')?.reason === 'AddressNotAssigned');
+  const svc = await core.readNamespacedService({ namespace: NS, name: INSTANCE });
+  await core.replaceNamespacedServiceStatus({ namespace: NS, name: INSTANCE, body: { ...svc, status: { loadBalancer: { ingress: [{ ip: '192.0.2.10' }] } } } });
+  await eventually('Gateway Programmed', () => cond(gatewayStatus()?.conditions, 'Programmed')?.status === 'True');
+  assert.deepEqual(gatewayStatus()?.addresses, [{ type: 'IPAddress', value: '192.0.2.10' }]);
+});
+
+test('a route change re-publishes the routing config and keeps the pods; a listener port change replaces them', async () => {
+  const before = routingConfig();
+  assert.equal(before.state, 'ok');
+  const hash = podHash();
+  assert.ok(hash);
+  const route = server.get({ apiVersion: GW_API, kind: 'HTTPRoute', namespace: 'apps', name: 'web' });
+  const spec = route?.spec as { hostnames: string[] };
+  await custom.replaceNamespacedCustomObject({
+    group: GROUP, version: 'v1', plural: 'httproutes', namespace: 'apps', name: 'web',
+    body: { ...route, spec: { ...spec, hostnames: ['web.example.com', 'www.example.com'] } },
+  });
+  await eventually('new routing config', () => {
+    const now = routingConfig();
+    return now.state === 'ok' && before.state === 'ok' && now.sha256 !== before.sha256;
+  });
+  await settled(operator);
+  assert.equal(podHash(), hash, 'a route change does not touch the pod template');
+
+  const gateway = gw('gw');
+  await custom.replaceNamespacedCustomObject({
+    group: GROUP, version: 'v1', plural: 'gateways', namespace: NS, name: 'gw',
+    body: { ...gateway, spec: { ...(gateway?.spec as object), listeners: listeners(9090) } },
+  });
+  await eventually('new pod template', () => podHash() !== undefined && podHash() !== hash);
+  const svc = await core.readNamespacedService({ namespace: NS, name: INSTANCE });
+  assert.deepEqual(svc.spec?.ports?.map((p) => p.port), [9090]);
+  await eventually('routing config on the new port', () => {
+    const c = routingConfig();
+    return c.state === 'ok' && c.ir.sockets.map((s) => s.port).join() === '9090';
+  });
+});
+
+test('objects from the API are validated: a rejected route and a class with missing parameters get status', async () => {
+  await custom.createNamespacedCustomObject({
+    group: GROUP, version: 'v1', plural: 'httproutes', namespace: 'apps',
+    body: { apiVersion: GW_API, kind: 'HTTPRoute', metadata: { name: 'bad', namespace: 'apps' }, spec: { parentRefs: [{ name: 'gw', namespace: NS }], hostnames: ['-bad-'] } },
+  });
+  await custom.createClusterCustomObject({
+    group: GROUP, version: 'v1', plural: 'gatewayclasses',
+    body: { apiVersion: GW_API, kind: 'GatewayClass', metadata: { name: 'broken' }, spec: { controllerName: CONTROLLER_NAME, parametersRef: { group: PARAMETERS_GROUP, kind: PARAMETERS_KIND, name: 'missing' } } },
+  });
+  await eventually('rejected route reported', () => {
+    const r = server.get({ apiVersion: GW_API, kind: 'HTTPRoute', namespace: 'apps', name: 'bad' })?.status as HTTPRouteStatus | undefined;
+    return cond(r?.parents[0]?.conditions, 'Accepted')?.status === 'False';
+  });
+  await eventually('class with missing parameters not accepted', () => {
+    const gc = server.get({ apiVersion: GW_API, kind: 'GatewayClass', name: 'broken' });
+    const c = cond((gc?.status as { conditions?: Condition[] } | undefined)?.conditions, 'Accepted');
+    return c?.status === 'False' && c.reason === 'InvalidParameters' && /GatewayClassParameters missing not found/.test(c.message);
+  });
+  const config = routingConfig();
+  assert.ok(config.state === 'ok' && Object.keys(config.ir.routeGenerations ?? {}).join() === 'apps/web', 'the rejected route is not routed');
+});
+
+test('a restarted operator writes no status and updates no object', async () => {
+  await settled(operator);
+  await operator.stop();
+  server.resetRequests();
+  operator = newOperator();
+  await operator.start();
+  await settled(operator);
+  // One more reconcile from a quiet state, so that nothing is left pending.
+  await operator.settle();
+  const writes = server.requests.filter((r) => r.verb !== 'get' && r.verb !== 'list' && r.verb !== 'watch' && r.resource !== 'leases');
+  assert.deepEqual(writes.map((r) => `${r.method} ${r.path}`), []);
+  assert.equal(operator.statusWriter.counts.written, 0);
+  assert.equal(operator.counts.infra.created + operator.counts.infra.updated + operator.counts.infra.deleted, 0);
+  assert.ok(operator.counts.infra.unchanged >= 5);
+  assert.equal(operator.counts.published, 0);
+});
+
+test('deleting the Gateway removes its objects, ClusterRoleBinding and ConfigMaps included', async () => {
+  await custom.deleteNamespacedCustomObject({ group: GROUP, version: 'v1', plural: 'gateways', namespace: NS, name: 'gw' });
+  await eventually('per-Gateway objects deleted', () =>
+    ['Deployment', 'Service', 'ServiceAccount', 'RoleBinding'].every((kind) => {
+      const apiVersion = kind === 'Deployment' ? 'apps/v1' : kind === 'RoleBinding' ? 'rbac.authorization.k8s.io/v1' : 'v1';
+      return server.get({ apiVersion, kind, namespace: NS, name: INSTANCE }) === undefined;
+    }) &&
+    server.get({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', name: CLUSTER_NAME }) === undefined &&
+    server.list('v1', 'ConfigMap', NS).length === 0,
+  );
+  assert.deepEqual(server.list('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding').map((o) => o.metadata.name), []);
+  await eventually('our route parent entry removed', () => {
+    const r = server.get({ apiVersion: GW_API, kind: 'HTTPRoute', namespace: 'apps', name: 'web' })?.status as HTTPRouteStatus | undefined;
+    return r !== undefined && r.parents.every((p) => p.controllerName !== CONTROLLER_NAME);
+  });
+});
+
+test('/metrics names reconciles, status writes by outcome, published configs and infrastructure applies', async () => {
+  const text = await operator.metrics.registry.metrics();
+  assert.match(text, /vgw_operator_reconcile_duration_seconds_count\{outcome="ok"\} [1-9]/);
+  assert.match(text, /vgw_operator_status_writes_total\{outcome="noop"\} [1-9]/);
+  assert.match(text, /vgw_operator_infrastructure_applies_total\{kind="Deployment",action="deleted"\} 1/);
+  assert.match(text, /vgw_operator_routing_configs_published_total 0/);
+});
+
+test("another controller's class and Gateway are never touched", async () => {
+  await settled(operator);
+  const theirs = gw('theirs');
+  assert.equal(theirs?.status, undefined);
+  assert.equal(server.get({ apiVersion: GW_API, kind: 'GatewayClass', name: 'other' })?.status, undefined);
+  const route = server.get({ apiVersion: GW_API, kind: 'HTTPRoute', namespace: 'apps', name: 'web' })?.status as HTTPRouteStatus;
+  assert.ok(route.parents.every((p) => p.parentRef.name !== 'theirs'));
+  assert.deepEqual(server.list('apps/v1', 'Deployment').map((d) => d.metadata.name), []);
+});
