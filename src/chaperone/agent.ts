@@ -9,7 +9,8 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { chmod } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { EndpointMap } from '../ir/types.ts';
+import { bindSocketsTo } from '../ir/bind-address.ts';
+import type { EndpointMap, RoutingIR } from '../ir/types.ts';
 import { countEndpoints, createGatewayMetrics, type GatewayMetrics } from '../metrics/registry.ts';
 import { compileConfig } from '../pipeline/render.ts';
 import { ConfigApplier } from '../runtime/config-applier.ts';
@@ -42,6 +43,11 @@ export interface ChaperoneOptions {
   metrics?: GatewayMetrics;
   /** Report `Programmed` on HTTPRoutes (default true). */
   reportRouteStatus?: boolean;
+  /**
+   * Bind every IR socket on this address (its port and name kept, same-port sockets merged;
+   * src/ir/bind-address.ts) instead of the address the IR names. `vgw chaperone` always sets it.
+   */
+  listenAddress?: string;
 }
 
 export interface ChaperoneState extends DataPlaneState {
@@ -143,14 +149,17 @@ export class Chaperone {
       this.log.debug({ event: 'config-incomplete', reason: decoded.reason }, 'routing config not complete yet');
       return;
     }
-    if (decoded.state === 'invalid') {
+    const usable = decoded.state === 'invalid' ? decoded : this.boundToListenAddress(decoded.ir);
+    if (decoded.state === 'invalid' || usable.state === 'invalid') {
+      const reason = usable.state === 'invalid' ? usable.reason : '';
       // Reported once per distinct problem, not on every endpoint change while it lasts.
-      if (decoded.reason !== this.lastInvalid) this.applier.reject(`routing config rejected, last good config keeps serving: ${decoded.reason}`);
-      this.lastInvalid = decoded.reason;
+      if (reason !== this.lastInvalid) this.applier.reject(`routing config rejected, last good config keeps serving: ${reason}`);
+      this.lastInvalid = reason;
       return;
     }
     this.lastInvalid = '';
-    const endpoints = this.sources.endpoints(decoded.ir);
+    const { ir } = usable;
+    const endpoints = this.sources.endpoints(ir);
     const endpointsKey = endpointFingerprint(endpoints);
     if (this.compiled?.hash === decoded.sha256 && this.compiled.endpoints === endpointsKey && this.state.ready) {
       // What is published is what is live (say, the last good config published again after a
@@ -158,7 +167,7 @@ export class Chaperone {
       this.applier.accepted();
       return;
     }
-    const config = compileConfig(decoded.ir, endpoints, { shards: this.opts.shards, shardCache: this.shardCache });
+    const config = compileConfig(ir, endpoints, { shards: this.opts.shards, shardCache: this.shardCache });
     await this.dataPlane.apply(config);
     this.compiled = { hash: decoded.sha256, endpoints: endpointsKey };
     this.state.configHash = decoded.sha256;
@@ -169,6 +178,13 @@ export class Chaperone {
       this.log.info({ event: 'ready', routes: config.stats.routes, endpoints: this.state.endpoints }, 'first config live: ready');
     }
     this.routeStatus?.live(decoded.ir.routeGenerations ?? {});
+  }
+
+  /** The published IR as this pod binds it (see ChaperoneOptions.listenAddress). */
+  private boundToListenAddress(published: RoutingIR): { state: 'ok'; ir: RoutingIR } | { state: 'invalid'; reason: string } {
+    if (this.opts.listenAddress === undefined) return { state: 'ok', ir: published };
+    const bound = bindSocketsTo(published, this.opts.listenAddress);
+    return bound.ok ? { state: 'ok', ir: bound.ir } : { state: 'invalid', reason: bound.error };
   }
 
   /** The state as /status serves it: errors summarised, never VCL text. */

@@ -22,6 +22,8 @@ import { addressFlag, flagErrors, portFlag } from './flags.ts';
 /** `vgw chaperone` flags, as parsed strings; checked by chaperoneArgs below. */
 const OPTIONS = {
   gateway: { type: 'string' },
+  // varnishd's listen address for every socket of the routing config (see src/ir/bind-address.ts).
+  'listen-address': { type: 'string', default: '0.0.0.0' },
   'probe-port': { type: 'string', default: '9901' },
   'probe-address': { type: 'string', default: '0.0.0.0' },
   'metrics-port': { type: 'string', default: '9902' },
@@ -69,6 +71,7 @@ const chaperoneArgs = z.object({
   gateway: z
     .string({ error: '--gateway NAMESPACE/NAME is required (or GATEWAY_NAMESPACE and GATEWAY_NAME)' })
     .regex(/^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}$/, '--gateway must be NAMESPACE/NAME'),
+  'listen-address': addressFlag('listen-address'),
   'probe-port': portFlag('probe-port'),
   'probe-address': addressFlag('probe-address'),
   'metrics-port': portFlag('metrics-port'),
@@ -126,6 +129,7 @@ export async function runChaperone(argv: string[]): Promise<number> {
     podName: args.pod ?? process.env.POD_NAME ?? process.env.HOSTNAME ?? 'unknown',
     workDir,
     logger: log,
+    listenAddress: args['listen-address'],
     ...varnishdSettings(args),
   });
   // Readiness is the agent's (a config live and not draining), not the data plane's flag alone:

@@ -155,6 +155,8 @@ function ownerReference(gateway: GatewayIdentity): V1OwnerReference {
 function downwardEnv(gateway: GatewayIdentity, hasNameLabel: boolean): V1EnvVar[] {
   return [
     { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    // varnishd listens on the pod's address, not on the addresses the routing config names.
+    { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
     { name: 'GATEWAY_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
     hasNameLabel
       ? { name: 'GATEWAY_NAME', valueFrom: { fieldRef: { fieldPath: `metadata.labels['${GATEWAY_NAME_LABEL}']` } } }
@@ -165,6 +167,7 @@ function downwardEnv(gateway: GatewayIdentity, hasNameLabel: boolean): V1EnvVar[
 function chaperoneArgs(gateway: GatewayIdentity, params: GatewayClassParametersSpec): string[] {
   const args = [
     '--gateway', `${gateway.namespace}/${gateway.name}`,
+    '--listen-address=$(POD_IP)',
     '--probe-port', String(PROBE_PORT),
     '--metrics-port', String(METRICS_PORT),
     '--work-dir', WORK_DIR,

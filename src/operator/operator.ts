@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { condition, mergeConditions } from '../gatewayapi/conditions.ts';
 import { indexStatuses, type GatewayStatus, type ObjectStatus, type PreviousStatuses } from '../gatewayapi/status.ts';
-import { translate } from '../gatewayapi/translator.ts';
+import { formatProblem, translate } from '../gatewayapi/translator.ts';
 import type { GatewayClass } from '../gatewayapi/types.ts';
 import { encodeRoutingConfig, GATEWAY_LABEL, headName, ROLE_LABEL } from '../ir/configmap.ts';
 import { apiStatusCode } from '../providers/kubernetes/errors.ts';
@@ -60,6 +60,9 @@ export interface OperatorCounts {
   infra: Record<ApplyAction, number>;
 }
 
+const FIRST_RETRY_MS = 1_000;
+const MAX_RETRY_MS = 30_000;
+
 /** What a GatewayClass's parametersRef resolves to. */
 type ClassParameters = { ok: true; spec: GatewayClassParametersSpec } | { ok: false; message: string };
 
@@ -80,6 +83,9 @@ export class Operator {
   /** sha256 of the routing config last published per Gateway (namespace/name). */
   private published = new Map<string, string>();
   private stopped = false;
+  private retryMs = FIRST_RETRY_MS;
+  private problems = new Set<string>();
+  private retryTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: OperatorOptions) {
     this.opts = opts;
@@ -147,6 +153,7 @@ export class Operator {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     await this.elector.stop();
     await this.coalescer.stop();
     await this.statusWriter.stop();
@@ -165,8 +172,10 @@ export class Operator {
     try {
       await this.reconcileView(this.sources.view());
       end({ outcome: 'ok' });
+      this.retryMs = FIRST_RETRY_MS;
     } catch (err) {
       end({ outcome: 'error' });
+      this.scheduleRetry();
       throw err;
     } finally {
       this.counts.reconciles++;
@@ -190,6 +199,13 @@ export class Operator {
 
     const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previous });
     const statuses = result.statuses;
+    // Each problem is logged once, when it appears, not on every run.
+    const problems = new Set(result.problems.map(formatProblem));
+    for (const p of result.problems) {
+      const text = formatProblem(p);
+      if (!this.problems.has(text)) this.log.warn({ event: 'problem', kind: p.kind, object: p.object, problem: p.message }, text);
+    }
+    this.problems = problems;
     for (const s of statuses) {
       if (s.kind !== 'GatewayClass') continue;
       const p = classParams.get(s.metadata.name);
@@ -203,6 +219,7 @@ export class Operator {
     for (const s of statuses) if (s.kind === 'Gateway') gatewayStatus.set(`${s.metadata.namespace}/${s.metadata.name}`, s);
     const classOf = new Map(snapshot.gateways.map((g) => [`${g.metadata.namespace}/${g.metadata.name}`, g.spec.gatewayClassName]));
 
+    let failed = false;
     const keep = new Set<string>();
     const keepConfigs = new Set<string>();
     for (const gw of result.gateways) {
@@ -213,19 +230,32 @@ export class Operator {
       keep.add(infraName(gw.gateway.namespace, gw.gateway.name));
       keepConfigs.add(key);
       const log = this.log.child({ gateway: key });
-      await this.publish(gw.gateway.namespace, gw.gateway.name, gw.routing, log);
-      const infra = renderInfrastructure({ ...gw.gateway, uid }, gw.infra, params.spec, { defaultImage: this.opts.defaultImage });
-      const live = await this.applier.apply(infra);
-      // The Deployment's status (ready replicas) as the informer last saw it when newer.
-      const deployment = this.sources.deployment(gw.gateway.namespace, infra.deployment.metadata?.name as string) ?? live.deployment;
       const status = gatewayStatus.get(key);
-      if (status) this.applyInfraStatus(status.status, live.service, deployment, status.metadata.generation, key, now);
+      try {
+        await this.publish(gw.gateway.namespace, gw.gateway.name, gw.routing, log);
+        const infra = renderInfrastructure({ ...gw.gateway, uid }, gw.infra, params.spec, { defaultImage: this.opts.defaultImage });
+        const live = await this.applier.apply(infra);
+        // Read (or written) in this run: the newest Service and Deployment status there is. The
+        // Deployment informer only makes a change of their status start a run.
+        if (status) this.applyInfraStatus(status.status, live.service, live.deployment, status.metadata.generation, key, now);
+      } catch (err) {
+        // One Gateway's failure stays its own: the others are still applied, and this one is
+        // retried (below) and reported not Programmed meanwhile.
+        failed = true;
+        log.error({ event: 'gateway-apply-failed', err: describe(err) }, 'could not publish or apply the Gateway\'s objects');
+        if (status) this.failInfraStatus(status.status, status.metadata.generation, key, now);
+      }
     }
     // A Gateway without infrastructure has no address (the translator's bind address is the
     // pods' wildcard, not where clients reach it).
     for (const [key, s] of gatewayStatus) if (!keepConfigs.has(key)) s.status.addresses = [];
-    await this.applier.sweep(keep);
-    await this.sweepConfigs(keepConfigs);
+    try {
+      await this.applier.sweep(keep);
+      await this.sweepConfigs(keepConfigs);
+    } catch (err) {
+      failed = true;
+      this.log.error({ event: 'cleanup-failed', err: describe(err) }, 'could not delete the objects of removed Gateways');
+    }
 
     this.previous = indexStatuses(statuses);
     const keys = new Map<string, { kind: StatusKind; namespace: string | undefined; name: string }>();
@@ -248,6 +278,30 @@ export class Operator {
       }
     }
     this.statusKeys = keys;
+    if (failed) throw new Error('part of the reconcile failed (see the errors logged above)');
+  }
+
+  /** Programmed=False while a Gateway's objects could not be applied. */
+  private failInfraStatus(status: GatewayStatus, generation: number, key: string, now: string): void {
+    status.addresses = [];
+    const i = status.conditions.findIndex((c) => c.type === 'Programmed');
+    if (i < 0 || status.conditions[i].status !== 'True') return;
+    const [gwNamespace, gwName] = key.split('/');
+    const before = this.previous?.gateway(gwNamespace, gwName)?.conditions;
+    const c = condition('Programmed', false, 'Pending', 'the Gateway\'s routing config or Deployment could not be written; retrying', generation);
+    status.conditions[i] = mergeConditions(before, [c], now)[0];
+  }
+
+  /** After a failed run: another one after a backoff (1 s doubling to 30 s), even without events. */
+  private scheduleRetry(): void {
+    if (this.stopped || this.retryTimer) return;
+    const delay = this.retryMs;
+    this.retryMs = Math.min(this.retryMs * 2, MAX_RETRY_MS);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.trigger();
+    }, delay);
+    this.retryTimer.unref();
   }
 
   /** Addresses from the Service; Programmed from pods and address once the translator found nothing wrong. */

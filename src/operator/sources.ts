@@ -169,11 +169,6 @@ export class OperatorSources {
     });
   }
 
-  /** Deployments the operator manages, as read (for their status). */
-  deployment(namespace: string, name: string): Raw | undefined {
-    return this.items('Deployment').find((d) => d.metadata?.namespace === namespace && d.metadata?.name === name);
-  }
-
   /** The current view: validated snapshot, minus other controllers' classes and Gateways. */
   view(): ClusterView {
     const snapshot = emptySnapshot();

@@ -64,7 +64,8 @@ function renderedFlags(): string[] {
   });
   assert.ok(parsed.ok, parsed.ok ? '' : parsed.error);
   const infra = renderInfrastructure({ ...GW, uid: 'u-1' }, { listeners: [], addresses: [], labels: {}, annotations: {} }, parsed.value.spec, { defaultImage: 'vgw:test' });
-  return infra.deployment.spec?.template.spec?.containers[0].args ?? [];
+  // $(POD_IP) as the kubelet expands it.
+  return (infra.deployment.spec?.template.spec?.containers[0].args ?? []).map((a) => a.replaceAll('$(POD_IP)', ADDRESS));
 }
 
 /** `param.show NAME` value (the first "Value is:" line). */

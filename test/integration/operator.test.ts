@@ -235,6 +235,23 @@ test('a restarted operator writes no status and updates no object', async () => 
   assert.equal(operator.counts.published, 0);
 });
 
+test('a Gateway whose Deployment cannot be written is Pending and retried; the others are unaffected', async () => {
+  const gw2 = infraName(NS, 'gw2');
+  const programmedBefore = cond(gatewayStatus()?.conditions, 'Programmed');
+  server.failNext({ verb: 'create', resource: 'deployments', namespace: NS, times: 1, code: 500 });
+  await custom.createNamespacedCustomObject({
+    group: GROUP, version: 'v1', plural: 'gateways', namespace: NS,
+    body: { apiVersion: GW_API, kind: 'Gateway', metadata: { name: 'gw2', namespace: NS }, spec: { gatewayClassName: 'vgw', listeners: listeners(8081) } },
+  });
+  await eventually('gw2 reported Pending', () => cond((gw('gw2')?.status as GatewayStatus | undefined)?.conditions, 'Programmed')?.reason === 'Pending');
+  await eventually('gw2 Deployment created by a retry', () => server.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: NS, name: gw2 }) !== undefined);
+  await eventually('gw2 NoResources after the retry', () => cond((gw('gw2')?.status as GatewayStatus | undefined)?.conditions, 'Programmed')?.reason === 'NoResources');
+  assert.deepEqual(cond(gatewayStatus()?.conditions, 'Programmed'), programmedBefore, 'the other Gateway keeps its status');
+  assert.match(await operator.metrics.registry.metrics(), /vgw_operator_reconcile_duration_seconds_count\{outcome="error"\} [1-9]/);
+  await custom.deleteNamespacedCustomObject({ group: GROUP, version: 'v1', plural: 'gateways', namespace: NS, name: 'gw2' });
+  await eventually('gw2 objects deleted', () => server.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: NS, name: gw2 }) === undefined);
+});
+
 test('deleting the Gateway removes its objects, ClusterRoleBinding and ConfigMaps included', async () => {
   await custom.deleteNamespacedCustomObject({ group: GROUP, version: 'v1', plural: 'gateways', namespace: NS, name: 'gw' });
   await eventually('per-Gateway objects deleted', () =>
@@ -256,8 +273,8 @@ test('/metrics names reconciles, status writes by outcome, published configs and
   const text = await operator.metrics.registry.metrics();
   assert.match(text, /vgw_operator_reconcile_duration_seconds_count\{outcome="ok"\} [1-9]/);
   assert.match(text, /vgw_operator_status_writes_total\{outcome="noop"\} [1-9]/);
-  assert.match(text, /vgw_operator_infrastructure_applies_total\{kind="Deployment",action="deleted"\} 1/);
-  assert.match(text, /vgw_operator_routing_configs_published_total 0/);
+  assert.match(text, /vgw_operator_infrastructure_applies_total\{kind="Deployment",action="deleted"\} [1-9]/);
+  assert.match(text, /vgw_operator_routing_configs_published_total [1-9]/);
 });
 
 test("another controller's class and Gateway are never touched", async () => {

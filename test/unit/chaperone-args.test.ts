@@ -18,6 +18,17 @@ test('defaults: probes on 0.0.0.0:9901, status and metrics on 127.0.0.1:9902', (
   assert.equal(parseChaperoneArgs([], { GATEWAY_NAMESPACE: 'shop', GATEWAY_NAME: 'public' }).gateway, 'shop/public');
 });
 
+test('varnishd listens on --listen-address (default all addresses), whatever addresses the routing config names', () => {
+  assert.equal(parseChaperoneArgs(['--gateway', 'a/b'], {})['listen-address'], '0.0.0.0');
+  // The flag only: a POD_IP in the environment is not read (the Deployment passes it as the flag).
+  assert.equal(parseChaperoneArgs(['--gateway', 'a/b'], { POD_IP: '10.1.2.3' })['listen-address'], '0.0.0.0');
+  assert.equal(parseChaperoneArgs(['--gateway', 'a/b', '--listen-address=10.1.2.3'], {})['listen-address'], '10.1.2.3');
+  assert.equal(parseChaperoneArgs(['--gateway', 'a/b', '--listen-address', 'fd00::7'], {})['listen-address'], 'fd00::7');
+  for (const bad of ['$(POD_IP)', '', 'pod.local', '10.0.0.1:80']) {
+    assert.throws(() => parseChaperoneArgs(['--gateway', 'a/b', `--listen-address=${bad}`], {}), (err: Error) => err instanceof UsageError && /--listen-address must be an IP address/.test(err.message), bad);
+  }
+});
+
 test('bad flags are usage errors naming the flag', () => {
   const cases: [string[], RegExp][] = [
     [[], /--gateway NAMESPACE\/NAME is required/],
@@ -42,8 +53,11 @@ function renderedArgs(spec: GatewayClassParametersInput): string[] {
   const r = renderInfrastructure(gatewayIdentity, oneListener, parsed.value.spec, { defaultImage: 'vgw:test' });
   const c = r.deployment.spec?.template.spec?.containers[0];
   assert.deepEqual(c?.command, ['tini', '--', 'vgw', 'chaperone']);
-  return c?.args ?? [];
+  // As the kubelet starts the container: $(POD_IP) expanded from the downward-API variable.
+  assert.equal(c?.env?.find((e) => e.name === 'POD_IP')?.valueFrom?.fieldRef?.fieldPath, 'status.podIP');
+  return (c?.args ?? []).map((a) => a.replaceAll('$(POD_IP)', POD_IP));
 }
+const POD_IP = '10.244.1.7';
 
 test('every flag the rendered Deployment passes parses, into the varnishd settings it names', () => {
   const argv = renderedArgs({
@@ -55,6 +69,7 @@ test('every flag the rendered Deployment passes parses, into the varnishd settin
   });
   const a = parseChaperoneArgs(argv, {});
   assert.equal(a.gateway, 'shop/public');
+  assert.equal(a['listen-address'], POD_IP);
   assert.equal(a['work-dir'], WORK_DIR);
   assert.equal(a.storage, 2 ** 30);
   const settings = varnishdSettings(a);

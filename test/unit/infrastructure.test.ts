@@ -91,11 +91,11 @@ describe('renderInfrastructure', () => {
     const d = r.deployment;
     const c = gatewayContainer(r);
     assert.deepEqual(c.command, ['tini', '--', 'vgw', 'chaperone']);
-    assert.deepEqual(c.args?.slice(0, 2), ['--gateway', 'shop/public']);
+    assert.deepEqual(c.args?.slice(0, 3), ['--gateway', 'shop/public', '--listen-address=$(POD_IP)']);
     assert.ok(c.args?.includes('--storage') && c.args.includes(`malloc,${256 * 2 ** 20}`));
     assert.deepEqual(
       c.env?.map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath]),
-      [['POD_NAME', 'metadata.name'], ['GATEWAY_NAMESPACE', 'metadata.namespace'], ['GATEWAY_NAME', `metadata.labels['${GATEWAY_NAME_LABEL}']`]],
+      [['POD_NAME', 'metadata.name'], ['POD_IP', 'status.podIP'], ['GATEWAY_NAMESPACE', 'metadata.namespace'], ['GATEWAY_NAME', `metadata.labels['${GATEWAY_NAME_LABEL}']`]],
     );
     assert.deepEqual(c.readinessProbe?.httpGet, { path: '/healthz', port: 'probe' });
     assert.equal(c.livenessProbe, undefined, 'a liveness probe would restart a draining pod');
