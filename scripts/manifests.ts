@@ -135,6 +135,8 @@ function operatorClusterRole(): Schema {
       rule([GW], ['gateways/finalizers'], ['update']),
       rule([PARAMETERS_GROUP], [PARAMETERS_PLURAL], READ),
       rule([''], ['namespaces', 'secrets'], READ),
+      // The gateway pods' reports of the config they serve (HTTPRoute Programmed).
+      rule([''], ['pods'], READ),
       rule(['discovery.k8s.io'], ['endpointslices'], READ),
       rule([''], ['services', 'configmaps', 'serviceaccounts'], OWN),
       rule(['apps'], ['deployments'], OWN),
@@ -156,16 +158,16 @@ function chaperoneRoles(): Schema[] {
       metadata: { name: CHAPERONE_CLUSTER_ROLE, labels },
       rules: [
         rule(['discovery.k8s.io'], ['endpointslices'], ['list', 'watch']),
-        rule([GW], ['httproutes'], ['get']),
-        rule([GW], ['httproutes/status'], ['update']),
       ],
     },
     {
-      // Bound by a RoleBinding in each Gateway's namespace only: ConfigMaps elsewhere stay unreadable.
+      // Bound by a RoleBinding in each Gateway's namespace only: ConfigMaps elsewhere stay
+      // unreadable, and the Pods it may annotate (its own, with the config it serves) are only
+      // those of the Gateway's namespace.
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRole',
       metadata: { name: CHAPERONE_ROUTING_ROLE, labels },
-      rules: [rule([''], ['configmaps'], ['list', 'watch'])],
+      rules: [rule([''], ['configmaps'], ['list', 'watch']), rule([''], ['pods'], ['get', 'patch'])],
     },
   ];
 }

@@ -21,7 +21,7 @@ import type { Varnishd } from '../varnish/varnishd.ts';
 import type { ShardCache } from '../vcl/shards.ts';
 import { drainConnections, type DrainOptions } from './drain.ts';
 import { summarizeError } from './error-summary.ts';
-import { RouteStatusReporter } from './route-status.ts';
+import { ServedReporter } from './served-report.ts';
 import { ChaperoneSources } from './sources.ts';
 
 export interface ChaperoneOptions {
@@ -30,6 +30,8 @@ export interface ChaperoneOptions {
   namespace: string;
   gateway: string;
   podName: string;
+  /** This pod's namespace (where its Pod object is). Default: the Gateway's namespace. */
+  podNamespace?: string;
   /** Parent of varnishd's work directories. */
   workDir: string;
   logger: Logger;
@@ -41,7 +43,10 @@ export interface ChaperoneOptions {
   storageBytes?: number;
   shards?: number;
   metrics?: GatewayMetrics;
-  /** Report `Programmed` on HTTPRoutes (default true). */
+  /**
+   * Report the live config on this pod's Pod (annotation gateway.vgw.dev/served), from which the
+   * operator sets the HTTPRoutes' `Programmed` (default true).
+   */
   reportRouteStatus?: boolean;
   /**
    * Bind every IR socket on this address (its port and name kept, same-port sockets merged;
@@ -63,7 +68,7 @@ export class Chaperone {
   private readonly log: Logger;
   private readonly sources: ChaperoneSources;
   private readonly dataPlane: ObservedDataPlane;
-  private readonly routeStatus: RouteStatusReporter | null;
+  private readonly routeStatus: ServedReporter | null;
   private readonly shardCache: ShardCache = new Map();
   private readonly applier: ConfigApplier;
   readonly metrics: GatewayMetrics;
@@ -95,7 +100,7 @@ export class Chaperone {
     this.routeStatus =
       opts.reportRouteStatus === false
         ? null
-        : new RouteStatusReporter({ kubeConfig: opts.kubeConfig, namespace: opts.namespace, gateway: opts.gateway, podName: opts.podName, logger: opts.logger });
+        : new ServedReporter({ kubeConfig: opts.kubeConfig, namespace: opts.podNamespace ?? opts.namespace, podName: opts.podName, logger: opts.logger });
     this.dataPlane = new ObservedDataPlane({
       workDir: opts.workDir,
       logger: opts.logger,
@@ -177,7 +182,7 @@ export class Chaperone {
       this.state.phase = 'serving';
       this.log.info({ event: 'ready', routes: config.stats.routes, endpoints: this.state.endpoints }, 'first config live: ready');
     }
-    this.routeStatus?.live(decoded.ir.routeGenerations ?? {});
+    this.routeStatus?.live(decoded.sha256);
   }
 
   /** The published IR as this pod binds it (see ChaperoneOptions.listenAddress). */

@@ -127,6 +127,7 @@ export async function runChaperone(argv: string[]): Promise<number> {
     namespace,
     gateway,
     podName: args.pod ?? process.env.POD_NAME ?? process.env.HOSTNAME ?? 'unknown',
+    ...(process.env.POD_NAMESPACE ? { podNamespace: process.env.POD_NAMESPACE } : {}),
     workDir,
     logger: log,
     listenAddress: args['listen-address'],

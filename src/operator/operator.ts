@@ -11,7 +11,7 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { condition, mergeConditions } from '../gatewayapi/conditions.ts';
-import { indexStatuses, type GatewayStatus, type ObjectStatus, type PreviousStatuses } from '../gatewayapi/status.ts';
+import { indexStatuses, previousParent, type GatewayStatus, type ObjectStatus, type PreviousStatuses } from '../gatewayapi/status.ts';
 import { formatProblem, translate } from '../gatewayapi/translator.ts';
 import type { GatewayClass } from '../gatewayapi/types.ts';
 import { encodeRoutingConfig, GATEWAY_LABEL, headName, ROLE_LABEL } from '../ir/configmap.ts';
@@ -23,6 +23,7 @@ import { infraName, renderInfrastructure } from './infrastructure.ts';
 import { LeaderElector } from './leader.ts';
 import { defaultParameters, PARAMETERS_GROUP, PARAMETERS_KIND, parseParameters, type GatewayClassParametersSpec } from './parameters.ts';
 import { publishRoutingConfig } from './publish.ts';
+import { PublishedConfigs, replicaReports, routeProgrammed, ROUTE_PROGRAMMED } from './route-programmed.ts';
 import { OperatorSources, type ClusterView } from './sources.ts';
 import { StatusWriter, type StatusKind } from './status-writer.ts';
 
@@ -80,8 +81,12 @@ export class Operator {
   private previous: PreviousStatuses | undefined;
   /** Status keys set by the last reconcile, to forget the ones no longer desired. */
   private statusKeys = new Map<string, { kind: StatusKind; namespace: string | undefined; name: string }>();
-  /** sha256 of the routing config last published per Gateway (namespace/name). */
-  private published = new Map<string, string>();
+  /** The routing config last published per Gateway (namespace/name): sha256 of its IR JSON and of its head ConfigMap. */
+  private published = new Map<string, { ir: string; head: string }>();
+  /** Route generations of the configs published, by head sha256: what a replica's report means. */
+  private readonly publishedConfigs = new PublishedConfigs();
+  /** Pod problems logged already (each once, while it lasts). */
+  private podProblems = new Set<string>();
   private stopped = false;
   private retryMs = FIRST_RETRY_MS;
   private problems = new Set<string>();
@@ -257,6 +262,7 @@ export class Operator {
       this.log.error({ event: 'cleanup-failed', err: describe(err) }, 'could not delete the objects of removed Gateways');
     }
 
+    this.setRouteProgrammed(statuses, view.pods, keepConfigs, now);
     this.previous = indexStatuses(statuses);
     const keys = new Map<string, { kind: StatusKind; namespace: string | undefined; name: string }>();
     for (const s of statuses) {
@@ -279,6 +285,36 @@ export class Operator {
     }
     this.statusKeys = keys;
     if (failed) throw new Error('part of the reconcile failed (see the errors logged above)');
+  }
+
+  /**
+   * Adds `Programmed` to every accepted route parent entry of a Gateway with infrastructure: True
+   * once each ready replica of the Gateway reports a config serving the route's generation.
+   */
+  private setRouteProgrammed(statuses: ObjectStatus[], pods: readonly unknown[], gateways: ReadonlySet<string>, now: string): void {
+    this.publishedConfigs.retain(gateways);
+    const { ready, problems } = replicaReports(pods, gateways);
+    const seen = new Set<string>();
+    for (const p of problems) {
+      const text = `${p.pod}: ${p.error}`;
+      seen.add(text);
+      if (!this.podProblems.has(text)) this.log.warn({ event: 'pod-report-unusable', object: p.pod, problem: p.error }, 'gateway pod report ignored');
+    }
+    this.podProblems = seen;
+    for (const s of statuses) {
+      if (s.kind !== 'HTTPRoute') continue;
+      const routeKey = `${s.metadata.namespace}/${s.metadata.name}`;
+      const before = this.previous?.httpRoute(s.metadata.namespace ?? '', s.metadata.name);
+      for (const parent of s.status.parents) {
+        const ref = parent.parentRef;
+        if ((ref.kind ?? 'Gateway') !== 'Gateway' || parent.conditions.find((c) => c.type === 'Accepted')?.status !== 'True') continue;
+        const gateway = `${ref.namespace ?? s.metadata.namespace}/${ref.name}`;
+        if (!gateways.has(gateway)) continue;
+        const c = routeProgrammed(gateway, routeKey, s.metadata.generation, ready.get(gateway) ?? [], this.publishedConfigs);
+        const merged = mergeConditions(previousParent(before, ref)?.conditions, [c], now)[0];
+        parent.conditions = [...parent.conditions.filter((x) => x.type !== ROUTE_PROGRAMMED), merged];
+      }
+    }
   }
 
   /** Programmed=False while a Gateway's objects could not be applied. */
@@ -318,7 +354,12 @@ export class Operator {
   private async publish(namespace: string, gateway: string, routing: Parameters<typeof publishRoutingConfig>[3], log: Logger): Promise<void> {
     const key = `${namespace}/${gateway}`;
     const sha = sha256(JSON.stringify(routing));
-    if (this.published.get(key) === sha) return;
+    const generations = routing.routeGenerations ?? {};
+    const known = this.published.get(key);
+    if (known?.ir === sha) {
+      this.publishedConfigs.remember(key, known.head, generations);
+      return;
+    }
     // After a restart: the head already in the cluster may be this very config.
     if (!this.published.has(key)) {
       const head = encodeRoutingConfig(routing, namespace, gateway).at(-1);
@@ -327,12 +368,14 @@ export class Operator {
         throw err;
       });
       if (head && live?.data?.sha256 === head.data.sha256) {
-        this.published.set(key, sha);
+        this.published.set(key, { ir: sha, head: head.data.sha256 });
+        this.publishedConfigs.remember(key, head.data.sha256, generations);
         return;
       }
     }
     const r = await publishRoutingConfig(this.opts.kubeConfig, namespace, gateway, routing);
-    this.published.set(key, sha);
+    this.published.set(key, { ir: sha, head: r.sha256 });
+    this.publishedConfigs.remember(key, r.sha256, generations);
     this.counts.published++;
     this.metrics.publishedConfigs.inc();
     log.info({ event: 'routing-published', sha256: r.sha256, configMaps: r.written.length, deleted: r.deleted.length }, 'routing config published');

@@ -30,7 +30,7 @@ interface SourceKind {
   labelSelector?: string;
   /**
    * Gateway API kinds: events that changed only status are ignored (most are the operator's own
-   * writes). Services and Deployments keep them: their status is what Programmed reports.
+   * writes). Services, Deployments and Pods keep them: their status is what Programmed reports.
    */
   ignoreStatusOnly: boolean;
 }
@@ -44,6 +44,8 @@ export interface ClusterView {
   gatewayUids: Map<string, string>;
   /** GatewayClassParameters objects by name, as read (parsed by the caller). */
   parameters: Map<string, Raw>;
+  /** The Pods of the per-Gateway Deployments (managed-by label), as read. */
+  pods: Raw[];
 }
 
 const GW_V1 = `${GATEWAY_GROUP}/v1`;
@@ -96,6 +98,15 @@ export class OperatorSources {
         path: `/apis/${PARAMETERS_GROUP}/${PARAMETERS_VERSION}/${PARAMETERS_PLURAL}`,
         list: clusterCustom(PARAMETERS_GROUP, PARAMETERS_VERSION, PARAMETERS_PLURAL),
         ignoreStatusOnly: true,
+      },
+      {
+        // The gateway pods: their readiness and what each says it serves (HTTPRoute Programmed).
+        kind: 'Pod',
+        apiVersion: 'v1',
+        path: '/api/v1/pods',
+        list: () => core.listPodForAllNamespaces({ labelSelector: managed }) as Promise<List>,
+        labelSelector: managed,
+        ignoreStatusOnly: false,
       },
       {
         kind: 'Deployment',
@@ -199,7 +210,7 @@ export class OperatorSources {
     }
     const parameters = new Map<string, Raw>();
     for (const p of this.items('GatewayClassParameters')) if (p.metadata?.name) parameters.set(p.metadata.name, p);
-    return { snapshot, gatewayUids, parameters };
+    return { snapshot, gatewayUids, parameters, pods: this.items('Pod') };
   }
 }
 

@@ -45,12 +45,6 @@ export interface StatusWriterOptions {
   backoffMs?: number;
   /** Delay before an object whose write gave up is tried again; doubles up to 30 s. Default 1 s. */
   retryMs?: number;
-  /**
-   * Condition types on our own route parent entries that are reported by someone else (the
-   * gateway pods report `Programmed` when a route is live): kept from the API object when the
-   * desired entry does not carry them. Default ['Programmed'].
-   */
-  foreignConditionTypes?: readonly string[];
   /** Clock for lastTransitionTime of conditions that changed. */
   now?: () => Date;
 }
@@ -298,7 +292,7 @@ export class StatusWriter {
       } as unknown as Record<string, unknown>;
     }
     const routeNamespace = live.metadata.namespace ?? '';
-    const parents = mergeRouteParents(Array.isArray(before.parents) ? (before.parents as RouteParentStatus[]) : [], (desired as HTTPRouteStatus).parents, routeNamespace, now, this.opts.foreignConditionTypes ?? ['Programmed']);
+    const parents = mergeRouteParents(Array.isArray(before.parents) ? (before.parents as RouteParentStatus[]) : [], (desired as HTTPRouteStatus).parents, routeNamespace, now);
     return { ...before, parents };
   }
 }
@@ -313,17 +307,15 @@ export function mergeRouteParents(
   desired: readonly RouteParentStatus[],
   routeNamespace: string,
   now: string,
-  foreignConditionTypes: readonly string[] = [],
 ): RouteParentStatus[] {
   const ours = desired.filter((p) => p.controllerName === CONTROLLER_NAME).map((p) => ({ ...p, parentRef: withDefaults(p.parentRef) }));
   const used = new Set<number>();
-  const build = (want: RouteParentStatus, before: RouteParentStatus | undefined): RouteParentStatus => {
-    const conditions = mergeConditions(before?.conditions, want.conditions, now);
-    for (const c of before?.conditions ?? []) {
-      if (foreignConditionTypes.includes(c.type) && !conditions.some((x) => x.type === c.type)) conditions.push(c);
-    }
-    return { ...want, conditions };
-  };
+  // Every condition of our entries is ours (Programmed too: the operator aggregates the gateway
+  // pods' reports), so our entry is exactly the desired one.
+  const build = (want: RouteParentStatus, before: RouteParentStatus | undefined): RouteParentStatus => ({
+    ...want,
+    conditions: mergeConditions(before?.conditions, want.conditions, now),
+  });
   const out: RouteParentStatus[] = [];
   for (const entry of live) {
     if (entry.controllerName !== CONTROLLER_NAME) {

@@ -30,8 +30,9 @@ import {
   httpRoute,
   kube,
   namespace,
-  parentCondition,
+  gatewayPod,
   seedWorld,
+  servedReport,
   service,
   startBackend,
   translateWorld,
@@ -109,6 +110,8 @@ describe('vgw chaperone: SIGTERM drains connections, then exits 0', () => {
     for (const w of [world, world2]) {
       const translated = seedWorld(server, w);
       await publishRoutingConfig(server.kubeConfig(), w.gateways[0].metadata.namespace as string, w.gateways[0].metadata.name, translated.ir);
+      // The agent annotates its own Pod with the config it serves.
+      server.set(gatewayPod(w.gateways[0].metadata.namespace as string, 'test-pod'));
     }
     server.set(kube(endpointSlice('app', 'backend', 'backend-1', [BACKEND.address], BACKEND.port)));
   });
@@ -141,9 +144,9 @@ describe('vgw chaperone: SIGTERM drains connections, then exits 0', () => {
     const healthz = () => get(ADMIN, 'admin', '/healthz');
     const local = p.metricsEndpoint();
     assert.ok(local, `the agent logs where /status and /metrics listen${diagnostics()}`);
-    const status = JSON.parse(await fetch(`http://${local.address}:${local.port}/status`).then((r) => r.text())) as { phase: string; ready: boolean };
+    const status = JSON.parse(await fetch(`http://${local.address}:${local.port}/status`).then((r) => r.text())) as { phase: string; ready: boolean; configHash?: string };
     assert.deepEqual([status.phase, status.ready], ['serving', true]);
-    await eventually('Programmed by test-pod', () => /test-pod/.test(parentCondition(server.get({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', namespace: 'app', name: 'drain' }), GW, 'Programmed')?.message ?? ''));
+    await eventually('test-pod reports the config it serves', () => servedReport(server.get({ apiVersion: 'v1', kind: 'Pod', namespace: GW.namespace, name: 'test-pod' }))?.sha256 === status.configHash);
 
     // Slow requests, each on its own keep-alive connection, in flight at the backend.
     const slowAgents = [0, 1, 2].map(() => new Agent({ keepAlive: true, maxSockets: 1 }));

@@ -25,6 +25,7 @@ import {
   eventually,
   gateway,
   gatewayClass,
+  gatewayPod,
   get,
   httpRoute,
   kube,
@@ -34,6 +35,7 @@ import {
   parentCondition,
   routeWithStatus,
   seedWorld,
+  servedReport,
   service,
   startBackend,
   translateWorld,
@@ -52,6 +54,8 @@ const webPod = (k: number) => `web-${k}`;
 const HTTPROUTE = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute' };
 const SLICE = { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice' };
 const CONFIGMAP = { apiVersion: 'v1', kind: 'ConfigMap' };
+const POD = 'gw-7f9c-abcde';
+const POD_REF = { apiVersion: 'v1', kind: 'Pod', namespace: GW.namespace, name: POD };
 /** Scale-up/scale-down rounds under load (4 endpoint changes each). */
 const ROUNDS = 5;
 
@@ -108,6 +112,8 @@ describe('chaperone (in-process, test API server, real varnishd)', () => {
     };
     // The HTTPRoutes as the operator left them: with its Accepted/ResolvedRefs conditions.
     const translated = seedWorld(server, world);
+    // The agent's own Pod, which it annotates with the config it serves.
+    server.set(gatewayPod(GW.namespace, POD));
     setWebSlice([0]);
     setApiSlice();
     await publishRoutingConfig(kc, GW.namespace, GW.name, translated.ir);
@@ -116,7 +122,7 @@ describe('chaperone (in-process, test API server, real varnishd)', () => {
     // must not go live on the ConfigMaps alone, with no endpoints (every route a 500).
     server.failNext({ verb: 'list', resource: 'endpointslices', code: 503, reason: 'ServiceUnavailable' });
     log = memoryLogger();
-    chaperone = new Chaperone({ kubeConfig: kc, namespace: GW.namespace, gateway: GW.name, podName: 'gw-7f9c-abcde', workDir, logger: log.logger });
+    chaperone = new Chaperone({ kubeConfig: kc, namespace: GW.namespace, gateway: GW.name, podName: POD, workDir, logger: log.logger });
     // As the admin endpoint does: readiness is polled while start() is still running.
     const started = chaperone.start();
     await chaperone.waitReady();
@@ -150,34 +156,46 @@ describe('chaperone (in-process, test API server, real varnishd)', () => {
     assert.ok(log.lines().some((l) => l.event === 'ready'), 'the agent logs when it becomes ready');
   });
 
-  test('each HTTPRoute gets Programmed=True for its generation; the operator’s Accepted is kept', async () => {
+  test('the agent reports the live config on its own Pod, once per config; it writes no route status', async () => {
+    const reported = () => servedReport(server.get(POD_REF))?.sha256;
+    await eventually('the Pod carries the live config', () => reported() !== undefined && reported() === chaperone.state.configHash);
+    const pod = server.get(POD_REF);
+    assert.equal(pod?.metadata.labels?.['app.kubernetes.io/component'], 'gateway', 'a merge patch: the rest of the Pod is kept');
+    assert.equal((pod?.status as { phase?: string } | undefined)?.phase, 'Running');
+    // Route status is the operator's alone: the agent neither writes nor reads routes.
+    assert.equal(server.countRequests({ resource: 'httproutes' }), 0, 'no HTTPRoute request from the agent');
     for (const r of world.routes) {
-      const ref = { ...HTTPROUTE, namespace: r.metadata.namespace, name: r.metadata.name };
-      await eventually(`Programmed on ${ref.namespace}/${ref.name}`, () => parentCondition(server.get(ref), GW, 'Programmed')?.status === 'True');
-      const obj = server.get(ref);
-      const programmed = parentCondition(obj, GW, 'Programmed');
-      assert.equal(programmed?.observedGeneration, r.metadata.generation);
-      assert.equal(programmed?.reason, 'Programmed');
-      assert.match(programmed?.message ?? '', /gw-7f9c-abcde/);
-      assert.match(programmed?.lastTransitionTime ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
-      const accepted = parentCondition(obj, GW, 'Accepted');
-      assert.deepEqual([accepted?.status, accepted?.reason, accepted?.observedGeneration], ['True', 'Accepted', r.metadata.generation], 'Accepted kept');
-      assert.equal(parentCondition(obj, GW, 'ResolvedRefs')?.status, 'True', 'ResolvedRefs kept');
-      const parents = (obj?.status as { parents: unknown[] }).parents;
-      assert.equal(parents.length, 1, 'one parent entry: ours, updated in place');
+      const obj = server.get({ ...HTTPROUTE, namespace: r.metadata.namespace, name: r.metadata.name });
+      assert.equal(parentCondition(obj, GW, 'Programmed'), undefined);
+      assert.equal(parentCondition(obj, GW, 'Accepted')?.status, 'True', 'the operator’s Accepted is kept');
     }
+    const patches = () => server.countRequests({ verb: 'patch', resource: 'pods' });
+    assert.equal(patches(), 1, 'one report for one config');
 
-    // A new generation of a route: the operator writes its status for it (without Programmed),
-    // publishes; once that config is live the agent reports the new generation.
+    // An endpoint change reloads the same config: nothing new to report.
+    const reloads = chaperone.state.generation;
+    server.set(kube(endpointSlice('app', 'web', 'web-abc12', [webAddress(0), webAddress(29)], WEB_PORT)));
+    await eventually('reloaded with the extra endpoint', () => chaperone.state.generation > reloads && chaperone.state.endpoints === 3);
+    setWebSlice([0]);
+    await endpointsLive(2, 'endpoint removed again');
+    await chaperone.settled();
+    assert.equal(patches(), 1, 'endpoint changes write no report');
+
+    // A new generation of a route: a new config, reported once it is live (the first attempt
+    // fails and is retried).
+    const before = reported();
+    server.failNext({ verb: 'patch', resource: 'pods', code: 503, reason: 'ServiceUnavailable' });
     const webRoute = world.routes[0];
     webRoute.metadata.generation = 4;
     webRoute.spec.rules = [{ matches: [{ path: { type: 'PathPrefix', value: '/' } }], backendRefs: [{ name: 'web', port: 80 }] }];
     const translated = translateWorld(world);
     server.set(kube(routeWithStatus(webRoute, translated)));
-    await publishRoutingConfig(kc, GW.namespace, GW.name, translated.ir);
-    const ref = { ...HTTPROUTE, namespace: 'app', name: 'web' };
-    await eventually('Programmed for generation 4', () => parentCondition(server.get(ref), GW, 'Programmed')?.observedGeneration === 4);
-    assert.equal(parentCondition(server.get(ref), GW, 'Accepted')?.observedGeneration, 4);
+    const published = await publishRoutingConfig(kc, GW.namespace, GW.name, translated.ir);
+    await eventually('the new config reported', () => reported() === published.sha256);
+    assert.notEqual(published.sha256, before);
+    assert.equal(chaperone.state.configHash, published.sha256);
+    assert.equal(patches(), 3, 'the failed report and its retry');
+    assert.ok(log.lines().some((l) => l.event === 'served-report-failed' && l.object === `${GW.namespace}/${POD}`), 'the failure is logged with the Pod');
     assert.equal((await get(LISTEN, 'web.example.com')).status, 200);
   });
 

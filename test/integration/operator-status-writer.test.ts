@@ -115,18 +115,20 @@ test('a second set with the same desired status performs no write, and neither d
   assert.equal(w2.counts.noop, 1);
 });
 
-test('a Programmed condition the gateway pods put on our entry is kept', T, async () => {
+test('our entry is exactly the desired one: a condition on it that is no longer desired is removed', T, async () => {
+  // The operator owns every condition of its entries, Programmed included (it aggregates the
+  // gateway pods' reports): nothing on our entry is kept from the API object.
   const programmed = { ...cond('Programmed', true, 'Programmed'), lastTransitionTime: '2020-01-01T00:00:00Z' };
   const entry = ours(true);
   route('programmed', [{ ...entry, parentRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', ...entry.parentRef }, conditions: [{ ...entry.conditions[0], lastTransitionTime: '2020-01-01T00:00:00Z' }, programmed] }]);
   const w = writer();
-  w.set('HTTPRoute', 'apps', 'programmed', { parents: [ours(true)] });
+  w.set('HTTPRoute', 'apps', 'programmed', { parents: [{ ...ours(true), conditions: [...ours(true).conditions, programmed] }] });
   await w.flush();
   assert.equal(statusWrites('programmed'), 0, 'already as desired');
   w.set('HTTPRoute', 'apps', 'programmed', { parents: [ours(false)] });
   await w.flush();
   const [parent] = liveParents('programmed');
-  assert.deepEqual(parent.conditions.map((c) => [c.type, c.status]), [['Accepted', 'False'], ['Programmed', 'True']]);
+  assert.deepEqual(parent.conditions.map((c) => [c.type, c.status]), [['Accepted', 'False']]);
 });
 
 test('a 409 on the status write is retried on the re-read object and succeeds', T, async () => {

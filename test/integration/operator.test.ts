@@ -5,12 +5,13 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, RbacAuthorizationV1Api, type V1Deployment } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
 import { startKubeApiServer, type KubeApiServer } from '../support/kube-api-server.ts';
 import { Operator } from '../../src/operator/operator.ts';
 import { CONTROLLER_NAME } from '../../src/gatewayapi/features.ts';
 import { decodeRoutingConfig, GATEWAY_LABEL } from '../../src/ir/configmap.ts';
-import { GATEWAY_NAME_LABEL, INFRA_HASH_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL, infraName } from '../../src/operator/infrastructure.ts';
+import { GATEWAY_NAME_LABEL, GATEWAY_NAMESPACE_LABEL, INFRA_HASH_ANNOTATION, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, infraName } from '../../src/operator/infrastructure.ts';
+import { encodeServed, SERVED_ANNOTATION } from '../../src/ir/served.ts';
 import { PARAMETERS_API_VERSION, PARAMETERS_GROUP, PARAMETERS_KIND, PARAMETERS_PLURAL, PARAMETERS_VERSION } from '../../src/operator/parameters.ts';
 import type { GatewayStatus, HTTPRouteStatus } from '../../src/gatewayapi/status.ts';
 import type { Condition } from '../../src/gatewayapi/types.ts';
@@ -162,6 +163,89 @@ test('a ready replica and a load-balancer address make the Gateway Programmed wi
   await core.replaceNamespacedServiceStatus({ namespace: NS, name: INSTANCE, body: { ...svc, status: { loadBalancer: { ingress: [{ ip: '192.0.2.10' }] } } } });
   await eventually('Gateway Programmed', () => cond(gatewayStatus()?.conditions, 'Programmed')?.status === 'True');
   assert.deepEqual(gatewayStatus()?.addresses, [{ type: 'IPAddress', value: '192.0.2.10' }]);
+});
+
+test('route Programmed: True only once every ready replica reports a config serving the route generation', async () => {
+  const webRoute = () => server.get({ apiVersion: GW_API, kind: 'HTTPRoute', namespace: 'apps', name: 'web' });
+  const programmed = () => {
+    const r = webRoute();
+    const ours = (r?.status as HTTPRouteStatus | undefined)?.parents.find((p) => p.controllerName === CONTROLLER_NAME && p.parentRef.name === 'gw');
+    return cond(ours?.conditions, 'Programmed');
+  };
+  const is = (status: string, reason: string, message: RegExp, generation?: number) => () => {
+    const c = programmed();
+    return c?.status === status && c.reason === reason && message.test(c.message) && (generation === undefined || c.observedGeneration === generation);
+  };
+  const currentSha = () => {
+    const c = routingConfig();
+    assert.equal(c.state, 'ok');
+    return c.state === 'ok' ? c.sha256 : '';
+  };
+  const podNames = ['gw-pod-a', 'gw-pod-b'];
+  // Pods as the Deployment would make them: the pod template's labels, Ready; nothing runs.
+  const setPod = (name: string, ready: boolean, served?: string) =>
+    server.set({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name,
+        namespace: NS,
+        labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [INSTANCE_LABEL]: INSTANCE, [GATEWAY_NAMESPACE_LABEL]: NS },
+        ...(served ? { annotations: { [SERVED_ANNOTATION]: encodeServed({ sha256: served }) } } : {}),
+      },
+      spec: { containers: [{ name: 'gateway', image: 'vgw:test' }] },
+      status: { phase: 'Running', conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] },
+    });
+  // What the agent does: a merge patch of its one annotation.
+  const report = (name: string, sha: string) =>
+    core.patchNamespacedPod({ namespace: NS, name, body: { metadata: { annotations: { [SERVED_ANNOTATION]: encodeServed({ sha256: sha }) } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+
+  await eventually('no ready replica: Pending', is('False', 'Pending', /no gateway replica is ready/));
+  for (const name of podNames) setPod(name, true);
+  const gen1 = webRoute()?.metadata.generation ?? 1;
+  await eventually('two ready replicas, neither reports: Pending 0 of 2', is('False', 'Pending', /^0 of 2 ready gateway replicas/, gen1));
+  const sha1 = currentSha();
+  await report('gw-pod-a', sha1);
+  await eventually('one of two reports the config: Pending 1 of 2', is('False', 'Pending', /^1 of 2 ready/, gen1));
+  await report('gw-pod-b', sha1);
+  await eventually('both report it: Programmed', is('True', 'Programmed', /every ready gateway replica/, gen1));
+  const since = programmed()?.lastTransitionTime;
+
+  // Re-reports of the same config and unrelated Pod changes write no route status.
+  await operator.settle();
+  const routeWrites = () => server.countRequests({ verb: 'update', resource: 'httproutes' });
+  const writesBefore = routeWrites();
+  for (const name of podNames) {
+    await report(name, sha1);
+    await core.patchNamespacedPod({ namespace: NS, name, body: { metadata: { labels: { touched: 'yes' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  }
+  const reconcilesBefore = operator.counts.reconciles;
+  await eventually('the Pod events reached the operator', () => operator.counts.reconciles > reconcilesBefore);
+  await operator.settle();
+  assert.equal(routeWrites(), writesBefore, 'no route status write for an unchanged verdict');
+  assert.equal(programmed()?.lastTransitionTime, since);
+
+  // A new route generation: Pending until both replicas serve a config carrying it.
+  const route = webRoute();
+  const spec = route?.spec as { rules: unknown[] };
+  await custom.replaceNamespacedCustomObject({
+    group: GROUP, version: 'v1', plural: 'httproutes', namespace: 'apps', name: 'web',
+    body: { ...route, spec: { ...spec, rules: [...spec.rules, { matches: [{ path: { type: 'PathPrefix', value: '/v2' } }], backendRefs: [{ name: 'web', port: 80 }] }] } },
+  });
+  const gen2 = gen1 + 1;
+  await eventually('new generation: Pending 0 of 2', is('False', 'Pending', /^0 of 2 ready/, gen2));
+  await eventually('new routing config', () => currentSha() !== sha1);
+  const sha2 = currentSha();
+  await report('gw-pod-a', sha2);
+  await eventually('one replica on the new config: Pending 1 of 2', is('False', 'Pending', /^1 of 2 ready/, gen2));
+  // A replica that is not ready does not hold the route back.
+  setPod('gw-pod-b', false, sha1);
+  await eventually('the only ready replica serves it: Programmed', is('True', 'Programmed', /every ready/, gen2));
+  setPod('gw-pod-b', true, sha1);
+  await eventually('ready again on the old config: Pending 1 of 2', is('False', 'Pending', /^1 of 2 ready/, gen2));
+  await report('gw-pod-b', sha2);
+  await eventually('both on the new config: Programmed', is('True', 'Programmed', /every ready/, gen2));
+  assert.equal(cond((webRoute()?.status as HTTPRouteStatus).parents.find((p) => p.parentRef.name === 'gw')?.conditions, 'Accepted')?.observedGeneration, gen2);
 });
 
 test('a route change re-publishes the routing config and keeps the pods; a listener port change replaces them', async () => {

@@ -230,6 +230,23 @@ export function memoryLogger(level = 'debug'): { logger: Logger; lines: () => Re
   };
 }
 
+/** The Pod a gateway agent runs in (it annotates it with the config it serves); nothing runs in it. */
+export function gatewayPod(ns: string, name: string): KubeObject {
+  return kube({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: ns, labels: { 'app.kubernetes.io/component': 'gateway' } },
+    spec: { containers: [{ name: 'gateway', image: 'vgw:test' }] },
+    status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+  });
+}
+
+/** The `gateway.vgw.dev/served` report on a Pod, parsed; undefined when absent. */
+export function servedReport(pod: unknown): { sha256: string } | undefined {
+  const value = (pod as { metadata?: { annotations?: Record<string, string> } } | undefined)?.metadata?.annotations?.['gateway.vgw.dev/served'];
+  return value === undefined ? undefined : (JSON.parse(value) as { sha256: string });
+}
+
 /** The condition `type` on the status.parents entry of `controller` for Gateway `gw`. */
 export function parentCondition(
   route: unknown,
