@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { startEchoServer, type EchoServer } from '../../src/echo/server.ts';
 import { startAdminServer } from '../../src/standalone/admin.ts';
+import { VARNISHD_DIR } from '../../src/runtime/data-plane.ts';
 import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { isLiveProcessOf, processesOf, readPidFile } from '../../src/varnish/lifeline.ts';
@@ -146,7 +147,7 @@ describe('listen sockets and the process tree', { concurrency: true }, () => {
         /* gone */
       }
     });
-    const instanceDir = join(work, 'varnishd-0', 'varnish');
+    const instanceDir = join(work, VARNISHD_DIR, 'varnish');
     let tree: number[] = [];
     await eventually(`varnishd and varnishlog running${stderr}`, async () => {
       tree = await processesOf(instanceDir);
@@ -170,7 +171,7 @@ describe('listen sockets and the process tree', { concurrency: true }, () => {
     const backend = await echo();
     const dir = await tempDir('vgw-leftover-');
     const work = join(dir, 'work');
-    const leftoverDir = join(work, 'varnishd-0');
+    const leftoverDir = join(work, VARNISHD_DIR);
     await mkdir(leftoverDir, { recursive: true });
     await chmod(work, 0o755);
     await chmod(leftoverDir, 0o755);

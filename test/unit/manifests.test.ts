@@ -78,15 +78,15 @@ describe('npm run manifests', () => {
     assert.deepEqual(gc.spec.parametersRef, { group: 'gateway.vgw.dev', kind: 'GatewayClassParameters', name: 'vgw-default' });
   });
 
-  test('the chaperone ClusterRole grants exactly what docs/chaperone.md lists; ConfigMaps only through the per-namespace role', () => {
+  test('the chaperone ClusterRole grants exactly what docs/chaperone.md lists; ConfigMaps and Pods only through the per-namespace role', () => {
     const objects = installObjects();
     const rules = (name: string) => (objects.find((o) => o.kind === 'ClusterRole' && o.metadata.name === name) as unknown as { rules: unknown[] }).rules;
-    assert.deepEqual(rules('vgw-chaperone'), [
-      { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
-      { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes'], verbs: ['get'] },
-      { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes/status'], verbs: ['update'] },
+    // No HTTPRoute access: route status is the operator's alone.
+    assert.deepEqual(rules('vgw-chaperone'), [{ apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] }]);
+    assert.deepEqual(rules('vgw-chaperone-routing'), [
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['list', 'watch'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'patch'] },
     ]);
-    assert.deepEqual(rules('vgw-chaperone-routing'), [{ apiGroups: [''], resources: ['configmaps'], verbs: ['list', 'watch'] }]);
     // Secrets are read-only to the operator, and nothing has a wildcard.
     const operator = rules('vgw-operator') as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
     for (const r of operator) {

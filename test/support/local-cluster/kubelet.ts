@@ -13,7 +13,7 @@ import { request } from 'node:http';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Container, type V1Pod, type V1PodCondition } from '@kubernetes/client-node';
 import type { AddressPool } from './addresses.ts';
 import type { PodLogs } from './logs.ts';
-import { processSpec, resolvePort, type ImageTable } from './pod-spec.ts';
+import { POD_ADDRESS_ENV, processSpec, resolvePort, type ImageTable } from './pod-spec.ts';
 import type { ReconcileLoop } from './watch.ts';
 
 export const KUBELET_FINALIZER = 'local-cluster.vgw.invalid/kubelet';
@@ -186,7 +186,7 @@ export class Kubelet {
     try {
       spec = processSpec({
         pod: run.pod, container: c.spec, podIP: run.ip, nodeName: this.opts.nodeName, images: this.opts.images,
-        emptyDirs: run.emptyDirs, baseEnv: { ...this.opts.baseEnv, HOSTNAME: run.name },
+        emptyDirs: run.emptyDirs, baseEnv: { ...this.opts.baseEnv, HOSTNAME: run.name, [POD_ADDRESS_ENV]: run.ip },
       });
     } catch (err) {
       c.waiting = { reason: 'CreateContainerConfigError', message: (err as Error).message };

@@ -76,6 +76,13 @@ export function fieldValue(pod: V1Pod, fieldPath: string, podIP: string, nodeNam
   }
 }
 
+/**
+ * Every container process gets its pod's address in this variable: pods share this machine's
+ * network, so a program that would bind 0.0.0.0 or 127.0.0.1 inside its own pod needs to know
+ * which address is its pod's (see vgw-in-pod.ts).
+ */
+export const POD_ADDRESS_ENV = 'LOCAL_CLUSTER_POD_IP';
+
 export interface ProcessSpec {
   argv: string[];
   env: Record<string, string>;

@@ -1,0 +1,282 @@
+// End to end on the local cluster: deploy/install.yaml applied as a user would apply it, so the
+// operator runs from its own Deployment; then a backend, a Gateway of class `vgw` and an
+// HTTPRoute, and traffic through the address the Gateway reports. The gateway pod the operator
+// renders runs `vgw chaperone` and varnishd; a route change reaches it without a new pod, and
+// deleting the Gateway removes everything the operator made for it.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { request } from 'node:http';
+import { parseAllDocuments } from 'yaml';
+import { AppsV1Api, CoreV1Api, KubernetesObjectApi, RbacAuthorizationV1Api, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import { startLocalCluster, type LocalCluster } from '../support/local-cluster/cluster.ts';
+import { VGW_IN_POD } from '../support/local-cluster/vgw-in-pod.ts';
+import { GATEWAY_LABEL } from '../../src/ir/configmap.ts';
+import { infraName, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL } from '../../src/operator/infrastructure.ts';
+import { eventually } from './support/poll.ts';
+
+const INSTALL = new URL('../../deploy/install.yaml', import.meta.url);
+const OPERATOR_NS = 'vgw-system';
+const NS = 'e2e';
+const GATEWAY = 'edge';
+const HOST = 'e2e.example.com';
+const LISTENER_PORT = 8080;
+// Starting varnishd and compiling the first VCL on a loaded 2-core machine takes a while.
+const SLOW = 120_000;
+
+const GW_API = 'gateway.networking.k8s.io/v1';
+const gatewayRef = { apiVersion: GW_API, kind: 'Gateway', metadata: { name: GATEWAY, namespace: NS } };
+const routeRef = { apiVersion: GW_API, kind: 'HTTPRoute', metadata: { name: 'echo', namespace: NS } };
+const infra = infraName(NS, GATEWAY);
+const gatewayPodSelector = `${INSTANCE_LABEL}=${infra},${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+
+let cluster: LocalCluster;
+let objects: KubernetesObjectApi;
+let core: CoreV1Api;
+let apps: AppsV1Api;
+let rbac: RbacAuthorizationV1Api;
+
+interface CrdSpec {
+  group: string;
+  scope: string;
+  names: { kind: string; plural: string };
+  versions: { name: string; storage?: boolean; subresources?: { status?: unknown } }[];
+}
+
+/**
+ * Applies install.yaml in order. The API test server has no apiextensions API: a
+ * CustomResourceDefinition is "applied" by making the server serve its kind.
+ */
+async function applyInstallManifest(): Promise<void> {
+  const docs = parseAllDocuments(readFileSync(INSTALL, 'utf8')).map((d) => d.toJS() as KubernetesObject | null);
+  for (const obj of docs) {
+    if (!obj) continue;
+    if (obj.kind === 'CustomResourceDefinition') {
+      const spec = (obj as { spec: CrdSpec }).spec;
+      const version = spec.versions.find((v) => v.storage) ?? spec.versions[0];
+      cluster.api.addResource({
+        group: spec.group, version: version.name, kind: spec.names.kind, plural: spec.names.plural,
+        namespaced: spec.scope === 'Namespaced', status: version.subresources?.status !== undefined, crd: true,
+      });
+      continue;
+    }
+    await objects.create(obj);
+  }
+}
+
+const backend = [
+  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
+  {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'echo', namespace: NS },
+    spec: {
+      selector: { matchLabels: { app: 'echo' } },
+      template: {
+        metadata: { labels: { app: 'echo' } },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [
+            {
+              name: 'echo',
+              image: 'vgw:0.1.0',
+              command: ['vgw', 'echo', '--port', '8080', '--address', '$(POD_IP)', '--pod', '$(POD_NAME)'],
+              env: [
+                { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+              ],
+              ports: [{ name: 'http', containerPort: 8080 }],
+              readinessProbe: { httpGet: { path: '/', port: 'http' }, periodSeconds: 1 },
+            },
+          ],
+        },
+      },
+    },
+  },
+  { apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: NS }, spec: { selector: { app: 'echo' }, ports: [{ name: 'http', port: 8080, targetPort: 'http' }] } },
+];
+
+const gateway = { ...gatewayRef, spec: { gatewayClassName: 'vgw', listeners: [{ name: 'http', protocol: 'HTTP', port: LISTENER_PORT }] } };
+
+function route(hostnames: string[], rule: Record<string, unknown>) {
+  return { ...routeRef, spec: { parentRefs: [{ name: GATEWAY }], hostnames, rules: [{ ...rule, backendRefs: [{ name: 'echo', port: 8080 }] }] } };
+}
+
+interface Reply {
+  status: number;
+  body: string;
+}
+
+function get(address: string, host: string, path: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: address, port: LISTENER_PORT, path, headers: { host }, agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (s: string) => (body += s));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const isReady = (p: V1Pod) => !p.metadata?.deletionTimestamp && (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+const read = async (ref: KubernetesObject) => (await objects.read(ref as { metadata: { name: string; namespace?: string } })) as KubernetesObject & { status?: Record<string, unknown> };
+const notFound = async (what: () => Promise<unknown>) => what().then(() => false, (err: { code?: number }) => err.code === 404);
+const gatewayPods = async () => (await core.listNamespacedPod({ namespace: NS, labelSelector: gatewayPodSelector })).items;
+const operatorPods = async () => (await core.listNamespacedPod({ namespace: OPERATOR_NS, labelSelector: 'app.kubernetes.io/component=operator' })).items;
+const echoPods = async () => (await core.listNamespacedPod({ namespace: NS, labelSelector: 'app=echo' })).items;
+
+/** On failure, what the operator and gateway pods wrote and the statuses, next to the assertion. */
+async function diagnostics(): Promise<string> {
+  const out: string[] = [];
+  const section = (title: string, text: string) => out.push(`----- ${title}\n${text.trimEnd()}`);
+  try {
+    for (const p of [...(await operatorPods()), ...(await gatewayPods()), ...(await echoPods())]) {
+      const ref = { namespace: p.metadata!.namespace!, name: p.metadata!.name! };
+      section(`pod ${ref.namespace}/${ref.name} status`, JSON.stringify(p.status?.conditions ?? []));
+      section(`pod ${ref.namespace}/${ref.name} logs (last 6000 chars)`, cluster.logs(ref).slice(-6000));
+    }
+    for (const ref of [gatewayRef, routeRef]) {
+      const status = await read(ref).then((o) => JSON.stringify(o.status ?? {}, null, 1), (err: Error) => err.message);
+      section(`${ref.kind} ${NS}/${ref.metadata.name} status`, status);
+    }
+  } catch (err) {
+    section('diagnostics failed', (err as Error).message);
+  }
+  section('local cluster errors', cluster.errors.join('\n'));
+  section('container exits', JSON.stringify(cluster.exits()));
+  return out.join('\n');
+}
+
+async function withDiagnostics(body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    process.stderr.write(`${await diagnostics()}\n`);
+    throw err;
+  }
+}
+
+/** Processes still running with the cluster's state directory on their command line (varnishd -n). */
+function processesUnder(dir: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      if (cmdline.includes(dir)) found.push(`${pid}: ${cmdline}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+before(async () => {
+  cluster = await startLocalCluster({
+    images: { 'vgw:*': { executables: { vgw: VGW_IN_POD } } },
+    podCidr: '127.0.48.0/22',
+    loadBalancerCidr: '127.0.52.0/24',
+    clusterIPCidr: '127.0.53.0/24',
+  });
+  const kc = cluster.kubeConfig();
+  objects = KubernetesObjectApi.makeApiClient(kc);
+  core = kc.makeApiClient(CoreV1Api);
+  apps = kc.makeApiClient(AppsV1Api);
+  rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  await applyInstallManifest();
+});
+
+after(async () => {
+  if (!cluster) return;
+  const stateDir = cluster.stateDir;
+  await cluster.stop();
+  // varnishd outlives a SIGKILLed agent only until its watchdog stops it (src/varnish/lifeline.ts).
+  await eventually('no process of the cluster left', () => processesUnder(stateDir).length === 0, 30_000, 100);
+});
+
+let gatewayAddress = '';
+let gatewayPod = { name: '', uid: '', restarts: 0 };
+
+test('the operator from install.yaml programs a Gateway, and an HTTPRoute serves through its address', { timeout: 4 * SLOW }, () =>
+  withDiagnostics(async () => {
+    await eventually('both operator replicas Ready', async () => {
+      const pods = await operatorPods();
+      return pods.length === 2 && pods.every(isReady);
+    }, SLOW, 200);
+    for (const obj of [...backend, gateway, route([HOST], {})]) await objects.create(obj);
+
+    await eventually('Gateway Programmed=True with an address', async () => {
+      const status = (await read(gatewayRef)).status as { conditions?: { type: string; status: string }[]; addresses?: { value: string }[] } | undefined;
+      const programmed = status?.conditions?.some((c) => c.type === 'Programmed' && c.status === 'True');
+      gatewayAddress = status?.addresses?.[0]?.value ?? '';
+      return programmed === true && gatewayAddress !== '';
+    }, SLOW, 200);
+    const service = await core.readNamespacedService({ namespace: NS, name: infra });
+    assert.equal(service.status?.loadBalancer?.ingress?.[0]?.ip, gatewayAddress, 'the Gateway reports its Service load-balancer address');
+    assert.match(gatewayAddress, /^127\.0\.52\./);
+
+    let reply: Reply = { status: 0, body: '' };
+    await eventually(`GET / Host: ${HOST} through ${gatewayAddress}:${LISTENER_PORT} answers 200`, async () => {
+      reply = await get(gatewayAddress, HOST, '/');
+      return reply.status === 200;
+    }, SLOW, 200);
+    const echoed = JSON.parse(reply.body) as { pod: string; host: string; path: string };
+    const backends = (await echoPods()).map((p) => p.metadata?.name);
+    assert.deepEqual(backends, [echoed.pod], 'the echo body names the backend pod');
+    assert.equal(echoed.host, HOST);
+    assert.equal(echoed.path, '/');
+    assert.equal((await get(gatewayAddress, 'other.example.com', '/')).status, 404, 'a host no route names is not routed');
+
+    const pods = await gatewayPods();
+    assert.equal(pods.length, 1);
+    gatewayPod = { name: pods[0].metadata!.name!, uid: pods[0].metadata!.uid!, restarts: pods[0].status?.containerStatuses?.[0]?.restartCount ?? 0 };
+  }),
+);
+
+test('a route change takes effect through the same address without replacing the gateway pod', { timeout: 2 * SLOW }, () =>
+  withDiagnostics(async () => {
+    assert.ok(gatewayAddress, 'the first test found the Gateway address');
+    const live = await read(routeRef);
+    const changed = route([HOST, 'second.example.com'], { matches: [{ path: { type: 'PathPrefix', value: '/v2' } }] });
+    await objects.replace({ ...changed, metadata: { ...changed.metadata, resourceVersion: live.metadata?.resourceVersion } });
+
+    await eventually('GET / is no longer routed and GET /v2/x is, on both hostnames', async () => {
+      const [root, v2, second] = await Promise.all([get(gatewayAddress, HOST, '/'), get(gatewayAddress, HOST, '/v2/x'), get(gatewayAddress, 'second.example.com', '/v2/y')]);
+      return root.status === 404 && v2.status === 200 && second.status === 200;
+    }, SLOW, 200);
+    const echoed = JSON.parse((await get(gatewayAddress, 'second.example.com', '/v2/y')).body) as { path: string; host: string };
+    assert.equal(echoed.path, '/v2/y');
+    assert.equal(echoed.host, 'second.example.com');
+
+    const pods = await gatewayPods();
+    assert.deepEqual(
+      pods.map((p) => ({ name: p.metadata?.name, uid: p.metadata?.uid, restarts: p.status?.containerStatuses?.[0]?.restartCount ?? 0 })),
+      [gatewayPod],
+      'the same gateway pod, not restarted, serves the changed route',
+    );
+  }),
+);
+
+test('deleting the Gateway removes its Deployment, Service, ServiceAccount, bindings and routing ConfigMaps', { timeout: 2 * SLOW }, () =>
+  withDiagnostics(async () => {
+    assert.ok((await core.listNamespacedConfigMap({ namespace: NS })).items.some((c) => c.metadata?.labels?.[GATEWAY_LABEL] !== undefined), 'routing ConfigMaps exist before');
+    await read({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: infraName('gw', NS, GATEWAY) } });
+    await objects.delete(gatewayRef);
+
+    await eventually('every object made for the Gateway is gone', async () => {
+      const gone = await Promise.all([
+        notFound(() => apps.readNamespacedDeployment({ namespace: NS, name: infra })),
+        notFound(() => core.readNamespacedService({ namespace: NS, name: infra })),
+        notFound(() => core.readNamespacedServiceAccount({ namespace: NS, name: infra })),
+        notFound(() => rbac.readNamespacedRoleBinding({ namespace: NS, name: infra })),
+        notFound(() => rbac.readClusterRoleBinding({ name: infraName('gw', NS, GATEWAY) })),
+      ]);
+      const configMaps = (await core.listNamespacedConfigMap({ namespace: NS })).items.filter((c) => c.metadata?.labels?.[GATEWAY_LABEL] !== undefined);
+      return gone.every(Boolean) && configMaps.length === 0;
+    }, SLOW, 200);
+    await eventually('the gateway pod is gone', async () => (await gatewayPods()).length === 0, SLOW, 200);
+    assert.equal((await echoPods()).length, 1, 'the backend is untouched');
+  }),
+);
