@@ -207,12 +207,14 @@ test('the operator from install.yaml programs a Gateway, and an HTTPRoute serves
     }, SLOW, 200);
     for (const obj of [...backend, gateway, route([HOST], {})]) await objects.create(obj);
 
+    let address = '';
     await eventually('Gateway Programmed=True with an address', async () => {
       const status = (await read(gatewayRef)).status as { conditions?: { type: string; status: string }[]; addresses?: { value: string }[] } | undefined;
       const programmed = status?.conditions?.some((c) => c.type === 'Programmed' && c.status === 'True');
-      gatewayAddress = status?.addresses?.[0]?.value ?? '';
-      return programmed === true && gatewayAddress !== '';
+      address = status?.addresses?.[0]?.value ?? '';
+      return programmed === true && address !== '';
     }, SLOW, 200);
+    gatewayAddress = address;
     const service = await core.readNamespacedService({ namespace: NS, name: infra });
     assert.equal(service.status?.loadBalancer?.ingress?.[0]?.ip, gatewayAddress, 'the Gateway reports its Service load-balancer address');
     assert.match(gatewayAddress, /^127\.0\.52\./);
@@ -237,7 +239,7 @@ test('the operator from install.yaml programs a Gateway, and an HTTPRoute serves
 
 test('a route change takes effect through the same address without replacing the gateway pod', { timeout: 2 * SLOW }, () =>
   withDiagnostics(async () => {
-    assert.ok(gatewayAddress, 'the first test found the Gateway address');
+    assert.ok(gatewayPod.uid, 'the first test got traffic through the Gateway');
     const live = await read(routeRef);
     const changed = route([HOST, 'second.example.com'], { matches: [{ path: { type: 'PathPrefix', value: '/v2' } }] });
     await objects.replace({ ...changed, metadata: { ...changed.metadata, resourceVersion: live.metadata?.resourceVersion } });
@@ -261,6 +263,7 @@ test('a route change takes effect through the same address without replacing the
 
 test('deleting the Gateway removes its Deployment, Service, ServiceAccount, bindings and routing ConfigMaps', { timeout: 2 * SLOW }, () =>
   withDiagnostics(async () => {
+    assert.ok(gatewayPod.uid, 'the first test got traffic through the Gateway');
     assert.ok((await core.listNamespacedConfigMap({ namespace: NS })).items.some((c) => c.metadata?.labels?.[GATEWAY_LABEL] !== undefined), 'routing ConfigMaps exist before');
     await read({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: infraName('gw', NS, GATEWAY) } });
     await objects.delete(gatewayRef);

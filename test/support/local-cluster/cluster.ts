@@ -2,7 +2,7 @@
 // server plus what a cluster adds around it so that Deployments really run (see docs/testing.md
 // "Local cluster"). The controllers here see only what a cluster would: they watch and write
 // through @kubernetes/client-node, never reach into the code under test.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppsV1Api, CoreV1Api, DiscoveryV1Api, KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
@@ -66,6 +66,9 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
   const api = await startKubeApiServer({ bookmarkIntervalMs: 0, ...opts.apiServer });
   const ownStateDir = opts.stateDir === undefined;
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'vgw-local-cluster-'));
+  // mkdtemp makes the directory 0700; processes of a pod that drop privileges (varnishd's
+  // worker runs as its own user when started as root) must still reach their pod's directories.
+  if (ownStateDir) chmodSync(stateDir, 0o755);
   const kc = api.kubeConfig();
   const kubeconfigPath = join(stateDir, 'kubeconfig');
   writeFileSync(kubeconfigPath, kc.exportConfig(), { mode: 0o600 });
