@@ -5,13 +5,20 @@ import type { Server } from 'node:http';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { Operator } from '../operator/operator.ts';
+import { IMAGE } from '../operator/parameters.ts';
 import { startHttpEndpoint, startProbeServer } from '../standalone/admin.ts';
 import { createLogger } from '../util/log.ts';
 import { reportUsage, UsageError } from './args.ts';
 import { addressFlag, flagErrors, portFlag } from './flags.ts';
 
-/** Gateway pod image when a class's parameters name none: the image of this version. */
+/**
+ * Gateway pod image when neither --gateway-image nor a class's parameters name one: the image of
+ * this version (`vgw:` and package.json's version; a unit test keeps the two equal).
+ */
 export const DEFAULT_GATEWAY_IMAGE = 'vgw:0.1.0';
+/** Default period of the full resync (re-reading and putting back every object and status). */
+export const DEFAULT_RESYNC_SECONDS = 300;
+const MAX_RESYNC_SECONDS = 86_400;
 
 const OPTIONS = {
   kubeconfig: { type: 'string' },
@@ -21,6 +28,8 @@ const OPTIONS = {
   'metrics-address': { type: 'string', default: '127.0.0.1' },
   namespace: { type: 'string' },
   'lease-name': { type: 'string', default: 'vgw-operator' },
+  'gateway-image': { type: 'string', default: DEFAULT_GATEWAY_IMAGE },
+  'resync-seconds': { type: 'string', default: String(DEFAULT_RESYNC_SECONDS) },
 } as const;
 
 const dnsLabel = (flag: string) => z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, `--${flag} must be a DNS label`);
@@ -33,6 +42,13 @@ const operatorArgs = z.object({
   'metrics-address': addressFlag('metrics-address'),
   namespace: dnsLabel('namespace'),
   'lease-name': z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, '--lease-name must be a DNS subdomain'),
+  // The same rule as GatewayClassParameters' image: it ends up in the Deployment as is.
+  'gateway-image': z.string().max(512, '--gateway-image must be at most 512 characters').regex(IMAGE, '--gateway-image must be an image reference (registry/name:tag or @sha256:digest)'),
+  'resync-seconds': z
+    .string()
+    .regex(/^[0-9]{1,6}$/, `--resync-seconds must be a whole number of seconds (0 turns resync off)`)
+    .transform(Number)
+    .refine((n) => n <= MAX_RESYNC_SECONDS, `--resync-seconds must be at most ${MAX_RESYNC_SECONDS}`),
 });
 
 export type OperatorArgs = z.infer<typeof operatorArgs>;
@@ -69,7 +85,8 @@ export async function runOperator(argv: string[]): Promise<number> {
     namespace: args.namespace,
     leaseName: args['lease-name'],
     identity: process.env.POD_NAME,
-    defaultImage: DEFAULT_GATEWAY_IMAGE,
+    defaultImage: args['gateway-image'],
+    resyncMs: args['resync-seconds'] * 1000,
   });
   const ready = () => operator.ready;
   let probes: Server;

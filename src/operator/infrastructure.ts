@@ -49,6 +49,19 @@ export interface GatewayIdentity {
   namespace: string;
   name: string;
   uid: string;
+  /** The Gateway's spec.addresses (see requestedAddresses). */
+  addresses?: readonly { type?: string; value?: string }[];
+}
+
+/**
+ * The IPAddress values of spec.addresses, distinct, in spec order: what the Gateway's Service is
+ * asked to be reached at. An IPAddress entry without a value asks for any address (nothing to
+ * request); other types never get here, the translator does not accept their Gateway
+ * (UnsupportedAddress).
+ */
+export function requestedAddresses(addresses: GatewayIdentity['addresses']): string[] {
+  const values = (addresses ?? []).filter((a) => (a.type ?? 'IPAddress') === 'IPAddress' && a.value).map((a) => a.value as string);
+  return [...new Set(values)];
 }
 
 export interface RenderOptions {
@@ -68,6 +81,29 @@ export interface Infrastructure {
   cluster: [V1ClusterRoleBinding];
   /** The pod-template hash (also in the Deployment's pod template annotations). */
   infraHash: string;
+  /** Why the Gateway's spec.addresses cannot be honoured (Programmed=False, AddressNotUsable); absent when they can. */
+  addressProblem?: string;
+}
+
+/** What the Gateway's Service is asked for from spec.addresses, or why that cannot be done. */
+export interface ServiceAddressRequest {
+  loadBalancerIP?: string;
+  problem?: string;
+}
+
+/**
+ * spec.addresses -> the Service. Only a LoadBalancer Service can be asked for an address, as
+ * `spec.loadBalancerIP`, and only one: `externalIPs` would let any Gateway owner capture
+ * traffic for any IP in the cluster (and are commonly denied by admission), and a Service's
+ * `clusterIP` cannot change without recreating it. Anything else is reported, not half done.
+ */
+export function serviceAddressRequest(requested: readonly string[], serviceType: string): ServiceAddressRequest {
+  if (requested.length === 0) return {};
+  if (serviceType !== 'LoadBalancer') {
+    return { problem: `spec.addresses needs a LoadBalancer Service (the class's parameters set service type ${serviceType})` };
+  }
+  if (requested.length > 1) return { problem: `spec.addresses: only one IPAddress can be requested, got ${requested.length}` };
+  return { loadBalancerIP: requested[0] };
 }
 
 function sha256(text: string): string {
@@ -306,6 +342,7 @@ export function renderInfrastructure(gateway: GatewayIdentity, infra: GatewayInf
   };
 
   const serviceType = params.service.type;
+  const address = serviceAddressRequest(requestedAddresses(gateway.addresses), serviceType);
   const service: V1Service = {
     apiVersion: 'v1',
     kind: 'Service',
@@ -315,6 +352,7 @@ export function renderInfrastructure(gateway: GatewayIdentity, infra: GatewayInf
       selector,
       ports: ports.map((port) => ({ name: `l-${port}`, port, targetPort: port, protocol: 'TCP' })),
       ...(serviceType === 'LoadBalancer' && params.service.loadBalancerClass ? { loadBalancerClass: params.service.loadBalancerClass } : {}),
+      ...(address.loadBalancerIP ? { loadBalancerIP: address.loadBalancerIP } : {}),
       // The apiserver refuses externalTrafficPolicy on ClusterIP Services.
       ...(serviceType !== 'ClusterIP' && params.service.externalTrafficPolicy ? { externalTrafficPolicy: params.service.externalTrafficPolicy } : {}),
     },
@@ -329,5 +367,6 @@ export function renderInfrastructure(gateway: GatewayIdentity, infra: GatewayInf
     namespaced: [serviceAccount, roleBinding, deployment, service],
     cluster: [clusterRoleBinding],
     infraHash: hash,
+    ...(address.problem ? { addressProblem: address.problem } : {}),
   };
 }

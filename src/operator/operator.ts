@@ -41,6 +41,12 @@ export interface OperatorOptions {
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
+  /**
+   * Period of the full resync (0 or absent: none). Each one makes a reconcile that re-reads every
+   * status it desires and every routing head ConfigMap, so what was edited behind the
+   * operator's back without an event it acts on is put back.
+   */
+  resyncMs?: number;
   /** Status writer backoffs (see StatusWriter). */
   statusRetryMs?: number;
   now?: () => Date;
@@ -91,6 +97,11 @@ export class Operator {
   private retryMs = FIRST_RETRY_MS;
   private problems = new Set<string>();
   private retryTimer: NodeJS.Timeout | null = null;
+  private resyncTimer: NodeJS.Timeout | null = null;
+  /** A resync is due: the next reconcile run by the leader forgets what it had confirmed. */
+  private resyncDue = false;
+  /** Completed resyncs, for tests. */
+  resyncs = 0;
 
   constructor(opts: OperatorOptions) {
     this.opts = opts;
@@ -132,7 +143,17 @@ export class Operator {
   async start(): Promise<void> {
     await this.sources.start();
     this.log.info({ event: 'synced' }, 'informers synced');
-    if (!this.stopped) this.elector.start();
+    if (this.stopped) return;
+    this.elector.start();
+    const period = this.opts.resyncMs ?? 0;
+    if (period > 0) {
+      // Followers tick too and do nothing: reconcile() runs only while leading.
+      this.resyncTimer = setInterval(() => {
+        this.resyncDue = true;
+        void this.trigger();
+      }, period);
+      this.resyncTimer.unref();
+    }
   }
 
   /** Ready once every kind has been listed (a follower is ready too: it can take over). */
@@ -159,6 +180,7 @@ export class Operator {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
     await this.elector.stop();
     await this.coalescer.stop();
     await this.statusWriter.stop();
@@ -174,8 +196,16 @@ export class Operator {
   private async reconcile(): Promise<void> {
     if (this.stopped || !this.elector.isLeader() || !this.sources.isSynced) return;
     const end = this.metrics.reconcileSeconds.startTimer();
+    const resync = this.resyncDue;
+    this.resyncDue = false;
+    if (resync) {
+      // Re-read each Gateway's head ConfigMap instead of trusting what this term published.
+      this.published.clear();
+      this.log.debug({ event: 'resync' }, 'periodic resync');
+    }
     try {
-      await this.reconcileView(this.sources.view());
+      await this.reconcileView(this.sources.view(), resync);
+      if (resync) this.resyncs++;
       end({ outcome: 'ok' });
       this.retryMs = FIRST_RETRY_MS;
     } catch (err) {
@@ -187,7 +217,7 @@ export class Operator {
     }
   }
 
-  private async reconcileView(view: ClusterView): Promise<void> {
+  private async reconcileView(view: ClusterView, resync: boolean): Promise<void> {
     const now = (this.opts.now?.() ?? new Date()).toISOString();
     const { snapshot } = view;
 
@@ -223,6 +253,7 @@ export class Operator {
     const gatewayStatus = new Map<string, Extract<ObjectStatus, { kind: 'Gateway' }>>();
     for (const s of statuses) if (s.kind === 'Gateway') gatewayStatus.set(`${s.metadata.namespace}/${s.metadata.name}`, s);
     const classOf = new Map(snapshot.gateways.map((g) => [`${g.metadata.namespace}/${g.metadata.name}`, g.spec.gatewayClassName]));
+    const addressesOf = new Map(snapshot.gateways.map((g) => [`${g.metadata.namespace}/${g.metadata.name}`, g.spec.addresses]));
 
     let failed = false;
     const keep = new Set<string>();
@@ -238,11 +269,11 @@ export class Operator {
       const status = gatewayStatus.get(key);
       try {
         await this.publish(gw.gateway.namespace, gw.gateway.name, gw.routing, log);
-        const infra = renderInfrastructure({ ...gw.gateway, uid }, gw.infra, params.spec, { defaultImage: this.opts.defaultImage });
+        const infra = renderInfrastructure({ ...gw.gateway, uid, addresses: addressesOf.get(key) }, gw.infra, params.spec, { defaultImage: this.opts.defaultImage });
         const live = await this.applier.apply(infra);
         // Read (or written) in this run: the newest Service and Deployment status there is. The
         // Deployment informer only makes a change of their status start a run.
-        if (status) this.applyInfraStatus(status.status, live.service, live.deployment, status.metadata.generation, key, now);
+        if (status) this.applyInfraStatus(status.status, live.service, live.deployment, status.metadata.generation, key, now, infra.addressProblem);
       } catch (err) {
         // One Gateway's failure stays its own: the others are still applied, and this one is
         // retried (below) and reported not Programmed meanwhile.
@@ -284,6 +315,9 @@ export class Operator {
       }
     }
     this.statusKeys = keys;
+    // Our own status writes are ignored as events, so are someone else's: a resync re-reads
+    // every status we desire and writes back whatever differs.
+    if (resync) for (const k of keys.values()) this.statusWriter.recheck(k.kind, k.namespace, k.name);
     if (failed) throw new Error('part of the reconcile failed (see the errors logged above)');
   }
 
@@ -341,14 +375,17 @@ export class Operator {
   }
 
   /** Addresses from the Service; Programmed from pods and address once the translator found nothing wrong. */
-  private applyInfraStatus(status: GatewayStatus, service: Parameters<typeof serviceAddresses>[0], deployment: Parameters<typeof infraProgrammed>[0], generation: number, key: string, now: string): void {
+  private applyInfraStatus(status: GatewayStatus, service: Parameters<typeof serviceAddresses>[0], deployment: Parameters<typeof infraProgrammed>[0], generation: number, key: string, now: string, addressProblem: string | undefined): void {
     const addresses = serviceAddresses(service);
     status.addresses = addresses;
     const i = status.conditions.findIndex((c) => c.type === 'Programmed');
     if (i < 0 || status.conditions[i].status !== 'True') return;
     const [gwNamespace, gwName] = key.split('/');
     const before = this.previous?.gateway(gwNamespace, gwName)?.conditions;
-    status.conditions[i] = mergeConditions(before, [infraProgrammed(deployment, addresses, generation)], now)[0];
+    const programmed = addressProblem
+      ? condition('Programmed', false, 'AddressNotUsable', addressProblem, generation)
+      : infraProgrammed(deployment, addresses, generation);
+    status.conditions[i] = mergeConditions(before, [programmed], now)[0];
   }
 
   private async publish(namespace: string, gateway: string, routing: Parameters<typeof publishRoutingConfig>[3], log: Logger): Promise<void> {

@@ -7,16 +7,15 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { request } from 'node:http';
-import { parseAllDocuments } from 'yaml';
 import { AppsV1Api, CoreV1Api, KubernetesObjectApi, RbacAuthorizationV1Api, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
 import { startLocalCluster, type LocalCluster } from '../support/local-cluster/cluster.ts';
+import { applyInstallManifest, OPERATOR_NAMESPACE, OPERATOR_POD_SELECTOR } from '../support/local-cluster/install.ts';
 import { VGW_IN_POD } from '../support/local-cluster/vgw-in-pod.ts';
 import { GATEWAY_LABEL } from '../../src/ir/configmap.ts';
 import { infraName, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL } from '../../src/operator/infrastructure.ts';
 import { eventually } from './support/poll.ts';
 
-const INSTALL = new URL('../../deploy/install.yaml', import.meta.url);
-const OPERATOR_NS = 'vgw-system';
+const OPERATOR_NS = OPERATOR_NAMESPACE;
 const NS = 'e2e';
 const GATEWAY = 'edge';
 const HOST = 'e2e.example.com';
@@ -35,34 +34,6 @@ let objects: KubernetesObjectApi;
 let core: CoreV1Api;
 let apps: AppsV1Api;
 let rbac: RbacAuthorizationV1Api;
-
-interface CrdSpec {
-  group: string;
-  scope: string;
-  names: { kind: string; plural: string };
-  versions: { name: string; storage?: boolean; subresources?: { status?: unknown } }[];
-}
-
-/**
- * Applies install.yaml in order. The API test server has no apiextensions API: a
- * CustomResourceDefinition is "applied" by making the server serve its kind.
- */
-async function applyInstallManifest(): Promise<void> {
-  const docs = parseAllDocuments(readFileSync(INSTALL, 'utf8')).map((d) => d.toJS() as KubernetesObject | null);
-  for (const obj of docs) {
-    if (!obj) continue;
-    if (obj.kind === 'CustomResourceDefinition') {
-      const spec = (obj as { spec: CrdSpec }).spec;
-      const version = spec.versions.find((v) => v.storage) ?? spec.versions[0];
-      cluster.api.addResource({
-        group: spec.group, version: version.name, kind: spec.names.kind, plural: spec.names.plural,
-        namespaced: spec.scope === 'Namespaced', status: version.subresources?.status !== undefined, crd: true,
-      });
-      continue;
-    }
-    await objects.create(obj);
-  }
-}
 
 const backend = [
   { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
@@ -125,7 +96,7 @@ const isReady = (p: V1Pod) => !p.metadata?.deletionTimestamp && (p.status?.condi
 const read = async (ref: KubernetesObject) => (await objects.read(ref as { metadata: { name: string; namespace?: string } })) as KubernetesObject & { status?: Record<string, unknown> };
 const notFound = async (what: () => Promise<unknown>) => what().then(() => false, (err: { code?: number }) => err.code === 404);
 const gatewayPods = async () => (await core.listNamespacedPod({ namespace: NS, labelSelector: gatewayPodSelector })).items;
-const operatorPods = async () => (await core.listNamespacedPod({ namespace: OPERATOR_NS, labelSelector: 'app.kubernetes.io/component=operator' })).items;
+const operatorPods = async () => (await core.listNamespacedPod({ namespace: OPERATOR_NS, labelSelector: OPERATOR_POD_SELECTOR })).items;
 const echoPods = async () => (await core.listNamespacedPod({ namespace: NS, labelSelector: 'app=echo' })).items;
 
 /** On failure, what the operator and gateway pods wrote and the statuses, next to the assertion. */
@@ -185,7 +156,7 @@ before(async () => {
   core = kc.makeApiClient(CoreV1Api);
   apps = kc.makeApiClient(AppsV1Api);
   rbac = kc.makeApiClient(RbacAuthorizationV1Api);
-  await applyInstallManifest();
+  await applyInstallManifest(cluster, objects);
 });
 
 after(async () => {

@@ -336,6 +336,30 @@ test('a Gateway whose Deployment cannot be written is Pending and retried; the o
   await eventually('gw2 objects deleted', () => server.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: NS, name: gw2 }) === undefined);
 });
 
+test('spec.addresses: one IPAddress is the LoadBalancer Service\'s loadBalancerIP; two are AddressNotUsable', async () => {
+  const gw3 = infraName(NS, 'gw3');
+  const gw3Status = () => gw('gw3')?.status as GatewayStatus | undefined;
+  const body = (addresses: { type: string; value: string }[]) => ({
+    apiVersion: GW_API, kind: 'Gateway', metadata: { name: 'gw3', namespace: NS },
+    spec: { gatewayClassName: 'vgw', addresses, listeners: listeners(8082) },
+  });
+  await custom.createNamespacedCustomObject({ group: GROUP, version: 'v1', plural: 'gateways', namespace: NS, body: body([{ type: 'IPAddress', value: '192.0.2.33' }]) });
+  await eventually('gw3 Service asks for the address', () => (server.get({ apiVersion: 'v1', kind: 'Service', namespace: NS, name: gw3 })?.spec as { loadBalancerIP?: string } | undefined)?.loadBalancerIP === '192.0.2.33');
+  await eventually('gw3 waits for pods', () => cond(gw3Status()?.conditions, 'Programmed')?.reason === 'NoResources');
+
+  const live = gw('gw3') as { metadata: object };
+  await custom.replaceNamespacedCustomObject({
+    group: GROUP, version: 'v1', plural: 'gateways', namespace: NS, name: 'gw3',
+    body: { ...body([{ type: 'IPAddress', value: '192.0.2.33' }, { type: 'IPAddress', value: '192.0.2.34' }]), metadata: live.metadata },
+  });
+  await eventually('gw3 AddressNotUsable', () => cond(gw3Status()?.conditions, 'Programmed')?.reason === 'AddressNotUsable');
+  assert.equal(cond(gw3Status()?.conditions, 'Programmed')?.status, 'False');
+  assert.match(cond(gw3Status()?.conditions, 'Programmed')?.message ?? '', /only one IPAddress/);
+  assert.equal(cond(gw3Status()?.conditions, 'Accepted')?.status, 'True');
+  await custom.deleteNamespacedCustomObject({ group: GROUP, version: 'v1', plural: 'gateways', namespace: NS, name: 'gw3' });
+  await eventually('gw3 objects deleted', () => server.get({ apiVersion: 'v1', kind: 'Service', namespace: NS, name: gw3 }) === undefined);
+});
+
 test('deleting the Gateway removes its objects, ClusterRoleBinding and ConfigMaps included', async () => {
   await custom.deleteNamespacedCustomObject({ group: GROUP, version: 'v1', plural: 'gateways', namespace: NS, name: 'gw' });
   await eventually('per-Gateway objects deleted', () =>

@@ -10,6 +10,7 @@ import {
   VSM_DIR,
   infraName,
   renderInfrastructure,
+  serviceAddressRequest,
   type GatewayIdentity,
 } from '../../src/operator/infrastructure.ts';
 import { parseParameters, type GatewayClassParametersInput, type GatewayClassParametersSpec } from '../../src/operator/parameters.ts';
@@ -213,5 +214,30 @@ describe('renderInfrastructure', () => {
     const log = render(params({ logging: { mode: 'varnishlog', extraArgs: ['-g', 'request'] } })).deployment.spec?.template.spec?.containers[1];
     assert.deepEqual(log?.command, ['varnishlog']);
     assert.deepEqual(log?.args, ['-n', VSM_DIR, '-t', 'off', '-g', 'request']);
+  });
+
+  test('spec.addresses: one IPAddress becomes a LoadBalancer Service\'s loadBalancerIP; what cannot be honoured is a problem, not a half-done Service', () => {
+    const lb = params({ service: { type: 'LoadBalancer' } });
+    const at = (addresses: GatewayIdentity['addresses']): GatewayIdentity => ({ ...gateway, addresses });
+    const r = render(lb, infra(), at([{ type: 'IPAddress', value: '192.0.2.7' }]));
+    assert.equal(r.service.spec?.loadBalancerIP, '192.0.2.7');
+    assert.equal(r.addressProblem, undefined);
+    assert.equal(r.service.spec?.externalIPs, undefined, 'never externalIPs');
+    assert.equal(render(lb).service.spec?.loadBalancerIP, undefined, 'nothing requested, nothing set');
+    assert.equal(r.infraHash, render(lb).infraHash, 'an address request does not replace pods');
+    assert.equal(render(lb, infra(), at([{ type: 'IPAddress' }])).service.spec?.loadBalancerIP, undefined, 'an IPAddress without value asks for any address');
+
+    const two = render(lb, infra(), at([{ value: '192.0.2.7' }, { value: '192.0.2.8' }, { value: '192.0.2.7' }]));
+    assert.equal(two.service.spec?.loadBalancerIP, undefined);
+    assert.match(two.addressProblem ?? '', /only one IPAddress can be requested, got 2/);
+
+    const clusterIP = render(params({ service: { type: 'ClusterIP' } }), infra(), at([{ type: 'IPAddress', value: '10.0.0.9' }]));
+    assert.equal(clusterIP.service.spec?.loadBalancerIP, undefined);
+    assert.equal(clusterIP.service.spec?.clusterIP, undefined);
+    assert.match(clusterIP.addressProblem ?? '', /needs a LoadBalancer Service .*ClusterIP/);
+
+    assert.deepEqual(serviceAddressRequest([], 'ClusterIP'), {});
+    assert.deepEqual(serviceAddressRequest(['2001:db8::1'], 'LoadBalancer'), { loadBalancerIP: '2001:db8::1' });
+    assert.ok(serviceAddressRequest(['192.0.2.1'], 'NodePort').problem);
   });
 });
