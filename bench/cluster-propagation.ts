@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, KubernetesObjectApi, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
 import { startLocalCluster, type LocalCluster } from '../test/support/local-cluster/cluster.ts';
-import { applyInstallManifest, OPERATOR_NAMESPACE, OPERATOR_POD_SELECTOR } from '../test/support/local-cluster/install.ts';
+import { applyInstallManifest, echoBackend, OPERATOR_NAMESPACE, OPERATOR_POD_SELECTOR } from '../test/support/local-cluster/install.ts';
 import { VGW_IN_POD } from '../test/support/local-cluster/vgw-in-pod.ts';
 import { decodeRoutingConfig, GATEWAY_LABEL } from '../src/ir/configmap.ts';
 import { routeHost, routePath } from './lib/manifests.ts';
@@ -90,35 +90,7 @@ function routeObject(i: number): KubernetesObject {
 }
 
 const backend: KubernetesObject[] = [
-  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
-  {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: 'echo', namespace: NS },
-    spec: {
-      selector: { matchLabels: { app: 'echo' } },
-      template: {
-        metadata: { labels: { app: 'echo' } },
-        spec: {
-          terminationGracePeriodSeconds: 1,
-          containers: [
-            {
-              name: 'echo',
-              image: 'vgw:0.1.0',
-              command: ['vgw', 'echo', '--port', '8080', '--address', '$(POD_IP)', '--pod', '$(POD_NAME)'],
-              env: [
-                { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
-                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-              ],
-              ports: [{ name: 'http', containerPort: 8080 }],
-              readinessProbe: { httpGet: { path: '/', port: 'http' }, periodSeconds: 1 },
-            },
-          ],
-        },
-      },
-    },
-  } as KubernetesObject,
-  { apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: NS }, spec: { selector: { app: 'echo' }, ports: [{ name: 'http', port: 8080, targetPort: 'http' }] } } as KubernetesObject,
+  ...echoBackend(NS),
   { apiVersion: GW_API, kind: 'Gateway', metadata: { name: GATEWAY, namespace: NS }, spec: { gatewayClassName: 'vgw', listeners: [{ name: 'http', protocol: 'HTTP', port: LISTENER_PORT }] } } as KubernetesObject,
 ];
 

@@ -8,6 +8,7 @@
 // able to turn on inline C, change the C compiler, load VMODs or VCL from elsewhere, or replace
 // the sockets, admin port and secret the agent relies on.
 import { z } from 'zod';
+// The varnishd rules are shared with the agent's flags.
 import {
   ALLOWED_VARNISHD_ARGS,
   FORBIDDEN_VARNISHD_PARAMS,
@@ -26,19 +27,6 @@ export const PARAMETERS_VERSION = 'v1alpha1';
 export const PARAMETERS_KIND = 'GatewayClassParameters';
 export const PARAMETERS_PLURAL = 'gatewayclassparameters';
 export const PARAMETERS_API_VERSION = `${PARAMETERS_GROUP}/${PARAMETERS_VERSION}`;
-
-// The varnishd rules are shared with the agent's flags (src/ir/varnishd-settings.ts).
-export {
-  ALLOWED_VARNISHD_ARGS,
-  FORBIDDEN_VARNISHD_PARAMS,
-  MAX_EXTRA_ARGS,
-  MAX_VARNISHD_PARAMS,
-  MIN_STORAGE_BYTES,
-  VARNISHD_PARAM_NAME,
-  VARNISHD_PARAM_VALUE,
-  varnishdArgsProblems,
-  varnishdParamNameProblem,
-};
 
 /** varnishncsa/varnishlog options accepted in `logging.extraArgs`; true = takes a value. */
 export const ALLOWED_LOGGING_ARGS: Readonly<Record<string, boolean>> = {

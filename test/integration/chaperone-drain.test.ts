@@ -11,10 +11,7 @@
 // 127.0.11.102:18782 (then :18783), backend 127.0.11.111:18781, admin endpoints 127.0.0.1:18790
 // and 127.0.0.1:18791.
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { Agent } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EchoServer } from '../../src/echo/server.ts';
@@ -29,8 +26,10 @@ import {
   get,
   httpRoute,
   kube,
+  makeWorkDir,
   namespace,
   gatewayPod,
+  removeWorkDir,
   seedWorld,
   servedReport,
   service,
@@ -97,8 +96,7 @@ describe('vgw chaperone: SIGTERM drains connections, then exits 0', () => {
     // A leftover or concurrent run would answer in our place: make that obvious.
     for (const p of [ADMIN, ADMIN2, LISTEN, LISTEN2, LISTEN2_MOVED]) assert.equal(await portOpen(p), false, `${p.address}:${p.port} is already in use (another run of this test?)`);
     server = await startKubeApiServer();
-    dir = await mkdtemp(join(tmpdir(), 'vgw-chaperone-drain-'));
-    await chmod(dir, 0o755);
+    dir = await makeWorkDir('vgw-chaperone-drain-');
     backend = await startBackend(BACKEND.address, BACKEND.port, 'drain-backend-0');
     const world: World = {
       namespaces: [namespace('edge'), namespace('app')],
@@ -120,7 +118,7 @@ describe('vgw chaperone: SIGTERM drains connections, then exits 0', () => {
     for (const p of procs) await p.kill();
     await backend?.close();
     await server?.close();
-    if (dir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    await removeWorkDir(dir);
   });
 
   /** Starts the agent for `gw` and waits until it is ready and serving `host`. */

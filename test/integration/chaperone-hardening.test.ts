@@ -7,9 +7,6 @@
 // agent) and 127.0.23.2:18932 (`vgw chaperone` process, probes on 127.0.23.2:18939), backend
 // 127.0.23.11:18931.
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Chaperone } from '../../src/chaperone/agent.ts';
@@ -26,8 +23,10 @@ import {
   get,
   httpRoute,
   kube,
+  makeWorkDir,
   memoryLogger,
   namespace,
+  removeWorkDir,
   seedWorld,
   service,
   startBackend,
@@ -56,8 +55,7 @@ describe('chaperone: hostile routing config and split admin endpoints (test API 
   before(async () => {
     server = await startKubeApiServer();
     kc = server.kubeConfig();
-    dir = await mkdtemp(join(tmpdir(), 'vgw-hardening-'));
-    await chmod(dir, 0o755);
+    dir = await makeWorkDir('vgw-hardening-');
     backend = await startBackend(BACKEND.address, BACKEND.port, 'hard-0');
     world = {
       namespaces: ['infra', 'app'].map(namespace),
@@ -82,7 +80,7 @@ describe('chaperone: hostile routing config and split admin endpoints (test API 
     await chaperone?.stop();
     await backend?.close();
     await server?.close();
-    if (dir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    await removeWorkDir(dir);
   });
 
   /** The translated IR with only the socket of `listen`. */

@@ -6,9 +6,6 @@
 // Addresses and ports of this file (no other test uses them): gateway 127.0.36.1:18796,
 // backends 127.0.36.11 (web) and 127.0.36.12 (api), port 18797.
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Chaperone } from '../../src/chaperone/agent.ts';
@@ -26,8 +23,10 @@ import {
   get,
   httpRoute,
   kube,
+  makeWorkDir,
   memoryLogger,
   namespace,
+  removeWorkDir,
   seedWorld,
   service,
   startBackend,
@@ -63,8 +62,7 @@ describe('chaperone --listen-address (test API server, real varnishd)', () => {
   before(async () => {
     server = await startKubeApiServer();
     kc = server.kubeConfig();
-    workDir = await mkdtemp(join(tmpdir(), 'vgw-chaperone-listen-'));
-    await chmod(workDir, 0o755);
+    workDir = await makeWorkDir('vgw-chaperone-listen-');
     backends = [await startBackend(WEB, BACKEND_PORT, 'web-0'), await startBackend(API, BACKEND_PORT, 'api-0')];
     world = {
       namespaces: ['infra', 'app'].map(namespace),
@@ -100,7 +98,7 @@ describe('chaperone --listen-address (test API server, real varnishd)', () => {
     await chaperone?.stop();
     for (const b of backends) await b.close();
     await server?.close();
-    if (workDir) await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    await removeWorkDir(workDir);
   });
 
   test('a socket the IR puts on 10.0.0.1 is bound on the listen address under its IR name, and routes as the IR says', async () => {

@@ -8,8 +8,6 @@
 // and 18781, backend 127.0.34.11 port 18782.
 import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -30,8 +28,10 @@ import {
   get,
   httpRoute,
   kube,
+  makeWorkDir,
   memoryLogger,
   namespace,
+  removeWorkDir,
   seedWorld,
   service,
   startBackend,
@@ -89,8 +89,7 @@ describe('chaperone varnishd settings and stable shared memory (test API server,
   before(async () => {
     server = await startKubeApiServer();
     kc = server.kubeConfig();
-    workDir = await mkdtemp(join(tmpdir(), 'vgw-chaperone-settings-'));
-    await chmod(workDir, 0o755);
+    workDir = await makeWorkDir('vgw-chaperone-settings-');
     backend = await startBackend(BACKEND.address, BACKEND.port, 'web-0');
     world = {
       namespaces: ['infra', 'app'].map(namespace),
@@ -125,7 +124,7 @@ describe('chaperone varnishd settings and stable shared memory (test API server,
     await chaperone?.stop();
     await backend?.close();
     await server?.close();
-    if (workDir) await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    await removeWorkDir(workDir);
   });
 
   test('parameters and options from the flags are in effect; the gateway keeps its own parameters', async () => {

@@ -6,9 +6,6 @@
 // Addresses and ports of this file (no other test uses them): gateway 127.0.11.1:18680, web
 // backends 127.0.11.11-.40 port 18681, api backend 127.0.11.41 port 18682.
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -29,11 +26,13 @@ import {
   get,
   httpRoute,
   kube,
+  makeWorkDir,
   LoadGenerator,
   memoryLogger,
   namespace,
   parentCondition,
   routeWithStatus,
+  removeWorkDir,
   seedWorld,
   servedReport,
   service,
@@ -97,8 +96,7 @@ describe('chaperone (in-process, test API server, real varnishd)', () => {
   before(async () => {
     server = await startKubeApiServer();
     kc = server.kubeConfig();
-    workDir = await mkdtemp(join(tmpdir(), 'vgw-chaperone-'));
-    await chmod(workDir, 0o755);
+    workDir = await makeWorkDir('vgw-chaperone-');
     await startWeb(0);
     api = await startBackend(API_ADDRESS, API_PORT, 'api-0', 'shop');
 
@@ -136,7 +134,7 @@ describe('chaperone (in-process, test API server, real varnishd)', () => {
     for (const k of [...web.keys()]) await stopWeb(k);
     await api?.close();
     await server?.close();
-    if (workDir) await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    await removeWorkDir(workDir);
   });
 
   test('traffic flows once waitReady() resolves; each route reaches its own backend', async () => {

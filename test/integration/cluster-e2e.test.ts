@@ -9,7 +9,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { AppsV1Api, CoreV1Api, KubernetesObjectApi, RbacAuthorizationV1Api, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
 import { startLocalCluster, type LocalCluster } from '../support/local-cluster/cluster.ts';
-import { applyInstallManifest, OPERATOR_NAMESPACE, OPERATOR_POD_SELECTOR } from '../support/local-cluster/install.ts';
+import { applyInstallManifest, echoBackend, OPERATOR_NAMESPACE, OPERATOR_POD_SELECTOR } from '../support/local-cluster/install.ts';
 import { VGW_IN_POD } from '../support/local-cluster/vgw-in-pod.ts';
 import { GATEWAY_LABEL } from '../../src/ir/configmap.ts';
 import { infraName, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL } from '../../src/operator/infrastructure.ts';
@@ -35,37 +35,7 @@ let core: CoreV1Api;
 let apps: AppsV1Api;
 let rbac: RbacAuthorizationV1Api;
 
-const backend = [
-  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
-  {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: 'echo', namespace: NS },
-    spec: {
-      selector: { matchLabels: { app: 'echo' } },
-      template: {
-        metadata: { labels: { app: 'echo' } },
-        spec: {
-          terminationGracePeriodSeconds: 1,
-          containers: [
-            {
-              name: 'echo',
-              image: 'vgw:0.1.0',
-              command: ['vgw', 'echo', '--port', '8080', '--address', '$(POD_IP)', '--pod', '$(POD_NAME)'],
-              env: [
-                { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
-                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-              ],
-              ports: [{ name: 'http', containerPort: 8080 }],
-              readinessProbe: { httpGet: { path: '/', port: 'http' }, periodSeconds: 1 },
-            },
-          ],
-        },
-      },
-    },
-  },
-  { apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: NS }, spec: { selector: { app: 'echo' }, ports: [{ name: 'http', port: 8080, targetPort: 'http' }] } },
-];
+const backend = echoBackend(NS);
 
 const gateway = { ...gatewayRef, spec: { gatewayClassName: 'vgw', listeners: [{ name: 'http', protocol: 'HTTP', port: LISTENER_PORT }] } };
 

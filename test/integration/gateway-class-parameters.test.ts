@@ -2,7 +2,7 @@
 // CustomObjectsApi, then parsed by the operator's schema, as the operator will read it.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { CustomObjectsApi } from '@kubernetes/client-node';
+import type { CustomObjectsApi } from '@kubernetes/client-node';
 import {
   PARAMETERS_API_VERSION,
   PARAMETERS_GROUP,
@@ -11,15 +11,14 @@ import {
   PARAMETERS_VERSION,
   parseParameters,
 } from '../../src/operator/parameters.ts';
-import { startKubeApiServer, type KubeApiServer } from '../support/kube-api-server.ts';
+import type { KubeApiServer } from '../support/kube-api-server.ts';
+import { startOperatorApi } from './support/operator-api.ts';
 
 let server: KubeApiServer;
 let custom: CustomObjectsApi;
 
 before(async () => {
-  server = await startKubeApiServer({ bookmarkIntervalMs: 0 });
-  server.addResource({ group: PARAMETERS_GROUP, version: PARAMETERS_VERSION, kind: PARAMETERS_KIND, plural: PARAMETERS_PLURAL, namespaced: false, crd: true });
-  custom = server.kubeConfig().makeApiClient(CustomObjectsApi);
+  ({ server, custom } = await startOperatorApi());
 });
 
 after(async () => {

@@ -4,16 +4,15 @@
 // cluster that already matches writes nothing.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import pino from 'pino';
-import { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api } from '@kubernetes/client-node';
-import { startKubeApiServer, type KubeApiServer } from '../support/kube-api-server.ts';
-import { Operator } from '../../src/operator/operator.ts';
+import type { CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import type { KubeApiServer } from '../support/kube-api-server.ts';
+import type { Operator } from '../../src/operator/operator.ts';
 import { CONTROLLER_NAME } from '../../src/gatewayapi/features.ts';
 import { headName } from '../../src/ir/configmap.ts';
 import { infraName } from '../../src/operator/infrastructure.ts';
-import { PARAMETERS_GROUP, PARAMETERS_KIND, PARAMETERS_PLURAL, PARAMETERS_VERSION } from '../../src/operator/parameters.ts';
 import type { GatewayStatus, HTTPRouteStatus } from '../../src/gatewayapi/status.ts';
 import type { Condition } from '../../src/gatewayapi/types.ts';
+import { startOperatorApi, testOperator } from './support/operator-api.ts';
 import { eventually } from './support/poll.ts';
 
 const GROUP = 'gateway.networking.k8s.io';
@@ -43,12 +42,7 @@ async function resyncs(n: number): Promise<void> {
 }
 
 before(async () => {
-  server = await startKubeApiServer({ bookmarkIntervalMs: 0, address: '127.0.38.1' });
-  server.addResource({ group: PARAMETERS_GROUP, version: PARAMETERS_VERSION, kind: PARAMETERS_KIND, plural: PARAMETERS_PLURAL, namespaced: false, crd: true });
-  const kc = server.kubeConfig();
-  custom = kc.makeApiClient(CustomObjectsApi);
-  core = kc.makeApiClient(CoreV1Api);
-  rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  ({ server, custom, core, rbac } = await startOperatorApi({ address: '127.0.38.1' }));
   const create = (plural: string, body: object, namespace?: string) =>
     namespace
       ? custom.createNamespacedCustomObject({ group: GROUP, version: 'v1', plural, namespace, body })
@@ -63,18 +57,7 @@ before(async () => {
     apiVersion: GW_API, kind: 'HTTPRoute', metadata: { name: 'web', namespace: 'apps' },
     spec: { parentRefs: [{ name: 'gw', namespace: NS }], rules: [{ backendRefs: [{ name: 'web', port: 80 }] }] },
   }, 'apps');
-  operator = new Operator({
-    kubeConfig: kc,
-    logger: pino({ level: 'silent' }),
-    namespace: 'vgw-system',
-    leaseName: 'vgw-operator',
-    defaultImage: 'vgw:test',
-    leaseDurationMs: 2000,
-    renewDeadlineMs: 1000,
-    retryPeriodMs: 200,
-    statusRetryMs: 100,
-    resyncMs: RESYNC_MS,
-  });
+  operator = testOperator(server, { resyncMs: RESYNC_MS });
   await operator.start();
   await eventually('the operator leads', () => operator.leading);
   await operator.settle();

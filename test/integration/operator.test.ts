@@ -4,10 +4,9 @@
 // controller's objects left alone. No varnishd: nothing runs pods here.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import pino from 'pino';
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
-import { startKubeApiServer, type KubeApiServer } from '../support/kube-api-server.ts';
-import { Operator } from '../../src/operator/operator.ts';
+import { DiscoveryV1Api, PatchStrategy, setHeaderOptions, type AppsV1Api, type CoreV1Api, type CustomObjectsApi, type RbacAuthorizationV1Api, type V1Deployment } from '@kubernetes/client-node';
+import type { KubeApiServer } from '../support/kube-api-server.ts';
+import type { Operator } from '../../src/operator/operator.ts';
 import { CONTROLLER_NAME } from '../../src/gatewayapi/features.ts';
 import { decodeRoutingConfig, GATEWAY_LABEL } from '../../src/ir/configmap.ts';
 import { GATEWAY_NAME_LABEL, GATEWAY_NAMESPACE_LABEL, INFRA_HASH_ANNOTATION, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, infraName } from '../../src/operator/infrastructure.ts';
@@ -15,12 +14,12 @@ import { encodeServed, SERVED_ANNOTATION } from '../../src/ir/served.ts';
 import { PARAMETERS_API_VERSION, PARAMETERS_GROUP, PARAMETERS_KIND, PARAMETERS_PLURAL, PARAMETERS_VERSION } from '../../src/operator/parameters.ts';
 import type { GatewayStatus, HTTPRouteStatus } from '../../src/gatewayapi/status.ts';
 import type { Condition } from '../../src/gatewayapi/types.ts';
+import { startOperatorApi, testOperator } from './support/operator-api.ts';
 import { eventually } from './support/poll.ts';
 
 const GROUP = 'gateway.networking.k8s.io';
 const GW_API = `${GROUP}/v1`;
 const NS = 'infra';
-const logger = pino({ level: 'silent' });
 const INSTANCE = infraName(NS, 'gw');
 const CLUSTER_NAME = infraName('gw', NS, 'gw');
 
@@ -30,20 +29,6 @@ let custom: CustomObjectsApi;
 let core: CoreV1Api;
 let apps: AppsV1Api;
 let rbac: RbacAuthorizationV1Api;
-
-function newOperator(): Operator {
-  return new Operator({
-    kubeConfig: server.kubeConfig(),
-    logger,
-    namespace: 'vgw-system',
-    leaseName: 'vgw-operator',
-    defaultImage: 'vgw:test',
-    leaseDurationMs: 2000,
-    renewDeadlineMs: 1000,
-    retryPeriodMs: 200,
-    statusRetryMs: 100,
-  });
-}
 
 const gw = (name: string) => server.get({ apiVersion: GW_API, kind: 'Gateway', namespace: NS, name });
 const gatewayStatus = () => gw('gw')?.status as GatewayStatus | undefined;
@@ -64,14 +49,8 @@ async function settled(op: Operator): Promise<void> {
 const listeners = (port: number) => [{ name: 'http', protocol: 'HTTP', port, allowedRoutes: { namespaces: { from: 'All' } } }];
 
 before(async () => {
-  server = await startKubeApiServer({ bookmarkIntervalMs: 0, address: '127.0.33.1' });
-  server.addResource({ group: PARAMETERS_GROUP, version: PARAMETERS_VERSION, kind: PARAMETERS_KIND, plural: PARAMETERS_PLURAL, namespaced: false, crd: true });
-  const kc = server.kubeConfig();
-  custom = kc.makeApiClient(CustomObjectsApi);
-  core = kc.makeApiClient(CoreV1Api);
-  apps = kc.makeApiClient(AppsV1Api);
-  rbac = kc.makeApiClient(RbacAuthorizationV1Api);
-  const discovery = kc.makeApiClient(DiscoveryV1Api);
+  ({ server, custom, core, apps, rbac } = await startOperatorApi({ address: '127.0.33.1' }));
+  const discovery = server.kubeConfig().makeApiClient(DiscoveryV1Api);
 
   await custom.createClusterCustomObject({
     group: PARAMETERS_GROUP, version: PARAMETERS_VERSION, plural: PARAMETERS_PLURAL,
@@ -107,7 +86,7 @@ before(async () => {
     },
   }, 'apps');
 
-  operator = newOperator();
+  operator = testOperator(server);
   await operator.start();
 });
 
@@ -306,7 +285,7 @@ test('a restarted operator writes no status and updates no object', async () => 
   await settled(operator);
   await operator.stop();
   server.resetRequests();
-  operator = newOperator();
+  operator = testOperator(server);
   await operator.start();
   await settled(operator);
   // One more reconcile from a quiet state, so that nothing is left pending.

@@ -1,11 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  FORBIDDEN_VARNISHD_PARAMS,
-  defaultParameters,
-  parseParameters,
-  quantityToBytes,
-} from '../../src/operator/parameters.ts';
+import { FORBIDDEN_VARNISHD_PARAMS } from '../../src/ir/varnishd-settings.ts';
+import { defaultParameters, parseParameters, quantityToBytes } from '../../src/operator/parameters.ts';
 import { parametersCrd } from '../../scripts/manifests.ts';
 
 const object = (spec: unknown) => ({ apiVersion: 'gateway.vgw.dev/v1alpha1', kind: 'GatewayClassParameters', metadata: { name: 'p' }, spec });

@@ -3,7 +3,10 @@
 // small load generator. Nothing here is mocked: objects go to the Kubernetes API test server,
 // traffic goes through varnishd to real echo processes.
 import assert from 'node:assert/strict';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
@@ -117,6 +120,18 @@ export function seedWorld(server: KubeApiServer, w: World): TranslateResult {
   for (const o of [...w.namespaces, ...w.classes, ...w.gateways, ...w.services]) server.set(kube(o));
   for (const r of w.routes) server.set(kube(routeWithStatus(r, translated)));
   return translated;
+}
+
+/** A fresh work directory for an agent's varnishd, which drops privileges and must still reach it. */
+export async function makeWorkDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  await chmod(dir, 0o755);
+  return dir;
+}
+
+/** Removes a directory made by makeWorkDir; nothing when it was never made. */
+export async function removeWorkDir(dir: string): Promise<void> {
+  if (dir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
 }
 
 export async function startBackend(address: string, port: number, pod: string, ns = 'app'): Promise<EchoServer> {

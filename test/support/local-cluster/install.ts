@@ -36,3 +36,41 @@ export async function applyInstallManifest(cluster: LocalCluster, objects = Kube
     await objects.create(obj);
   }
 }
+
+/**
+ * A namespace `ns` with the echo backend a test sends traffic to: a one-replica Deployment of
+ * `vgw echo` (on the pod's address, port 8080, ready once it answers) and its Service `echo`.
+ */
+export function echoBackend(ns: string): KubernetesObject[] {
+  return [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'echo', namespace: ns },
+      spec: {
+        selector: { matchLabels: { app: 'echo' } },
+        template: {
+          metadata: { labels: { app: 'echo' } },
+          spec: {
+            terminationGracePeriodSeconds: 1,
+            containers: [
+              {
+                name: 'echo',
+                image: 'vgw:0.1.0',
+                command: ['vgw', 'echo', '--port', '8080', '--address', '$(POD_IP)', '--pod', '$(POD_NAME)'],
+                env: [
+                  { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+                  { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                ],
+                ports: [{ name: 'http', containerPort: 8080 }],
+                readinessProbe: { httpGet: { path: '/', port: 'http' }, periodSeconds: 1 },
+              },
+            ],
+          },
+        },
+      },
+    } as KubernetesObject,
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: ns }, spec: { selector: { app: 'echo' }, ports: [{ name: 'http', port: 8080, targetPort: 'http' }] } } as KubernetesObject,
+  ];
+}
