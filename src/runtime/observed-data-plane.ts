@@ -10,7 +10,7 @@ import { registerVarnishMetrics } from '../metrics/varnish.ts';
 import type { UnavailableSockets } from '../varnish/ports.ts';
 import { StatsCollector } from '../varnish/stats.ts';
 import type { Varnishd } from '../varnish/varnishd.ts';
-import { DataPlane, varnishdParams, type DataPlaneConfig, type DataPlaneState, type PortRetryOptions } from './data-plane.ts';
+import { DataPlane, varnishdParams, type DataPlaneConfig, type DataPlaneOptions } from './data-plane.ts';
 
 /**
  * What the observers need of a config beyond what the data plane deploys: the routing IR (the
@@ -22,20 +22,12 @@ export interface ObservedConfig extends DataPlaneConfig {
   endpoints: EndpointMap;
 }
 
-export interface ObservedDataPlaneOptions {
-  workDir: string;
-  logger: Logger;
-  /** See DataPlaneOptions: the admin's varnishd parameters, options and storage size. */
-  params?: Record<string, string>;
-  extraArgs?: readonly string[];
-  storageBytes?: number;
-  state: DataPlaneState;
+/** DataPlane's own options (see DataPlaneOptions), plus what the observation needs. */
+export interface ObservedDataPlaneOptions
+  extends Pick<DataPlaneOptions<ObservedConfig>, 'workDir' | 'logger' | 'params' | 'extraArgs' | 'storageBytes' | 'state' | 'onSocketsFreed' | 'portRetry'> {
   metrics: GatewayMetrics;
   /** varnishstat poll interval for the varnish_* metrics; default 1000 ms. */
   statsIntervalMs?: number;
-  /** See DataPlaneOptions.onSocketsFreed. */
-  onSocketsFreed?: () => void;
-  portRetry?: PortRetryOptions;
 }
 
 export class ObservedDataPlane {
