@@ -2,7 +2,6 @@
 // collector behind the varnish_* metrics, supervisor events (child restarts), and the
 // shared-memory log readers (mirrors, filter counts). Standalone mode and the in-pod agent
 // serve the same way, so they are observed the same way.
-import type { Logger } from 'pino';
 import type { EndpointMap, RoutingIR } from '../ir/types.ts';
 import { LogConsumers } from '../metrics/log-consumers.ts';
 import { countEndpoints, observeLive, observeReload, observeVarnishdEvent, type GatewayMetrics } from '../metrics/registry.ts';
