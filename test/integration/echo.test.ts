@@ -216,24 +216,44 @@ test('close() ends open WebSocket connections', async () => {
   assert.equal(ws.readyState, WebSocket.CLOSED);
 });
 
-test('runEchoCommand serves until SIGTERM', async () => {
+test('runEchoCommand serves until SIGTERM', async (t) => {
   const server = fileURLToPath(new URL('../../src/echo/server.ts', import.meta.url));
   const script = `import(${JSON.stringify(server)}).then((m) => m.runEchoCommand(process.argv.slice(1)))`;
   const child = spawn(process.execPath, ['-e', script, '--', '--port', '0', '--namespace', 'ns1', '--pod', 'svc-a-b'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // A failed assertion must not leave the child holding this file's event loop open.
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   let out = '';
   child.stdout.setEncoding('utf8');
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (c: string) => {
-      out += c;
-      const m = /listening on (http:\/\/\S+) \(http\)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+  let exited = false;
+  const waiters: Array<() => void> = [];
+  const wake = () => waiters.splice(0).forEach((w) => w());
+  child.stdout.on('data', (c: string) => {
+    out += c;
+    wake();
   });
+  child.once('exit', () => {
+    exited = true;
+    wake();
+  });
+  // Resolves once the output matches; the child's exit before that is a failure.
+  const outputMatching = (re: RegExp) =>
+    new Promise<RegExpExecArray>((resolve, reject) => {
+      const check = () => {
+        const m = re.exec(out);
+        if (m) resolve(m);
+        else if (exited) reject(new Error(`exited: ${out}`));
+        else waiters.push(check);
+      };
+      check();
+    });
+  const url = (await outputMatching(/listening on (http:\/\/\S+) \(http\)/))[1];
   const body = JSON.parse((await get(url, '/cli')).body);
   assert.equal(body.namespace, 'ns1');
   assert.equal(body.pod, 'svc-a-b');
-  assert.match(out, /Echoing back request made to \/cli to client/);
+  // The log line is written after the response goes out, so it may arrive after the body.
+  await outputMatching(/Echoing back request made to \/cli to client/);
   child.kill('SIGTERM');
   const [code] = await once(child, 'exit');
   assert.equal(code, 0);
