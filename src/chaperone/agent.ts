@@ -53,6 +53,13 @@ export interface ChaperoneOptions {
    * src/ir/bind-address.ts) instead of the address the IR names. `vgw chaperone` always sets it.
    */
   listenAddress?: string;
+  /**
+   * The ports this pod listens on (its Deployment names them; a change of ports is a new pod).
+   * Sockets of the config on other ports are left out, so a config that adds a listener never
+   * restarts this pod's varnishd (that would cut the connections of every listener): the pods
+   * rolled out for the new ports serve it. Absent: every port of the config.
+   */
+  listenPorts?: readonly number[];
 }
 
 export interface ChaperoneState extends DataPlaneState {
@@ -76,6 +83,8 @@ export class Chaperone {
   /** The decoded config and the endpoints last compiled, to skip work when neither changed. */
   private compiled: { hash: string; endpoints: string } | null = null;
   private lastInvalid = '';
+  /** Ports of the published config left out (not in listenPorts), as last logged. */
+  private lastLeftOut = '';
 
   constructor(opts: ChaperoneOptions) {
     this.opts = opts;
@@ -189,7 +198,16 @@ export class Chaperone {
   private boundToListenAddress(published: RoutingIR): { state: 'ok'; ir: RoutingIR } | { state: 'invalid'; reason: string } {
     if (this.opts.listenAddress === undefined) return { state: 'ok', ir: published };
     const bound = bindSocketsTo(published, this.opts.listenAddress);
-    return bound.ok ? { state: 'ok', ir: bound.ir } : { state: 'invalid', reason: bound.error };
+    if (!bound.ok) return { state: 'invalid', reason: bound.error };
+    const ports = this.opts.listenPorts;
+    if (ports === undefined) return { state: 'ok', ir: bound.ir };
+    const leftOut = bound.ir.sockets.filter((s) => !ports.includes(s.port)).map((s) => s.port);
+    const key = leftOut.join(',');
+    if (key !== this.lastLeftOut && leftOut.length > 0) {
+      this.log.info({ event: 'listeners-left-out', ports: leftOut, podPorts: ports }, 'ports of the routing config this pod does not listen on are left out; pods rolled out for them serve them');
+    }
+    this.lastLeftOut = key;
+    return { state: 'ok', ir: { ...bound.ir, sockets: bound.ir.sockets.filter((s) => ports.includes(s.port)) } };
   }
 
   /** The state as /status serves it: errors summarised, never VCL text. */

@@ -24,6 +24,8 @@ const OPTIONS = {
   gateway: { type: 'string' },
   // varnishd's listen address for every socket of the routing config (see src/ir/bind-address.ts).
   'listen-address': { type: 'string', default: '0.0.0.0' },
+  // The ports this pod listens on, comma-separated; other ports of the config are left out.
+  'listen-ports': { type: 'string' },
   'probe-port': { type: 'string', default: '9901' },
   'probe-address': { type: 'string', default: '0.0.0.0' },
   'metrics-port': { type: 'string', default: '9902' },
@@ -67,11 +69,22 @@ const varnishdArgFlag = z
     for (const [index, message] of varnishdArgsProblems(args)) ctx.addIssue({ code: 'custom', message: `--varnishd-arg (${index + 1}. of ${args.length}): ${message}` });
   });
 
+/** Most ports a pod listens on: a Gateway has at most 64 listeners. */
+export const MAX_LISTEN_PORTS = 64;
+
+const listenPortsFlag = z
+  .string()
+  .regex(/^([0-9]{1,5}(,[0-9]{1,5})*)?$/, '--listen-ports must be comma-separated port numbers')
+  .transform((s) => (s === '' ? [] : [...new Set(s.split(',').map(Number))].sort((a, b) => a - b)))
+  .refine((ports) => ports.every((p) => p >= 1 && p <= 65535), '--listen-ports: each port must be 1-65535')
+  .refine((ports) => ports.length <= MAX_LISTEN_PORTS, `--listen-ports: at most ${MAX_LISTEN_PORTS} ports`);
+
 const chaperoneArgs = z.object({
   gateway: z
     .string({ error: '--gateway NAMESPACE/NAME is required (or GATEWAY_NAMESPACE and GATEWAY_NAME)' })
     .regex(/^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}$/, '--gateway must be NAMESPACE/NAME'),
   'listen-address': addressFlag('listen-address'),
+  'listen-ports': listenPortsFlag.optional(),
   'probe-port': portFlag('probe-port'),
   'probe-address': addressFlag('probe-address'),
   'metrics-port': portFlag('metrics-port'),
@@ -131,6 +144,7 @@ export async function runChaperone(argv: string[]): Promise<number> {
     workDir,
     logger: log,
     listenAddress: args['listen-address'],
+    ...(args['listen-ports'] !== undefined ? { listenPorts: args['listen-ports'] } : {}),
     ...varnishdSettings(args),
   });
   // Readiness is the agent's (a config live and not draining), not the data plane's flag alone:

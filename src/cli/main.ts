@@ -14,7 +14,8 @@ commands:
               exit 0: all accepted, 1: something is not accepted, 2: input unreadable
   vcl DIR     print the VCL generated for DIR
   echo --port N [--address A] [--pod NAME] [--namespace NS]
-              run an echo backend (the Gateway API conformance echo contract)
+              run an echo backend (the Gateway API conformance echo contract);
+              --pod and --namespace default to $POD_NAME and $NAMESPACE
   chaperone --gateway NAMESPACE/NAME [--probe-port N] [--probe-address A] [--metrics-port N]
             [--metrics-address A] [--work-dir D] [--kubeconfig FILE] [--pod NAME]
               the in-pod agent: serve the routing config published for one Gateway

@@ -330,7 +330,7 @@ export function randomPodName(prefix: string): string {
   return `${prefix}-${pick(10)}-${pick(5)}`;
 }
 
-/** `vgw echo --port N [--address A] [--pod NAME] [--namespace NS] [--h2c-port N]` */
+/** `vgw echo --port N [--address A] [--pod NAME] [--namespace NS] [--h2c-port N]`; the pod and namespace default to $POD_NAME and $NAMESPACE. */
 export async function runEchoCommand(argv: string[]): Promise<void> {
   const flags = parseFlags(argv, ['port', 'address', 'pod', 'namespace', 'h2c-port']);
   const port = Number(flags.port);
@@ -340,8 +340,10 @@ export async function runEchoCommand(argv: string[]): Promise<void> {
   const server = await startEchoServer({
     port,
     address: flags.address ?? '127.0.0.1',
-    pod: flags.pod ?? randomPodName('echo'),
-    namespace: flags.namespace ?? 'default',
+    // POD_NAME and NAMESPACE are what the conformance suite's echo Deployments set from the
+    // downward API, so this command can stand in for that image unchanged.
+    pod: flags.pod ?? process.env.POD_NAME ?? randomPodName('echo'),
+    namespace: flags.namespace ?? process.env.NAMESPACE ?? 'default',
     ...(h2c !== undefined ? { h2cPort: h2c } : {}),
     log: true,
   });

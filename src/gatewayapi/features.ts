@@ -34,4 +34,11 @@ export const SUPPORTED_FEATURES = [
   'HTTPRouteBackendProtocolWebSocket',
 ] as const;
 
+/**
+ * What the operator adds: it generates each Gateway's Deployment, Service and ServiceAccount, so
+ * `spec.infrastructure` labels and annotations have somewhere to go. Standalone mode generates no
+ * objects and does not claim it.
+ */
+export const CLUSTER_FEATURES = [...SUPPORTED_FEATURES, 'GatewayInfrastructurePropagation'] as const;
+
 export const CONTROLLER_NAME = 'vgw.dev/gateway-controller';

@@ -56,6 +56,8 @@ export interface TranslateOptions {
    * from one data plane (standalone mode) needs only the combined `ir` and skips the work.
    */
   perGateway?: boolean;
+  /** Conformance features reported in GatewayClass status (default SUPPORTED_FEATURES, standalone's). */
+  supportedFeatures?: readonly string[];
 }
 
 export type { ObjectStatus } from './status.ts';
@@ -129,7 +131,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
           ],
           options.now,
         ),
-        supportedFeatures: [...SUPPORTED_FEATURES].sort().map((name) => ({ name })),
+        supportedFeatures: [...(options.supportedFeatures ?? SUPPORTED_FEATURES)].sort().map((name) => ({ name })),
       },
     });
   }

@@ -200,10 +200,14 @@ function downwardEnv(gateway: GatewayIdentity, hasNameLabel: boolean): V1EnvVar[
   ];
 }
 
-function chaperoneArgs(gateway: GatewayIdentity, params: GatewayClassParametersSpec): string[] {
+function chaperoneArgs(gateway: GatewayIdentity, params: GatewayClassParametersSpec, ports: readonly number[]): string[] {
   const args = [
     '--gateway', `${gateway.namespace}/${gateway.name}`,
     '--listen-address=$(POD_IP)',
+    // The pod's ports, as in its containerPorts and the template hash: a config naming other
+    // ports (a listener added) is served by the pods rolled out for them, not by restarting
+    // this pod's varnishd under its open connections.
+    `--listen-ports=${ports.join(',')}`,
     '--probe-port', String(PROBE_PORT),
     '--metrics-port', String(METRICS_PORT),
     '--work-dir', WORK_DIR,
@@ -292,7 +296,7 @@ export function renderInfrastructure(gateway: GatewayIdentity, infra: GatewayInf
     name: 'gateway',
     image,
     command: ['tini', '--', 'vgw', 'chaperone'],
-    args: chaperoneArgs(gateway, params),
+    args: chaperoneArgs(gateway, params, ports),
     env: downwardEnv(gateway, GATEWAY_NAME_LABEL in standard),
     ports: [
       ...ports.map((port) => ({ name: `l-${port}`, containerPort: port, protocol: 'TCP' })),

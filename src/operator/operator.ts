@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { condition, mergeConditions } from '../gatewayapi/conditions.ts';
 import { indexStatuses, previousParent, type GatewayStatus, type ObjectStatus, type PreviousStatuses } from '../gatewayapi/status.ts';
+import { CLUSTER_FEATURES } from '../gatewayapi/features.ts';
 import { formatProblem, translate } from '../gatewayapi/translator.ts';
 import type { GatewayClass } from '../gatewayapi/types.ts';
 import { encodeRoutingConfig, GATEWAY_LABEL, headName, ROLE_LABEL } from '../ir/configmap.ts';
@@ -58,6 +59,7 @@ export interface OperatorMetrics {
   statusWrites: Counter<'outcome'>;
   publishedConfigs: Counter<never>;
   infraApplies: Counter<'kind' | 'action'>;
+  resyncs: Counter<never>;
 }
 
 /** Counts since start, for tests and /status-like views. */
@@ -113,6 +115,7 @@ export class Operator {
       statusWrites: new Counter({ name: 'vgw_operator_status_writes_total', help: 'Status writes by outcome (written, noop, conflict, failed, gone).', labelNames: ['outcome'], registers: [registry] }),
       publishedConfigs: new Counter({ name: 'vgw_operator_routing_configs_published_total', help: 'Routing configs published (a changed config of one Gateway).', registers: [registry] }),
       infraApplies: new Counter({ name: 'vgw_operator_infrastructure_applies_total', help: 'Per-Gateway objects by kind and action (created, updated, unchanged, deleted).', labelNames: ['kind', 'action'], registers: [registry] }),
+      resyncs: new Counter({ name: 'vgw_operator_resyncs_total', help: 'Periodic resyncs completed by the leader: the reconcile ran and every status it re-checked was found so or written.', registers: [registry] }),
     };
     this.statusWriter = new StatusWriter({ kubeConfig: opts.kubeConfig, logger: opts.logger, writes: this.metrics.statusWrites, retryMs: opts.statusRetryMs, now: opts.now });
     this.applier = new InfrastructureApplier(opts.kubeConfig, (kind, action, namespace, name) => this.onInfraAction(kind, action, namespace, name));
@@ -205,7 +208,12 @@ export class Operator {
     }
     try {
       await this.reconcileView(this.sources.view(), resync);
-      if (resync) this.resyncs++;
+      if (resync) {
+        this.resyncs++;
+        // Counted once the statuses it re-checked are settled: from then on the cluster is known
+        // to match what this leader wants (the observable "synced" of a new term, for tests).
+        void this.statusWriter.flush().then(() => this.metrics.resyncs.inc());
+      }
       end({ outcome: 'ok' });
       this.retryMs = FIRST_RETRY_MS;
     } catch (err) {
@@ -232,7 +240,7 @@ export class Operator {
       return { ...gc, spec };
     });
 
-    const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previous });
+    const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previous, supportedFeatures: CLUSTER_FEATURES });
     const statuses = result.statuses;
     // Each problem is logged once, when it appears, not on every run.
     const problems = new Set(result.problems.map(formatProblem));

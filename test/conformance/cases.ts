@@ -5,11 +5,16 @@ import type { TrafficCase } from './data.ts';
 import { compareRoundTrip } from './compare.ts';
 import { roundTrip, wireHeaders, type Exchange, type Target } from './client.ts';
 import { awaitConvergence, type ConvergenceOptions } from './converge.ts';
-import type { EchoFleet } from './fleet.ts';
+import type { RecordedRequest } from '../../src/echo/server.ts';
 import { pollUntil, type Clock } from './poll.ts';
 
-/** What mirror checks read: the requests each echo Deployment recorded. */
-export type RequestLog = Pick<EchoFleet, 'requestsOf'>;
+/**
+ * What mirror checks read: the requests each echo Deployment recorded (in-process echo servers
+ * keep them; in a cluster they come from the pods' request log lines, as upstream reads them).
+ */
+export interface RequestLog {
+  requestsOf(namespace: string, deployment: string): readonly Pick<RecordedRequest, 'path' | 'upgrade'>[];
+}
 
 export interface CaseResult {
   name: string;

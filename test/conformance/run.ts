@@ -1,7 +1,8 @@
 // Gateway API conformance (HTTPRoute/Gateway traffic and status-only tests of upstream v1.6.x)
-// against `vgw serve` and `vgw check`, without a cluster. Usage:
-//   node test/conformance/run.ts [--only Name1,Name2 [--force]] [--verbose] [--list] [--keep]
-//                                [--timeout SECONDS] [--ready-timeout SECONDS]
+// against `vgw serve` and `vgw check` (standalone mode), or with --cluster against the operator
+// and its gateway pods on the local cluster. Usage:
+//   node test/conformance/run.ts [--cluster] [--only Name1,Name2 [--force]] [--verbose] [--list]
+//                                [--keep] [--timeout SECONDS] [--ready-timeout SECONDS]
 //   node test/conformance/run.ts --update-docs   (rewrites the run/skip table in the docs)
 // See docs/conformance.md.
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -9,16 +10,20 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadCases } from './data.ts';
+import { CLUSTER_FEATURES, SUPPORTED_FEATURES } from '../../src/gatewayapi/features.ts';
+import { ClusterStage } from './cluster-stage.ts';
 import { DEFAULT_CONVERGENCE } from './converge.ts';
 import { EchoFleet } from './fleet.ts';
 import { planAll } from './plan.ts';
 import { killAllChildren, type Serve } from './product.ts';
 import { formatOutcome, formatSummary, planMarkdown } from './report.ts';
 import { runStatusOnlyTest, runTrafficTest, type RunnerEnv } from './runner.ts';
+import { StandaloneStage } from './standalone-stage.ts';
 import { statusOnlyExpectations } from './status-only.ts';
 import { AddressBook } from './world.ts';
 
 interface Args {
+  cluster: boolean;
   only?: string[];
   verbose: boolean;
   list: boolean;
@@ -30,7 +35,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { verbose: false, list: false, updateDocs: false, force: false, keep: false, timeoutMs: DEFAULT_CONVERGENCE.timeoutMs, readyTimeoutMs: 60_000 };
+  const args: Args = { cluster: false, verbose: false, list: false, updateDocs: false, force: false, keep: false, timeoutMs: DEFAULT_CONVERGENCE.timeoutMs, readyTimeoutMs: 60_000 };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s, 2);
     const value = () => {
@@ -44,6 +49,9 @@ function parseArgs(argv: string[]): Args {
       return n * 1000;
     };
     switch (flag) {
+      case '--cluster':
+        args.cluster = true;
+        break;
       case '--only':
         args.only = value().split(',').map((s) => s.trim()).filter(Boolean);
         break;
@@ -82,7 +90,7 @@ function parseArgs(argv: string[]): Args {
 
 function usage(problem?: string): never {
   if (problem) console.error(`run.ts: ${problem}`);
-  console.error('usage: node test/conformance/run.ts [--only Name1,Name2 [--force]] [--verbose] [--list] [--keep] [--timeout S] [--ready-timeout S]');
+  console.error('usage: node test/conformance/run.ts [--cluster] [--only Name1,Name2 [--force]] [--verbose] [--list] [--keep] [--timeout S] [--ready-timeout S]');
   console.error('       node test/conformance/run.ts --update-docs');
   process.exit(problem ? 2 : 0);
 }
@@ -93,7 +101,9 @@ async function main(): Promise<number> {
   if (args.force && !args.only) usage('--force needs --only');
   // Forcing a named test runs it whatever the supported features say, as upstream's RunTest does.
   const everyFeature = [...new Set([...cases.trafficTests, ...cases.statusOnlyTests].flatMap((t) => t.features))];
-  let plan = planAll(cases, args.force ? everyFeature : undefined);
+  // A cluster adds what only generated objects can show (GatewayInfrastructurePropagation).
+  const claimed = args.cluster ? CLUSTER_FEATURES : SUPPORTED_FEATURES;
+  let plan = planAll(cases, args.force ? everyFeature : claimed);
   if (args.only) {
     const unknown = args.only.filter((n) => !plan.some((p) => p.name === n));
     if (unknown.length) usage(`no such test: ${unknown.join(', ')}`);
@@ -101,6 +111,7 @@ async function main(): Promise<number> {
   }
 
   if (args.updateDocs) {
+    if (args.cluster) usage('--update-docs describes the standalone run; leave out --cluster');
     await updateDocs(planMarkdown(plan));
     return 0;
   }
@@ -117,23 +128,14 @@ async function main(): Promise<number> {
   await chmod(workDir, 0o755);
   const fleet = new EchoFleet();
   let current: Serve | undefined;
-  const env: RunnerEnv = {
-    workDir,
-    book: new AddressBook(),
-    fleet,
-    convergence: { ...DEFAULT_CONVERGENCE, timeoutMs: args.timeoutMs },
-    readyTimeoutMs: args.readyTimeoutMs,
-    caseConcurrency: 16,
-    onServe: (s) => (current = s),
-  };
-
+  let cluster: ClusterStage | undefined;
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
     console.error(`\n${signal}: stopping`);
     void (async () => {
-      await Promise.race([current?.stop(), new Promise((r) => setTimeout(r, 5000))]);
+      await Promise.race([Promise.all([current?.stop(), cluster?.stop()]), new Promise((r) => setTimeout(r, 5000))]);
       killAllChildren();
       await fleet.closeAll();
       process.exit(130);
@@ -142,6 +144,19 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('exit', killAllChildren);
+
+  const setupStarted = Date.now();
+  if (args.cluster) {
+    console.log('starting the local cluster, installing vgw and applying the base manifests');
+    cluster = await ClusterStage.start({ workDir, readyTimeoutMs: Math.max(args.readyTimeoutMs, 120_000), statusTimeoutMs: Math.max(args.timeoutMs, 60_000) });
+    console.log(`(cluster ready in ${((Date.now() - setupStarted) / 1000).toFixed(0)} s)`);
+  }
+  const stage = cluster ?? new StandaloneStage({ workDir, book: new AddressBook(), fleet, readyTimeoutMs: args.readyTimeoutMs, onServe: (s) => (current = s) });
+  const env: RunnerEnv = {
+    stage,
+    convergence: { ...DEFAULT_CONVERGENCE, timeoutMs: args.timeoutMs },
+    caseConcurrency: 16,
+  };
 
   const byName = new Map(cases.trafficTests.map((t) => [t.name, t]));
   const statusOnly = new Map(cases.statusOnlyTests.map((t) => [t.name, t]));
@@ -168,6 +183,7 @@ async function main(): Promise<number> {
     }
   } finally {
     await fleet.closeAll();
+    await cluster?.stop();
   }
   console.log(`(${((Date.now() - started) / 1000).toFixed(0)} s; work folder ${failed.length || args.keep ? workDir : 'removed'})`);
   if (!failed.length && !args.keep) await rm(workDir, { recursive: true, force: true });

@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadCases } from './data.ts';
 import { planStatusOnlyTest } from './plan.ts';
+import { EchoFleet } from './fleet.ts';
 import { runStatusOnlyTest } from './runner.ts';
+import { StandaloneStage } from './standalone-stage.ts';
 import { evaluateStatusCheck } from './status.ts';
 import { applyPatch, STATUS_ONLY, statusOnlyExpectations } from './status-only.ts';
 import { AddressBook, loadManifests, objectKey } from './world.ts';
@@ -53,7 +55,9 @@ describe('status-only conformance tests against vgw check', { concurrency: 4 }, 
   for (const t of cases.statusOnlyTests) {
     const decision = planStatusOnlyTest(t);
     test(t.name, decision.run ? {} : { skip: decision.reason }, async () => {
-      const outcome = await runStatusOnlyTest(t.name, t.manifests, statusOnlyExpectations(t)!, { workDir: work, book });
+      // A stage per test: they run concurrently, and a stage holds its test's folder.
+      const stage = new StandaloneStage({ workDir: work, book, fleet: new EchoFleet(), readyTimeoutMs: 60_000 });
+      const outcome = await runStatusOnlyTest(t.name, t.manifests, statusOnlyExpectations(t)!, { stage });
       const failed = outcome.rows.filter((r) => !r.ok);
       assert.deepEqual(failed.map((r) => `${r.name}: ${r.detail}`), []);
       assert.ok(outcome.rows.some((r) => r.kind === 'status' && !r.skipped), 'at least one check ran');

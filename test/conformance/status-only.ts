@@ -346,6 +346,18 @@ export const STATUS_ONLY: Record<string, StatusOnlyExpectations> = {
     ],
   },
 
+  // Evaluated where the Gateway has generated objects to look at: in cluster mode.
+  GatewayInfrastructure: {
+    phases: [
+      {
+        checks: [
+          latest('Gateway', `${INFRA}/gateway-with-infrastructure-metadata`),
+          { check: 'GatewayInfrastructureMetadata', gateway: `${INFRA}/gateway-with-infrastructure-metadata` },
+        ],
+      },
+    ],
+  },
+
   GatewayInvalidParametersRef: {
     phases: [
       {

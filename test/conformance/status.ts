@@ -9,8 +9,9 @@ import type { Condition, StatusCheck } from './data.ts';
 export interface StatusDoc {
   apiVersion?: string;
   kind: string;
-  metadata: { name: string; namespace?: string; generation?: number };
-  // Status is whatever the implementation printed; each check narrows what it reads.
+  metadata: { name: string; namespace?: string; generation?: number; labels?: Record<string, string>; annotations?: Record<string, string> };
+  // Spec and status are whatever the API or `vgw check` gave; each check narrows what it reads.
+  spec?: any;
   status?: any;
 }
 
@@ -47,6 +48,15 @@ export function parseStatusStream(text: string): StatusDoc[] {
 
 /** Spec listener names per Gateway ("ns/name"), so "all listeners" can be held to the spec. */
 export type SpecListeners = Map<string, string[]>;
+
+export function specListeners(world: { objects: readonly { kind: string; metadata: { name: string; namespace?: string }; spec?: any }[] }): SpecListeners {
+  const out: SpecListeners = new Map();
+  for (const o of world.objects) {
+    if (o.kind !== 'Gateway') continue;
+    out.set(`${o.metadata.namespace ?? 'default'}/${o.metadata.name}`, (o.spec?.listeners ?? []).map((l: { name: string }) => l.name));
+  }
+  return out;
+}
 
 export function evaluateStatusCheck(check: StatusCheck, docs: StatusDoc[], specListeners: SpecListeners = new Map()): CheckOutcome {
   const label = describeCheck(check);
@@ -88,6 +98,8 @@ function evaluate(check: StatusCheck, docs: StatusDoc[], specListeners: SpecList
       return zeroRoutes(find(docs, 'Gateway', str(check.gateway)));
     case 'LatestObservedGeneration':
       return latestObservedGeneration(find(docs, str(check.kind), str(check.object)), check.generation);
+    case 'GatewayInfrastructureMetadata':
+      return infrastructureMetadata(docs, str(check.gateway));
     case 'GatewayAddress': {
       const gw = find(docs, 'Gateway', str(check.gateway));
       const addrs: { value?: string }[] = gw.status?.addresses ?? [];
@@ -276,6 +288,30 @@ function parentsFor(route: StatusDoc, gwNs: string, gwName: string): any[] {
   return parents.filter((p) => p?.parentRef?.name === gwName && (p.parentRef.namespace ?? routeNs) === gwNs && (p.parentRef.kind ?? 'Gateway') === 'Gateway');
 }
 
+// upstream GatewayInfrastructure: the first ServiceAccount, Pod and Service (whichever exist, at
+// least one) labelled with the Gateway's name carry every spec.infrastructure label and annotation.
+function infrastructureMetadata(docs: StatusDoc[], gwRef: string): string | undefined {
+  const gw = find(docs, 'Gateway', gwRef);
+  const stale = generationFailure(gw.status?.conditions, gw);
+  if (stale) return `Gateway conditions: ${stale}`;
+  const [ns, name] = splitRef(gwRef);
+  const want = { labels: gw.spec?.infrastructure?.labels ?? {}, annotations: gw.spec?.infrastructure?.annotations ?? {} };
+  const problems: string[] = [];
+  let found = 0;
+  for (const kind of ['ServiceAccount', 'Pod', 'Service']) {
+    const generated = docs.find((d) => d.kind === kind && d.metadata.namespace === ns && d.metadata.labels?.['gateway.networking.k8s.io/gateway-name'] === name);
+    if (!generated) continue;
+    found++;
+    for (const field of ['labels', 'annotations'] as const) {
+      const have: Record<string, string> = generated.metadata[field] ?? {};
+      const missing = Object.entries(want[field] as Record<string, string>).filter(([k, v]) => have[k] !== v);
+      if (missing.length) problems.push(`${kind} ${generated.metadata.name} lacks ${field} ${missing.map(([k, v]) => `${k}=${v}`).join(', ')}`);
+    }
+  }
+  if (found === 0) return `no ServiceAccount, Pod or Service labelled gateway-name=${name} in ${ns}`;
+  return problems.length ? problems.join('; ') : undefined;
+}
+
 function find(docs: StatusDoc[], kind: string, ref: string): StatusDoc {
   const [ns, name] = splitRef(ref);
   const doc = docs.find((d) => d.kind === kind && d.metadata.name === name && (d.metadata.namespace ?? 'default') === ns);
@@ -338,6 +374,8 @@ export function describeCheck(check: StatusCheck): string {
       return `${check.check} ${check.gateway}`;
     case 'LatestObservedGeneration':
       return `${check.check} ${check.kind} ${check.object}${check.generation === undefined ? '' : ` = ${check.generation}`}`;
+    case 'GatewayInfrastructureMetadata':
+      return `${check.check} ${check.gateway}: spec.infrastructure labels and annotations on its ServiceAccount, Pod and Service`;
     default:
       return `${check.check} ${String(check.gateway ?? check.route ?? '')}`;
   }

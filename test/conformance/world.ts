@@ -100,9 +100,9 @@ export interface World {
   /** Everything written to the serve folder. */
   objects: K8sObject[];
   deployments: Deployment[];
-  /** Pods the harness must run (runnable Deployments only). */
+  /** Pods the harness must run (runnable Deployments only; none when a cluster runs them). */
   pods: Pod[];
-  /** namespace/name -> address the Gateway's listeners bind to */
+  /** namespace/name -> address the Gateway's listeners bind to (standalone; a cluster reports its own) */
   gatewayIps: Map<string, string>;
 }
 
@@ -111,14 +111,25 @@ export interface World {
 const PASSED_THROUGH = new Set(['Namespace', 'Service', 'EndpointSlice', 'Secret']);
 const NON_HTTP_ECHO_ENV = ['GRPC_ECHO_SERVER', 'TCP_ECHO_SERVER', 'UDP_ECHO_SERVER', 'TLS_SERVER_CERT', 'TLS_SERVER_PRIVKEY'];
 
-export function composeWorld(manifests: K8sObject[], book: AddressBook): World {
+export interface ComposeOptions {
+  /**
+   * For a real cluster (the local one): Gateways keep the addresses they are given (the operator
+   * assigns the rest), runnable Deployments are objects to apply rather than pods the harness runs,
+   * and EndpointSlices come from the cluster's controller, not from the harness.
+   */
+  cluster?: boolean;
+}
+
+export function composeWorld(manifests: K8sObject[], book: AddressBook, opts: ComposeOptions = {}): World {
   const objects: K8sObject[] = [];
   const deployments: Deployment[] = [];
   const gatewayIps = new Map<string, string>();
   for (const raw of manifests) {
     const obj = structuredClone(raw);
     if (obj.kind === 'Deployment') {
-      deployments.push(describeDeployment(obj));
+      const d = describeDeployment(obj);
+      deployments.push(d);
+      if (opts.cluster && !d.notRunnable) objects.push(obj);
       continue;
     }
     const gatewayApi = obj.apiVersion.startsWith('gateway.networking.k8s.io/');
@@ -128,16 +139,20 @@ export function composeWorld(manifests: K8sObject[], book: AddressBook): World {
       const ns = obj.metadata.namespace ?? 'default';
       obj.spec = { ...obj.spec, gatewayClassName: GATEWAY_CLASS };
       const given = (obj.spec.addresses ?? []).find((a: { type?: string; value?: string }) => (a.type ?? 'IPAddress') === 'IPAddress' && a.value);
-      const ip = given?.value ?? book.gatewayIp(ns, obj.metadata.name);
-      if (!given) obj.spec.addresses = [{ type: 'IPAddress', value: ip }];
-      gatewayIps.set(`${ns}/${obj.metadata.name}`, ip);
+      if (!opts.cluster) {
+        const ip = given?.value ?? book.gatewayIp(ns, obj.metadata.name);
+        if (!given) obj.spec.addresses = [{ type: 'IPAddress', value: ip }];
+        gatewayIps.set(`${ns}/${obj.metadata.name}`, ip);
+      }
     }
     objects.push(obj);
   }
-  if (!objects.some((o) => o.kind === 'GatewayClass' && o.metadata.name === GATEWAY_CLASS)) {
+  // A cluster has the class from deploy/install.yaml (with its parameters); a folder needs one.
+  if (!opts.cluster && !objects.some((o) => o.kind === 'GatewayClass' && o.metadata.name === GATEWAY_CLASS)) {
     objects.unshift({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: GATEWAY_CLASS }, spec: { controllerName: CONTROLLER_NAME } });
   }
 
+  if (opts.cluster) return { objects, deployments, pods: [], gatewayIps };
   const pods = deployments.filter((d) => !d.notRunnable).flatMap((d) => book.pods(d));
   const sliced = new Set(
     objects.filter((o) => o.kind === 'EndpointSlice').map((o) => `${o.metadata.namespace ?? 'default'}/${o.metadata.labels?.['kubernetes.io/service-name'] ?? ''}`),

@@ -5,10 +5,9 @@
 // deleting the Gateway removes everything the operator made for it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
-import { request } from 'node:http';
-import { AppsV1Api, CoreV1Api, KubernetesObjectApi, RbacAuthorizationV1Api, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, KubernetesObjectApi, RbacAuthorizationV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { startLocalCluster, type LocalCluster } from '../support/local-cluster/cluster.ts';
+import { ClusterProbe, get, isReady, notFound, processesUnder, withDiagnostics as withDiagnosticsOf, type Reply } from '../support/local-cluster/e2e-helpers.ts';
 import { applyInstallManifest, echoBackend, OPERATOR_NAMESPACE, OPERATOR_POD_SELECTOR } from '../support/local-cluster/install.ts';
 import { VGW_IN_POD } from '../support/local-cluster/vgw-in-pod.ts';
 import { GATEWAY_LABEL } from '../../src/ir/configmap.ts';
@@ -43,76 +42,14 @@ function route(hostnames: string[], rule: Record<string, unknown>) {
   return { ...routeRef, spec: { parentRefs: [{ name: GATEWAY }], hostnames, rules: [{ ...rule, backendRefs: [{ name: 'echo', port: 8080 }] }] } };
 }
 
-interface Reply {
-  status: number;
-  body: string;
-}
-
-function get(address: string, host: string, path: string): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: address, port: LISTENER_PORT, path, headers: { host }, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (s: string) => (body += s));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-const isReady = (p: V1Pod) => !p.metadata?.deletionTimestamp && (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 const read = async (ref: KubernetesObject) => (await objects.read(ref as { metadata: { name: string; namespace?: string } })) as KubernetesObject & { status?: Record<string, unknown> };
-const notFound = async (what: () => Promise<unknown>) => what().then(() => false, (err: { code?: number }) => err.code === 404);
 const gatewayPods = async () => (await core.listNamespacedPod({ namespace: NS, labelSelector: gatewayPodSelector })).items;
 const operatorPods = async () => (await core.listNamespacedPod({ namespace: OPERATOR_NS, labelSelector: OPERATOR_POD_SELECTOR })).items;
 const echoPods = async () => (await core.listNamespacedPod({ namespace: NS, labelSelector: 'app=echo' })).items;
 
-/** On failure, what the operator and gateway pods wrote and the statuses, next to the assertion. */
-async function diagnostics(): Promise<string> {
-  const out: string[] = [];
-  const section = (title: string, text: string) => out.push(`----- ${title}\n${text.trimEnd()}`);
-  try {
-    for (const p of [...(await operatorPods()), ...(await gatewayPods()), ...(await echoPods())]) {
-      const ref = { namespace: p.metadata!.namespace!, name: p.metadata!.name! };
-      section(`pod ${ref.namespace}/${ref.name} status`, JSON.stringify(p.status?.conditions ?? []));
-      section(`pod ${ref.namespace}/${ref.name} logs (last 6000 chars)`, cluster.logs(ref).slice(-6000));
-    }
-    for (const ref of [gatewayRef, routeRef]) {
-      const status = await read(ref).then((o) => JSON.stringify(o.status ?? {}, null, 1), (err: Error) => err.message);
-      section(`${ref.kind} ${NS}/${ref.metadata.name} status`, status);
-    }
-  } catch (err) {
-    section('diagnostics failed', (err as Error).message);
-  }
-  section('local cluster errors', cluster.errors.join('\n'));
-  section('container exits', JSON.stringify(cluster.exits()));
-  return out.join('\n');
-}
-
-async function withDiagnostics(body: () => Promise<void>): Promise<void> {
-  try {
-    await body();
-  } catch (err) {
-    process.stderr.write(`${await diagnostics()}\n`);
-    throw err;
-  }
-}
-
-/** Processes still running with the cluster's state directory on their command line (varnishd -n). */
-function processesUnder(dir: string): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      if (cmdline.includes(dir)) found.push(`${pid}: ${cmdline}`);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
+/** On failure, what the operator, gateway and echo pods wrote and the statuses, next to the assertion. */
+const withDiagnostics = (body: () => Promise<void>) =>
+  withDiagnosticsOf(() => new ClusterProbe(cluster).diagnostics([{ namespace: NS, selector: gatewayPodSelector }, { namespace: NS, selector: 'app=echo' }], [gatewayRef, routeRef]), body);
 
 before(async () => {
   cluster = await startLocalCluster({

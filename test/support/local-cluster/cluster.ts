@@ -52,6 +52,8 @@ export interface LocalCluster {
   stateDir: string;
   /** What a pod's processes wrote (all containers, or one), kept after the pod is gone. */
   logs(pod: string | PodRef, container?: string): string;
+  /** Pods whose output is kept (the most recent ones, see logs.ts), gone ones included. */
+  loggedPods(): PodRef[];
   /** Container exits seen so far, oldest first, optionally for one pod. */
   exits(pod?: string | PodRef): ContainerExit[];
   /** Recent controller errors. */
@@ -130,6 +132,12 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
     kubeconfigPath,
     stateDir,
     logs: (pod, container) => logs.get(container ? `${podKey(pod)}/${container}` : podKey(pod)),
+    loggedPods: () =>
+      logs
+        .keys()
+        .map((k) => k.split('/'))
+        .filter((parts) => parts.length === 2)
+        .map(([namespace, name]) => ({ namespace, name })),
     exits: (pod) => {
       if (pod === undefined) return [...kubelet.exits];
       const r = refOf(pod);

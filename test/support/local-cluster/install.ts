@@ -16,14 +16,25 @@ interface CrdSpec {
   versions: { name: string; storage?: boolean; subresources?: { status?: unknown } }[];
 }
 
+export interface InstallOptions {
+  /** Flags appended to the operator container's command (say, a shorter `--resync-seconds`). */
+  operatorArgs?: string[];
+}
+
 /**
  * Applies install.yaml in order. The API test server has no apiextensions API: a
  * CustomResourceDefinition is "applied" by making the server serve its kind.
  */
-export async function applyInstallManifest(cluster: LocalCluster, objects = KubernetesObjectApi.makeApiClient(cluster.kubeConfig())): Promise<void> {
+export async function applyInstallManifest(cluster: LocalCluster, objects = KubernetesObjectApi.makeApiClient(cluster.kubeConfig()), opts: InstallOptions = {}): Promise<void> {
   const docs = parseAllDocuments(readFileSync(INSTALL_MANIFEST, 'utf8')).map((d) => d.toJS() as KubernetesObject | null);
   for (const obj of docs) {
     if (!obj) continue;
+    if (obj.kind === 'Deployment' && obj.metadata?.namespace === OPERATOR_NAMESPACE && opts.operatorArgs?.length) {
+      const containers = (obj as { spec: { template: { spec: { containers: { name: string; command: string[] }[] } } } }).spec.template.spec.containers;
+      const operator = containers.find((c) => c.name === 'operator');
+      if (!operator) throw new Error('install.yaml: the operator Deployment has no container "operator"');
+      operator.command = [...operator.command, ...opts.operatorArgs];
+    }
     if (obj.kind === 'CustomResourceDefinition') {
       const spec = (obj as { spec: CrdSpec }).spec;
       const version = spec.versions.find((v) => v.storage) ?? spec.versions[0];

@@ -21,4 +21,9 @@ export class PodLogs {
   get(podKey: string): string {
     return this.byPod.get(podKey) ?? '';
   }
+
+  /** Every key with a log: `namespace/pod` and `namespace/pod/container`. */
+  keys(): string[] {
+    return [...this.byPod.keys()];
+  }
 }

@@ -4,7 +4,7 @@
 // machine's network: two such pods would collide on those ports, and on ports other tests use.
 // So this entry point binds both endpoints on the pod's own address (the last occurrence of a
 // flag wins), which is what the pod's probes reach anyway, then runs the CLI (src/cli/main.ts) as bin/vgw.js does.
-// Other commands run unchanged. Image table: `{ 'vgw:*': { executables: { vgw: VGW_IN_POD } } }`.
+// `vgw echo` listens on the pod's address. Other commands run unchanged. Image table: `{ 'vgw:*': { executables: { vgw: VGW_IN_POD } } }`.
 import { fileURLToPath } from 'node:url';
 import { POD_ADDRESS_ENV } from './pod-spec.ts';
 
@@ -17,5 +17,7 @@ if (isMain) {
   if (podIP && (command === 'operator' || command === 'chaperone')) {
     process.argv.push(`--probe-address=${podIP}`, `--metrics-address=${podIP}`);
   }
+  // An echo backend would listen on every address of its own pod; here, on its pod's address.
+  if (podIP && command === 'echo') process.argv.push(`--address=${podIP}`);
   await import('../../../src/cli/main.ts');
 }
