@@ -56,6 +56,12 @@ export interface TranslateOptions {
    * from one data plane (standalone mode) needs only the combined `ir` and skips the work.
    */
   perGateway?: boolean;
+  /**
+   * Whether all Gateways share one data plane (default true, as standalone mode does): then two
+   * Gateways cannot both serve one address:port and hostname, and the younger one is Conflicted.
+   * The operator gives every Gateway its own pods and address, so nothing is shared (false).
+   */
+  sharedDataPlane?: boolean;
   /** Conformance features reported in GatewayClass status (default SUPPORTED_FEATURES, standalone's). */
   supportedFeatures?: readonly string[];
 }
@@ -142,7 +148,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
     if (!gc || gc.spec.parametersRef !== undefined) continue;
     gateways.push(evaluateGateway(gw, options.defaultAddress));
   }
-  markCrossGatewayConflicts(gateways.flatMap((g) => g.listeners));
+  if (options.sharedDataPlane !== false) markCrossGatewayConflicts(gateways.flatMap((g) => g.listeners));
   markUnavailableSockets(gateways.flatMap((g) => g.listeners), options.unavailableSockets);
   for (const g of gateways) settleGateway(g);
   const gatewayByKey = new Map(gateways.map((g) => [key(g.gateway), g]));

@@ -240,7 +240,7 @@ export class Operator {
       return { ...gc, spec };
     });
 
-    const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previous, supportedFeatures: CLUSTER_FEATURES });
+    const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previous, sharedDataPlane: false, supportedFeatures: CLUSTER_FEATURES });
     const statuses = result.statuses;
     // Each problem is logged once, when it appears, not on every run.
     const problems = new Set(result.problems.map(formatProblem));

@@ -240,10 +240,12 @@ test('dropped watches and 409s on status, ConfigMap and Deployment writes while 
     await objects.create(route('late', ['late.example.com']));
     assert.ok(api.dropWatches({ abrupt: true }) > 0, 'watches were open');
     const live = await probe.read(routeRef(BROKEN));
-    const fixed = route(BROKEN, ['broken.example.com', 'drops.example.com']);
+    const fixed = route(BROKEN, ['broken.example.com', 'drops.example.com'], 'missing');
     await objects.replace({ ...fixed, metadata: { ...fixed.metadata, resourceVersion: live.metadata?.resourceVersion } });
     // A hand edit of the gateway Deployment's labels: the operator puts them back (a Deployment update).
     await apps.patchNamespacedDeployment({ namespace: NS, name: infra, body: { metadata: { labels: { 'edited-by': 'hand' } } } }, MERGE);
+    // The operator's route watch is back (it re-lists or resumes) before it is ended again, cleanly.
+    await api.waitForWatches(1, { resource: 'httproutes' });
     assert.ok(api.dropWatches() > 0, 'watches were open again');
     const goodLive = await probe.read(routeRef(GOOD));
     const good = route(GOOD, ['good.example.com', 'failover.example.com', 'third.example.com']);
