@@ -18,6 +18,17 @@ test('defaults: probes on 0.0.0.0:9901, status and metrics on 127.0.0.1:9902', (
   assert.equal(parseChaperoneArgs([], { GATEWAY_NAMESPACE: 'shop', GATEWAY_NAME: 'public' }).gateway, 'shop/public');
 });
 
+test('--listen-ports: the ports the pod listens on, sorted and unique; absent means every port of the config', () => {
+  assert.equal(parseChaperoneArgs(['--gateway', 'a/b'], {})['listen-ports'], undefined);
+  assert.deepEqual(parseChaperoneArgs(['--gateway', 'a/b', '--listen-ports=9090,8080,9090'], {})['listen-ports'], [8080, 9090]);
+  assert.deepEqual(parseChaperoneArgs(['--gateway', 'a/b', '--listen-ports='], {})['listen-ports'], []);
+  for (const bad of ['0', '65536', '80,', 'http', '1,2,x']) {
+    assert.throws(() => parseChaperoneArgs(['--gateway', 'a/b', `--listen-ports=${bad}`], {}), (err: Error) => err instanceof UsageError && /--listen-ports/.test(err.message), bad);
+  }
+  const many = Array.from({ length: 65 }, (_, i) => 1000 + i).join(',');
+  assert.throws(() => parseChaperoneArgs(['--gateway', 'a/b', `--listen-ports=${many}`], {}), /at most 64 ports/);
+});
+
 test('varnishd listens on --listen-address (default all addresses), whatever addresses the routing config names', () => {
   assert.equal(parseChaperoneArgs(['--gateway', 'a/b'], {})['listen-address'], '0.0.0.0');
   // The flag only: a POD_IP in the environment is not read (the Deployment passes it as the flag).

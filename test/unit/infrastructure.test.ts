@@ -93,6 +93,10 @@ describe('renderInfrastructure', () => {
     const c = gatewayContainer(r);
     assert.deepEqual(c.command, ['tini', '--', 'vgw', 'chaperone']);
     assert.deepEqual(c.args?.slice(0, 3), ['--gateway', 'shop/public', '--listen-address=$(POD_IP)']);
+    // The pod's own ports (those of its containerPorts and template hash): a config adding a
+    // listener is served by the pods rolled out for it, never by restarting this pod's varnishd.
+    assert.equal(c.args?.[3], `--listen-ports=${(c.ports ?? []).filter((p) => p.name !== 'probe').map((p) => p.containerPort).join(',')}`);
+    assert.match(c.args?.[3] ?? '', /^--listen-ports=\d+(,\d+)*$/);
     assert.ok(c.args?.includes('--storage') && c.args.includes(`malloc,${256 * 2 ** 20}`));
     assert.deepEqual(
       c.env?.map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath]),

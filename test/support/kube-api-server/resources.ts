@@ -68,6 +68,8 @@ export const DEFAULT_RESOURCES: ResourceDef[] = [
   { group: GW, version: 'v1', kind: 'Gateway', plural: 'gateways', namespaced: true, status: true, crd: true, shortNames: ['gtw'] },
   { group: GW, version: 'v1', kind: 'HTTPRoute', plural: 'httproutes', namespaced: true, status: true, crd: true },
   { group: GW, version: 'v1beta1', kind: 'ReferenceGrant', plural: 'referencegrants', namespaced: true, crd: true, shortNames: ['refgrant'] },
+  // Gateway API 1.5+ serves ReferenceGrant as v1 as well, from the same storage (storageKey has no version).
+  { group: GW, version: 'v1', kind: 'ReferenceGrant', plural: 'referencegrants', namespaced: true, crd: true, shortNames: ['refgrant'] },
 ];
 
 export function toResource(def: ResourceDef): Resource {
