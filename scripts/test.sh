@@ -12,3 +12,6 @@ npm test
 # large configs get), so both routing paths meet the same expectations.
 npm run conformance
 VGW_CONFORMANCE_SHARDS=4 npm run conformance
+# And in cluster mode: the operator from deploy/install.yaml and its gateway pods on the local
+# cluster (docs/testing.md), status read from the API server, traffic through each Gateway's address.
+npm run conformance -- --cluster
