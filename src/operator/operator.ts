@@ -56,6 +56,7 @@ export interface OperatorOptions {
 export interface OperatorMetrics {
   registry: Registry;
   reconcileSeconds: Histogram<'outcome'>;
+  translateSeconds: Histogram;
   statusWrites: Counter<'outcome'>;
   publishedConfigs: Counter<never>;
   infraApplies: Counter<'kind' | 'action'>;
@@ -115,6 +116,7 @@ export class Operator {
       statusWrites: new Counter({ name: 'vgw_operator_status_writes_total', help: 'Status writes by outcome (written, noop, conflict, failed, gone).', labelNames: ['outcome'], registers: [registry] }),
       publishedConfigs: new Counter({ name: 'vgw_operator_routing_configs_published_total', help: 'Routing configs published (a changed config of one Gateway).', registers: [registry] }),
       infraApplies: new Counter({ name: 'vgw_operator_infrastructure_applies_total', help: 'Per-Gateway objects by kind and action (created, updated, unchanged, deleted).', labelNames: ['kind', 'action'], registers: [registry] }),
+      translateSeconds: new Histogram({ name: 'vgw_operator_translation_duration_seconds', help: 'Duration of translating the cluster view into per-Gateway routing IR and statuses.', registers: [registry], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] }),
       resyncs: new Counter({ name: 'vgw_operator_resyncs_total', help: 'Periodic resyncs completed by the leader: the reconcile ran and every status it re-checked was found so or written.', registers: [registry] }),
     };
     this.statusWriter = new StatusWriter({ kubeConfig: opts.kubeConfig, logger: opts.logger, writes: this.metrics.statusWrites, retryMs: opts.statusRetryMs, now: opts.now });
@@ -240,7 +242,9 @@ export class Operator {
       return { ...gc, spec };
     });
 
+    const endTranslate = this.metrics.translateSeconds.startTimer();
     const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previous, sharedDataPlane: false, supportedFeatures: CLUSTER_FEATURES });
+    endTranslate();
     const statuses = result.statuses;
     // Each problem is logged once, when it appears, not on every run.
     const problems = new Set(result.problems.map(formatProblem));

@@ -359,6 +359,7 @@ test('deleting the Gateway removes its objects, ClusterRoleBinding and ConfigMap
 test('/metrics names reconciles, status writes by outcome, published configs and infrastructure applies', async () => {
   const text = await operator.metrics.registry.metrics();
   assert.match(text, /vgw_operator_reconcile_duration_seconds_count\{outcome="ok"\} [1-9]/);
+  assert.match(text, /vgw_operator_translation_duration_seconds_count [1-9]/);
   assert.match(text, /vgw_operator_status_writes_total\{outcome="noop"\} [1-9]/);
   assert.match(text, /vgw_operator_infrastructure_applies_total\{kind="Deployment",action="deleted"\} [1-9]/);
   assert.match(text, /vgw_operator_routing_configs_published_total [1-9]/);
