@@ -7,7 +7,7 @@
 // The output is deterministic: objects in a fixed order, schema keys sorted.
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { z } from 'zod';
 import {
   PARAMETERS_GROUP,
@@ -254,11 +254,26 @@ function yamlDocs(objects: Schema[]): string {
   return HEADER + objects.map((o) => `---\n${stringify(o, { lineWidth: 0, aliasDuplicateObjects: false })}`).join('');
 }
 
+export const RULES_PATH = 'deploy/alerts/vgw-rules.yaml';
+export const PROMETHEUS_RULE_PATH = 'deploy/alerts/vgw-prometheusrule.yaml';
+
+/** The alert rules of RULES_PATH (the one source, a plain Prometheus rules file) for the Prometheus Operator. */
+function prometheusRule(): Schema {
+  const rules = parse(readFileSync(join(ROOT, RULES_PATH), 'utf8')) as { groups: Json };
+  return {
+    apiVersion: 'monitoring.coreos.com/v1',
+    kind: 'PrometheusRule',
+    metadata: { name: 'vgw', namespace: NAMESPACE, labels: { 'app.kubernetes.io/name': 'vgw' } },
+    spec: { groups: rules.groups },
+  };
+}
+
 /** Path (relative to the repository) -> content. */
 export function generateManifests(version?: string): Map<string, string> {
   return new Map([
     [CRD_PATH, yamlDocs([parametersCrd()])],
     [INSTALL_PATH, yamlDocs(installObjects(version))],
+    [PROMETHEUS_RULE_PATH, yamlDocs([prometheusRule()])],
   ]);
 }
 

@@ -21,6 +21,7 @@ import type { Varnishd } from '../varnish/varnishd.ts';
 import type { ShardCache } from '../vcl/shards.ts';
 import { drainConnections, type DrainOptions } from './drain.ts';
 import { summarizeError } from './error-summary.ts';
+import { podSockets } from './pod-sockets.ts';
 import { ServedReporter } from './served-report.ts';
 import { ChaperoneSources } from './sources.ts';
 
@@ -55,9 +56,11 @@ export interface ChaperoneOptions {
   listenAddress?: string;
   /**
    * The ports this pod listens on (its Deployment names them; a change of ports is a new pod).
-   * Sockets of the config on other ports are left out, so a config that adds a listener never
-   * restarts this pod's varnishd (that would cut the connections of every listener): the pods
-   * rolled out for the new ports serve it. Absent: every port of the config.
+   * The pod listens on exactly these (src/chaperone/pod-sockets.ts): sockets of the config on
+   * other ports are left out, and a port whose listener the config no longer has keeps a
+   * socket that routes nothing, so adding or removing a listener never restarts this pod's
+   * varnishd (that would cut the connections of every listener); the roll replaces the pod.
+   * Absent: every port of the config.
    */
   listenPorts?: readonly number[];
 }
@@ -83,8 +86,10 @@ export class Chaperone {
   /** The decoded config and the endpoints last compiled, to skip work when neither changed. */
   private compiled: { hash: string; endpoints: string } | null = null;
   private lastInvalid = '';
-  /** Ports of the published config left out (not in listenPorts), as last logged. */
+  /** Ports of the published config left out, and pod ports kept unrouted, as last logged. */
   private lastLeftOut = '';
+  /** The socket name used for each of the pod's ports, kept when its listener goes away. */
+  private readonly socketNames = new Map<number, string>();
 
   constructor(opts: ChaperoneOptions) {
     this.opts = opts;
@@ -201,13 +206,19 @@ export class Chaperone {
     if (!bound.ok) return { state: 'invalid', reason: bound.error };
     const ports = this.opts.listenPorts;
     if (ports === undefined) return { state: 'ok', ir: bound.ir };
-    const leftOut = bound.ir.sockets.filter((s) => !ports.includes(s.port)).map((s) => s.port);
-    const key = leftOut.join(',');
-    if (key !== this.lastLeftOut && leftOut.length > 0) {
-      this.log.info({ event: 'listeners-left-out', ports: leftOut, podPorts: ports }, 'ports of the routing config this pod does not listen on are left out; pods rolled out for them serve them');
+    const { ir, leftOut, unrouted } = podSockets(bound.ir, ports, this.opts.listenAddress, this.socketNames);
+    const key = `${leftOut.join(',')}/${unrouted.join(',')}`;
+    if (key !== this.lastLeftOut) {
+      if (leftOut.length > 0) {
+        this.log.info({ event: 'listeners-left-out', ports: leftOut, podPorts: ports }, 'ports of the routing config this pod does not listen on are left out; pods rolled out for them serve them');
+      }
+      if (unrouted.length > 0) {
+        this.log.info({ event: 'listeners-unrouted', ports: unrouted, podPorts: ports }, 'ports of this pod with no listener in the routing config keep their socket (404 for every request) until the pod is replaced');
+      }
     }
     this.lastLeftOut = key;
-    return { state: 'ok', ir: { ...bound.ir, sockets: bound.ir.sockets.filter((s) => ports.includes(s.port)) } };
+    for (const s of ir.sockets) this.socketNames.set(s.port, s.name);
+    return { state: 'ok', ir };
   }
 
   /** The state as /status serves it: errors summarised, never VCL text. */
@@ -227,7 +238,7 @@ export class Chaperone {
    * open client connections to close, then stop varnishd cleanly. No timeout of our own: the
    * pod's terminationGracePeriodSeconds ends it.
    */
-  async drain(options: Omit<DrainOptions, 'logger' | 'varnishd' | 'activeSessions'> = {}): Promise<void> {
+  async drain(options: Omit<DrainOptions, 'logger' | 'varnishd' | 'activeSessions' | 'closeConnections'> = {}): Promise<void> {
     if (this.state.phase === 'draining' || this.state.phase === 'stopped') return;
     this.state.phase = 'draining';
     this.state.ready = false;
@@ -240,10 +251,30 @@ export class Chaperone {
       ...options,
       logger: this.log,
       varnishd: this.dataPlane.varnish,
+      closeConnections: () => this.loadDrainingVcl(),
       // A fresh poll each time: the background one may be up to a poll interval old.
       activeSessions: async () => (stats ? (activeSessions(await stats.get()) ?? Number.NaN) : 0),
     });
     await this.stop();
+  }
+
+  /**
+   * The live config once more, compiled to close every connection after its response
+   * (CompileVclOptions.draining): busy keep-alive clients move to the pods that stay instead
+   * of holding this one until the grace period ends. Nothing else changes: same IR, same
+   * endpoints, same sockets, never a varnishd restart. A failure leaves the live VCL serving
+   * and the drain waits as it would without it.
+   */
+  private async loadDrainingVcl(): Promise<void> {
+    const live = this.dataPlane.live;
+    if (!live) return;
+    try {
+      const config = compileConfig(live.ir, live.endpoints, { shards: live.deploy.shards.length || 1, draining: true });
+      await this.dataPlane.reloadVcl(config);
+      this.log.info({ event: 'drain-vcl-active', vcl: this.state.activeVcl }, 'draining VCL live: every response closes its connection');
+    } catch (err) {
+      this.log.warn({ event: 'drain-vcl-failed', err: summarizeError((err as Error).message) }, 'draining VCL could not be loaded; the live config keeps serving and connections end on their own');
+    }
   }
 
   async stop(): Promise<void> {

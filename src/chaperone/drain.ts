@@ -10,6 +10,11 @@ export interface DrainOptions {
   activeSessions: () => Promise<number>;
   varnishd: Varnishd | null;
   logger: Logger;
+  /**
+   * Asks the clients to close their connections (the draining VCL). Called once, after
+   * `drain-start`; must not throw (a failure is the caller's to log: draining goes on).
+   */
+  closeConnections?: () => Promise<void>;
   pollMs?: number;
   /** How often the remaining count is logged. */
   logEveryMs?: number;
@@ -21,6 +26,7 @@ export async function drainConnections(opts: DrainOptions): Promise<void> {
   const log = opts.logger;
   log.info({ event: 'drain-start' }, 'starting connection draining');
   if (opts.varnishd) {
+    await opts.closeConnections?.();
     let lastLog = performance.now();
     for (;;) {
       let remaining: number;

@@ -13,6 +13,11 @@ commands:
   check DIR   print the computed status of every GatewayClass, Gateway and HTTPRoute (YAML)
               exit 0: all accepted, 1: something is not accepted, 2: input unreadable
   vcl DIR     print the VCL generated for DIR
+  explain DIR --host H --path P [--method M] [--header K:V]... [--listener NAME | --port N]
+          [--json]   (or --kubeconfig FILE --gateway NS/NAME instead of DIR)
+              what happens to this request: listener, routes in precedence order and why one
+              wins, filters, backends; checked against the generated VCL in a throwaway
+              varnishd (exit 3 when the two disagree)
   echo --port N [--address A] [--pod NAME] [--namespace NS]
               run an echo backend (the Gateway API conformance echo contract);
               --pod and --namespace default to $POD_NAME and $NAMESPACE
@@ -43,6 +48,13 @@ async function main(argv: string[]): Promise<number> {
     case 'operator': {
       const { runOperator } = await import('./operator.ts');
       return runOperator(rest);
+    }
+    case 'explain': {
+      const { runExplain } = await import('./explain.ts');
+      const code = await runExplain(rest);
+      // A one-shot command: the Kubernetes client's pooled connections must not keep it alive.
+      await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+      process.exit(code);
     }
     case 'echo': {
       const { runEchoCommand } = await import('../echo/server.ts');

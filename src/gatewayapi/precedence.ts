@@ -14,19 +14,31 @@ export interface RankedMatch {
 // Regexes rank between exact paths and prefixes: a catch-all "/" prefix must not shadow them.
 const PATH_RANK = { Exact: 0, RegularExpression: 1, PathPrefix: 2 } as const;
 
-export function compareMatches(a: RankedMatch, b: RankedMatch): number {
-  const pa = a.match.path;
-  const pb = b.match.path;
+/**
+ * The first of the spec's specificity criteria on which two matches differ, as the order
+ * (negative: `a` first) and the rule that decided; undefined when they tie on all of them and
+ * only the tie-breakers (route age, name, rule and match order) remain. `vgw explain` shows the
+ * rule; compareMatches orders by it.
+ */
+export function specificityDifference(a: IRMatch, b: IRMatch): { order: number; rule: string } | undefined {
+  const pa = a.path;
+  const pb = b.path;
   // 1. Exact path, then regex (longer pattern first), then prefix by length.
-  if (pa.type !== pb.type) return PATH_RANK[pa.type] - PATH_RANK[pb.type];
-  if (pa.value.length !== pb.value.length) return pb.value.length - pa.value.length;
+  if (pa.type !== pb.type) return { order: PATH_RANK[pa.type] - PATH_RANK[pb.type], rule: 'path match type: Exact, then RegularExpression, then PathPrefix' };
+  if (pa.value.length !== pb.value.length) return { order: pb.value.length - pa.value.length, rule: `longer ${pa.type === 'PathPrefix' ? 'prefix' : pa.type === 'Exact' ? 'path' : 'pattern'} first` };
   // 2. A method match beats none.
-  const ma = a.match.method ? 1 : 0;
-  const mb = b.match.method ? 1 : 0;
-  if (ma !== mb) return mb - ma;
+  const ma = a.method ? 1 : 0;
+  const mb = b.method ? 1 : 0;
+  if (ma !== mb) return { order: mb - ma, rule: 'a method match beats none' };
   // 3. More header matches, 4. more query param matches.
-  if (a.match.headers.length !== b.match.headers.length) return b.match.headers.length - a.match.headers.length;
-  if (a.match.queryParams.length !== b.match.queryParams.length) return b.match.queryParams.length - a.match.queryParams.length;
+  if (a.headers.length !== b.headers.length) return { order: b.headers.length - a.headers.length, rule: 'more header matches first' };
+  if (a.queryParams.length !== b.queryParams.length) return { order: b.queryParams.length - a.queryParams.length, rule: 'more query parameter matches first' };
+  return undefined;
+}
+
+export function compareMatches(a: RankedMatch, b: RankedMatch): number {
+  const specific = specificityDifference(a.match, b.match);
+  if (specific) return specific.order;
   // Tie-breakers: oldest route, then namespace/name alphabetically, then rule and match order.
   if (a.routeCreated !== b.routeCreated) {
     if (!a.routeCreated) return 1;

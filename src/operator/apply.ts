@@ -119,7 +119,11 @@ export class InfrastructureApplier {
     }
   }
 
-  private async applyOne(kind: InfraKind, desired: Obj): Promise<Obj> {
+  private applyOne(kind: InfraKind, desired: Obj): Promise<Obj> {
+    return retryConflicts(() => this.applyOnce(kind, desired));
+  }
+
+  private async applyOnce(kind: InfraKind, desired: Obj): Promise<Obj> {
     const client = this.clients[kind];
     const namespace = desired.metadata?.namespace;
     const name = desired.metadata?.name as string;
@@ -139,6 +143,27 @@ export class InfrastructureApplier {
     const replaced = await client.replace(namespace, name, merged(kind, desired, live));
     this.onAction(kind, 'updated', namespace, name);
     return replaced;
+  }
+}
+
+/** Attempts of one object write that ends in a conflict before the conflict is reported. */
+export const CONFLICT_ATTEMPTS = 3;
+
+/**
+ * Runs a read-then-write again when the write answers 409 Conflict: another writer (a
+ * Deployment controller updating its status, an autoscaler, a second operator term) changed
+ * the object between our read and our write, or created it after our read found none. Such a
+ * race is settled by reading again, so it must not reach the Gateway's status as a failure
+ * (Programmed=False/Pending, written and taken back a second later). Bounded: a conflict that
+ * persists is a real failure and is reported.
+ */
+export async function retryConflicts<T>(write: () => Promise<T>, attempts = CONFLICT_ATTEMPTS): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (err) {
+      if (apiStatusCode(err) !== 409 || attempt >= attempts) throw err;
+    }
   }
 }
 

@@ -9,7 +9,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { condition, mergeConditions } from '../gatewayapi/conditions.ts';
 import { indexStatuses, previousParent, type GatewayStatus, type ObjectStatus, type PreviousStatuses } from '../gatewayapi/status.ts';
 import { CLUSTER_FEATURES } from '../gatewayapi/features.ts';
@@ -61,6 +61,8 @@ export interface OperatorMetrics {
   publishedConfigs: Counter<never>;
   infraApplies: Counter<'kind' | 'action'>;
   resyncs: Counter<never>;
+  /** 1 while this replica holds the leader lease, else 0 (read from the elector at scrape time). */
+  leader: Gauge<never>;
 }
 
 /** Counts since start, for tests and /status-like views. */
@@ -118,6 +120,8 @@ export class Operator {
       infraApplies: new Counter({ name: 'vgw_operator_infrastructure_applies_total', help: 'Per-Gateway objects by kind and action (created, updated, unchanged, deleted).', labelNames: ['kind', 'action'], registers: [registry] }),
       translateSeconds: new Histogram({ name: 'vgw_operator_translation_duration_seconds', help: 'Duration of translating the cluster view into per-Gateway routing IR and statuses.', registers: [registry], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] }),
       resyncs: new Counter({ name: 'vgw_operator_resyncs_total', help: 'Periodic resyncs completed by the leader: the reconcile ran and every status it re-checked was found so or written.', registers: [registry] }),
+      // Read at scrape time rather than set on term changes, so it can never disagree with the elector.
+      leader: new Gauge({ name: 'vgw_operator_leader', help: '1 while this replica holds the leader lease (and so reconciles), else 0.', registers: [registry], collect: () => this.metrics.leader.set(this.elector.isLeader() ? 1 : 0) }),
     };
     this.statusWriter = new StatusWriter({ kubeConfig: opts.kubeConfig, logger: opts.logger, writes: this.metrics.statusWrites, retryMs: opts.statusRetryMs, now: opts.now });
     this.applier = new InfrastructureApplier(opts.kubeConfig, (kind, action, namespace, name) => this.onInfraAction(kind, action, namespace, name));

@@ -5,6 +5,7 @@ import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client
 import { encodeRoutingConfig, GATEWAY_LABEL, ROLE_LABEL, type ConfigMapObject } from '../ir/configmap.ts';
 import type { RoutingIR } from '../ir/types.ts';
 import { apiStatusCode } from '../providers/kubernetes/errors.ts';
+import { retryConflicts } from './apply.ts';
 
 export interface PublishResult {
   /** ConfigMaps written (parts then head). */
@@ -17,7 +18,9 @@ export interface PublishResult {
 export async function publishRoutingConfig(kubeConfig: KubeConfig, namespace: string, gateway: string, ir: RoutingIR, partBytes?: number): Promise<PublishResult> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const objects = encodeRoutingConfig(ir, namespace, gateway, partBytes);
-  for (const cm of objects) await upsert(core, cm);
+  // A conflict (the ConfigMap created by someone else between our replace and create) is
+  // settled by trying again, not reported as a failed publish.
+  for (const cm of objects) await retryConflicts(() => upsert(core, cm));
   const keep = new Set(objects.map((o) => o.metadata.name));
   const existing = await core.listNamespacedConfigMap({ namespace, labelSelector: `${GATEWAY_LABEL}=${gateway},${ROLE_LABEL}=part` });
   const deleted: string[] = [];

@@ -56,11 +56,14 @@ export interface RenderedConfig extends CompiledConfig {
   regexCheckUnavailable?: string;
 }
 
-export type CompileOptions = Pick<RenderOptions, 'shards' | 'shardCache' | 'compileHook'>;
+export type CompileOptions = Pick<RenderOptions, 'shards' | 'shardCache' | 'compileHook'> & {
+  /** The VCL of a draining data plane: every response closes its connection (CompileVclOptions). */
+  draining?: boolean;
+};
 
 /** IR + endpoints -> the VCL set to deploy. */
 export function compileConfig(ir: RoutingIR, endpoints: EndpointMap, options: CompileOptions = {}): CompiledConfig {
-  const compiled = compileSharded(ir, endpoints, options.shards ?? shardCount(ir), options.shardCache);
+  const compiled = compileSharded(ir, endpoints, options.shards ?? shardCount(ir), options.shardCache, options.draining ? { draining: true } : {});
   const deploy = options.compileHook ? options.compileHook(compiled, ir) : compiled;
   const sockets = ir.sockets.map(({ name, address, port }) => ({ name, address, port }));
   return { ir, endpoints, vcl: deploy.main, deploy, stats: deploy.stats, sockets };

@@ -196,6 +196,24 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
     return run;
   }
 
+  /**
+   * Loads `config`'s VCL into the running varnishd and never restarts it: the listen sockets
+   * stay as they are whatever the config names, so no open connection is cut. For the VCL a
+   * draining data plane ends with. Nothing happens without a running varnishd; throws as
+   * apply() does when the VCL does not go live (the previous one keeps serving).
+   */
+  reloadVcl(config: C): Promise<void> {
+    const run = this.queue.then(async () => {
+      if (this.stopped || !this.varnishd || !this.reloader) return;
+      if (sameDeploy(this.liveDeploy, config.deploy)) return;
+      // A port retry firing later re-applies this one, not the config it replaces.
+      this.lastRequested = config;
+      this.record(await this.reloader.submit(deployable(config.deploy)), config);
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
   private async applyNow(config: C, leftOut: readonly { address: string; port: number }[]): Promise<void> {
     if (this.stopped) return;
     this.lastRequested = config;

@@ -80,6 +80,16 @@ export class ObservedDataPlane {
     return this.dataPlane.apply(config, leftOut);
   }
 
+  /** See DataPlane.reloadVcl. */
+  reloadVcl(config: ObservedConfig): Promise<void> {
+    return this.dataPlane.reloadVcl(config);
+  }
+
+  /** The config serving now (null before the first one). */
+  get live(): ObservedConfig | null {
+    return this.dataPlane.live;
+  }
+
   /** Which of `sockets` cannot be bound now (see DataPlane.probe). */
   probe(sockets: readonly { address: string; port: number }[]): Promise<UnavailableSockets> {
     return this.dataPlane.probe(sockets);

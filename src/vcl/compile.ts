@@ -52,6 +52,8 @@ const DEFAULT_CONNECT_TIMEOUT = '3.5s';
 const MAX_WEIGHT = 1_000_000;
 const MAX_TIMEOUT_MS = 86_400_000;
 const MAX_CORS_MAX_AGE = 86_400 * 365;
+/** Tells an HTTP/1.1 client to close its connection after this response (see CompileVclOptions.draining). */
+export const DRAINING_CLOSE = `set resp.http.Connection = ${vclString('close')};`;
 /** Request bodies kept in memory so a retry can send them again. */
 const RETRY_BODY_LIMIT = '1MB';
 
@@ -61,7 +63,18 @@ export interface CompileStats {
   backends: number;
 }
 
-export function compileVcl(ir: RoutingIR, endpoints: EndpointMap): { vcl: string; stats: CompileStats } {
+export interface CompileVclOptions {
+  /**
+   * The VCL of a data plane that is going away (a gateway pod draining): every response,
+   * synthetic ones included, carries `Connection: close`, so an HTTP/1.1 client ends its
+   * keep-alive connection after the request in flight and opens its next one to a pod that
+   * stays. varnishd closes the session after a response that says so. Routing is unchanged:
+   * requests still arriving (endpoint removal takes time to propagate) are served as before.
+   */
+  draining?: boolean;
+}
+
+export function compileVcl(ir: RoutingIR, endpoints: EndpointMap, options: CompileVclOptions = {}): { vcl: string; stats: CompileStats } {
   const out = new Writer();
   const normalize = ir.pathNormalization !== 'Off';
   const vhosts = ir.sockets.flatMap((s) => s.vhosts.map((v) => ({ socket: s, vhost: normalize ? withNormalPaths(v) : v })));
@@ -187,6 +200,8 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap): { vcl: string
   out.open('sub vcl_deliver {');
   out.line('call vgw_response;');
   for (const l of stripInternalHeadersVcl('resp')) out.line(l);
+  // Last, so that no response header modifier can take it back.
+  if (options.draining) out.line(DRAINING_CLOSE);
   out.close();
   out.line();
 
@@ -204,6 +219,7 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap): { vcl: string
   out.close();
   out.line('call vgw_response;');
   for (const l of stripInternalHeadersVcl('resp')) out.line(l);
+  if (options.draining) out.line(DRAINING_CLOSE);
   out.line('return (deliver);');
   out.close();
   out.line();

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { EndpointMap, IRVirtualHost, RoutingIR } from '../ir/types.ts';
 import { serviceKey } from '../ir/types.ts';
 import { absoluteFormVcl } from './normalize.ts';
-import { compileVcl, usedServices, type CompileStats } from './compile.ts';
+import { compileVcl, DRAINING_CLOSE, usedServices, type CompileStats, type CompileVclOptions } from './compile.ts';
 import { vclInt, vclName, vclString } from './escape.ts';
 
 /** Exact-host vhosts per shard we aim for; below this a single VCL is used. */
@@ -67,9 +67,9 @@ export function shardOf(host: string, count: number): number {
  */
 export type ShardCache = Map<number, { key: string; vcl: string; stats: CompileStats }>;
 
-export function compileSharded(ir: RoutingIR, endpoints: EndpointMap, count = shardCount(ir), cache?: ShardCache): ShardedVcl {
+export function compileSharded(ir: RoutingIR, endpoints: EndpointMap, count = shardCount(ir), cache?: ShardCache, options: CompileVclOptions = {}): ShardedVcl {
   if (count <= 1) {
-    const { vcl, stats } = compileVcl(ir, endpoints);
+    const { vcl, stats } = compileVcl(ir, endpoints, options);
     return { main: vcl, shards: [], stats };
   }
   // One pass buckets every vhost: exact hosts into their shard, the rest into all of them.
@@ -85,23 +85,23 @@ export function compileSharded(ir: RoutingIR, endpoints: EndpointMap, count = sh
   for (let i = 0; i < count; i++) {
     const part: RoutingIR = { ...ir, sockets: ir.sockets.map((s, si) => ({ ...s, vhosts: buckets[i][si] })) };
     const services = [...usedServices(part.sockets.flatMap((s) => s.vhosts))].map((k) => [k, ir.services[k], endpoints.get(serviceKey(ir.services[k]))]);
-    const key = cache ? JSON.stringify([count, part.sockets, services]) : '';
+    const key = cache ? JSON.stringify([count, options.draining === true, part.sockets, services]) : '';
     const hit = cache?.get(i);
-    const compiled = hit?.key === key ? hit : compileVcl(part, endpoints);
+    const compiled = hit?.key === key ? hit : compileVcl(part, endpoints, options);
     cache?.set(i, { key, vcl: compiled.vcl, stats: compiled.stats });
     shards.push(compiled.vcl);
     stats.vhosts += compiled.stats.vhosts;
     stats.routes += compiled.stats.routes;
     stats.backends = Math.max(stats.backends, compiled.stats.backends);
   }
-  return { main: dispatcher(count), shards, stats };
+  return { main: dispatcher(count, options.draining === true), shards, stats };
 }
 
 function isExact(v: IRVirtualHost): boolean {
   return v.hostname !== '*' && !v.hostname.startsWith('*.');
 }
 
-function dispatcher(count: number): string {
+function dispatcher(count: number, draining: boolean): string {
   const k = vclInt(count, 2, MAX_SHARDS);
   const lines = [
     'vcl 4.1;',
@@ -124,5 +124,7 @@ function dispatcher(count: number): string {
     lines.push(`  ${i === 0 ? 'if' : '} elsif'} (req.http.x-vgw-shard == ${vclString(vclInt(i, 0, MAX_SHARDS - 1))}) {`, `    return (vcl(${shardLabel(count, i)}));`);
   }
   lines.push('  }', '  return (synth(500));', '}', '');
+  // The shard answers every request it takes; only the dispatcher's own 500 is answered here.
+  if (draining) lines.push('sub vcl_synth {', `  ${DRAINING_CLOSE}`, '}', '');
   return lines.join('\n');
 }

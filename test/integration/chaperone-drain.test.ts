@@ -5,13 +5,17 @@
 // make the agent ready again.
 //
 // One connection is kept busy until the agent logs its periodic progress line (every 10 s), so
-// that line is covered too; that costs about 11 s and is done once, in the first test.
+// that line is covered too; that costs about 11 s and is done once, in the first test. A third
+// test keeps one connection busy with requests back to back: the draining agent answers with
+// `Connection: close`, varnishd closes the connection after that response, and the agent exits
+// without waiting for the client to stop.
 //
 // Addresses and ports of this file (no other test uses them): gateways 127.0.11.101:18780 and
 // 127.0.11.102:18782 (then :18783), backend 127.0.11.111:18781, admin endpoints 127.0.0.1:18790
-// and 127.0.0.1:18791.
+// and 127.0.0.1:18791; gateway 127.0.94.2:18795 with admin endpoint 127.0.94.1:18794.
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EchoServer } from '../../src/echo/server.ts';
@@ -46,10 +50,16 @@ const GW2 = { namespace: 'edge', name: 'restart-gw' };
 const LISTEN2 = { address: '127.0.11.102', port: 18782 };
 const LISTEN2_MOVED = { address: '127.0.11.102', port: 18783 };
 const ADMIN2 = { address: '127.0.0.1', port: 18791 };
+const GW3 = { namespace: 'edge', name: 'close-gw' };
+const LISTEN3 = { address: '127.0.94.2', port: 18795 };
+const ADMIN3 = { address: '127.0.94.1', port: 18794 };
 const BACKEND = { address: '127.0.11.111', port: 18781 };
 const HOST = 'drain.example.com';
 const HOST2 = 'restart.example.com';
+const HOST3 = 'close.example.com';
 const SLOW = 3;
+/** Longer than the agent's progress interval (10 s). */
+const LONG = 11;
 
 /** Polls /healthz every `intervalMs` until the process is gone (or its admin endpoint closed). */
 function pollHealth(healthz: () => Promise<Answer>, running: () => boolean, intervalMs = 20): { answers: number[]; done: Promise<void> } {
@@ -65,6 +75,56 @@ function pollHealth(healthz: () => Promise<Answer>, running: () => boolean, inte
     }
   })();
   return { answers, done };
+}
+
+interface KeepAliveResponse {
+  status: number;
+  /** The response's Connection header ('' when absent). */
+  connection: string;
+  /** performance.now() when the response was complete. */
+  at: number;
+}
+
+/**
+ * A client that sends GET requests one after another on one HTTP/1.1 connection (the next as
+ * soon as the previous response is complete, after `pauseMs`) and never closes it itself: it
+ * stops only when the server closes the connection. `responses` grows as answers arrive;
+ * `closed` resolves with the time the server ended the connection.
+ */
+function backToBackClient(listen: { address: string; port: number }, host: string, pauseMs = 20): { responses: KeepAliveResponse[]; closed: Promise<{ at: number; unanswered: number }>; stop: () => void } {
+  const responses: KeepAliveResponse[] = [];
+  const socket = connect(listen.port, listen.address);
+  let buffer = Buffer.alloc(0);
+  let sent = 0;
+  const send = () => {
+    sent++;
+    socket.write(`GET /keep/${sent} HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+  };
+  socket.on('connect', send);
+  socket.on('data', (chunk: Buffer) => {
+    buffer = Buffer.concat([buffer, chunk]);
+    for (;;) {
+      const end = buffer.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = buffer.subarray(0, end).toString('latin1').split('\r\n');
+      const header = (name: string) => head.find((l) => l.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim() ?? '';
+      const length = Number(header('content-length') || '0');
+      if (buffer.length < end + 4 + length) return;
+      buffer = buffer.subarray(end + 4 + length);
+      const r = { status: Number(head[0].split(' ')[1]), connection: header('connection').toLowerCase(), at: performance.now() };
+      responses.push(r);
+      // A client that honours `Connection: close` sends nothing more on this connection.
+      if (r.connection !== 'close') setTimeout(send, pauseMs);
+    }
+  });
+  const closed = new Promise<{ at: number; unanswered: number }>((resolve, reject) => {
+    socket.on('end', () => {
+      resolve({ at: performance.now(), unanswered: sent - responses.length });
+      socket.end();
+    });
+    socket.on('error', reject);
+  });
+  return { responses, closed, stop: () => socket.destroy() };
 }
 
 /**
@@ -94,7 +154,7 @@ describe('vgw chaperone: SIGTERM drains connections, then exits 0', () => {
 
   before(async () => {
     // A leftover or concurrent run would answer in our place: make that obvious.
-    for (const p of [ADMIN, ADMIN2, LISTEN, LISTEN2, LISTEN2_MOVED]) assert.equal(await portOpen(p), false, `${p.address}:${p.port} is already in use (another run of this test?)`);
+    for (const p of [ADMIN, ADMIN2, ADMIN3, LISTEN, LISTEN2, LISTEN2_MOVED, LISTEN3]) assert.equal(await portOpen(p), false, `${p.address}:${p.port} is already in use (another run of this test?)`);
     server = await startKubeApiServer();
     dir = await makeWorkDir('vgw-chaperone-drain-');
     backend = await startBackend(BACKEND.address, BACKEND.port, 'drain-backend-0');
@@ -105,7 +165,14 @@ describe('vgw chaperone: SIGTERM drains connections, then exits 0', () => {
       routes: [httpRoute('app', 'drain', GW, HOST, 'backend')],
       services: [service('app', 'backend', BACKEND.port)],
     };
-    for (const w of [world, world2]) {
+    const world3: World = {
+      namespaces: [namespace('edge'), namespace('app')],
+      classes: [gatewayClass('vgw-drain')],
+      gateways: [gateway(GW3.namespace, GW3.name, LISTEN3.address, LISTEN3.port, 'vgw-drain')],
+      routes: [httpRoute('app', 'close', GW3, HOST3, 'backend')],
+      services: [service('app', 'backend', BACKEND.port)],
+    };
+    for (const w of [world, world2, world3]) {
       const translated = seedWorld(server, w);
       await publishRoutingConfig(server.kubeConfig(), w.gateways[0].metadata.namespace as string, w.gateways[0].metadata.name, translated.ir);
       // The agent annotates its own Pod with the config it serves.
@@ -151,18 +218,12 @@ describe('vgw chaperone: SIGTERM drains connections, then exits 0', () => {
     const slowBefore = backend.requests.length;
     const slow: Promise<Answer>[] = slowAgents.map((agent, i) => get(LISTEN, HOST, `/slow/${i}?delay=${SLOW}s`, agent, 30_000));
     await eventually('slow requests reached the backend', () => backend.requests.slice(slowBefore).filter((r) => r.path.startsWith('/slow/')).length === 3);
-    // One more connection that stays busy (a quick request every 500 ms, well under varnishd's
-    // 5 s idle timeout) until the agent has logged a progress line.
-    const busyAgent = new Agent({ keepAlive: true, maxSockets: 1 });
-    const busyAnswers: number[] = [];
-    let busy = true;
-    const busyLoop = (async () => {
-      while (busy) {
-        busyAnswers.push((await get(LISTEN, HOST, '/busy', busyAgent)).status);
-        await sleep(500);
-      }
-    })();
-    await eventually('busy connection used', () => busyAnswers.length > 0);
+    // One more connection that stays open, on a request longer than the agent's 10 s progress
+    // interval, until the agent has logged a progress line. (A client sending requests one after
+    // another is told to close instead: see the next test.)
+    const longAgent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const long = get(LISTEN, HOST, `/long?delay=${LONG}s`, longAgent, 60_000);
+    await eventually('long request reached the backend', () => backend.requests.slice(slowBefore).some((r) => r.path.startsWith('/long')));
 
     let slowDone = false;
     void Promise.allSettled(slow).then(() => (slowDone = true));
@@ -182,19 +243,17 @@ describe('vgw chaperone: SIGTERM drains connections, then exits 0', () => {
     assert.ok(running(), 'still running: a client connection is open');
     for (const a of slowAgents) a.destroy();
 
-    // Waits for the open connection (the busy one) and says so every 10 s.
+    // Waits for the open connection (the long request's) and says so every 10 s.
     await eventually('progress line', () => stdout.some((l) => l.json.event === 'drain-progress'), 30_000, 100).catch((err: Error) => assert.fail(`${err.message}${diagnostics()}`));
     const progress = stdout.find((l) => l.json.event === 'drain-progress');
     assert.ok(Number(progress?.json.remaining) >= 1, `remaining count in ${JSON.stringify(progress?.json)}`);
     assert.match(String(progress?.json.msg), /draining: \d+ client connections open/);
     assert.ok(running(), 'still running while a connection is open');
 
-    busy = false;
-    await busyLoop;
-    assert.ok(busyAnswers.every((s) => s === 200), `the open connection kept being served while draining: ${busyAnswers.join(',')}`);
-    assert.ok(running(), 'still running just before the last connection closes');
+    const longAnswer = await long.catch((err: Error) => assert.fail(`long request: ${err.message}${diagnostics()}`));
     const lastClosedAt = performance.now();
-    busyAgent.destroy();
+    assert.equal(longAnswer.status, 200, 'the long request completes during the drain');
+    longAgent.destroy();
 
     const exit = await exited;
     assert.deepEqual([exit.code, exit.signal], [0, null], `exit status${diagnostics()}`);
@@ -243,5 +302,44 @@ describe('vgw chaperone: SIGTERM drains connections, then exits 0', () => {
     assert.ok(answers.includes(503), `healthz answers after SIGTERM: ${answers.join(',')}${p.diagnostics()}`);
     assertNotReadyAtOnce(answers, p.diagnostics);
     assert.ok(p.event('drain-complete'));
+  });
+
+  test('SIGTERM with a client sending requests back to back on one connection: it is told to close, and the agent exits', async (t) => {
+    const p = await startReady(GW3, ADMIN3, LISTEN3, HOST3);
+    const client = backToBackClient(LISTEN3, HOST3);
+    t.after(() => client.stop());
+    await eventually('the client is served on its connection', () => client.responses.length >= 3);
+    assert.ok(client.responses.every((r) => r.status === 200 && r.connection !== 'close'), 'kept alive while serving');
+    p.child.kill('SIGTERM');
+    const sigtermAt = performance.now();
+
+    // Without the close the client would hold the pod until its grace period: the agent has no
+    // timeout of its own, so exiting at all shows the connection was ended.
+    let ended: { at: number; unanswered: number } | Error | undefined;
+    client.closed.then((c) => (ended = c), (err: Error) => (ended = err));
+    await eventually('the server closed the busy connection', () => ended !== undefined, 60_000, 20).catch((err: Error) => assert.fail(`${err.message}${p.diagnostics()}`));
+    const closed = ended as { at: number; unanswered: number } | Error;
+    if (closed instanceof Error) assert.fail(`client connection: ${closed.message}${p.diagnostics()}`);
+    const exit = await p.exited;
+    assert.deepEqual([exit.code, exit.signal], [0, null], `exit status${p.diagnostics()}`);
+
+    const last = client.responses.at(-1);
+    assert.ok(last, 'answered');
+    assert.deepEqual([last.status, last.connection], [200, 'close'], `the last response says Connection: close${p.diagnostics()}`);
+    assert.equal(closed.unanswered, 0, 'the server closed the connection after a complete response, with no request of the client left unanswered');
+    assert.ok(client.responses.slice(0, -1).every((r) => r.status === 200 && r.connection !== 'close'), 'only the last response says close: every other one kept the connection');
+    assert.ok(closed.at >= last.at, 'closed after that response');
+
+    const at = (event: string) => {
+      const line = p.event(event);
+      assert.ok(line, `${event} logged${p.diagnostics()}`);
+      return line.at;
+    };
+    const order = ['drain-start', 'drain-vcl-active', 'drain-complete', 'exit'].map(at);
+    assert.deepEqual([...order].sort((a, b) => a - b), order, 'drain-start, then the draining VCL, then drain complete, then exit');
+    assert.ok(order[0] >= sigtermAt && order[0] <= last.at, 'the close comes after the drain began');
+    assert.ok(order[2] >= closed.at, 'drain complete only after the server closed the connection');
+    assert.equal(p.lines.filter((l) => l.json.event === 'varnishd-restart').length, 0, 'the draining VCL is a reload, never a restart');
+    t.diagnostic(`after SIGTERM: connection closed by the server after ${client.responses.length} responses at ${((closed.at - sigtermAt) / 1000).toFixed(2)} s, exit at ${((exit.at - sigtermAt) / 1000).toFixed(2)} s`);
   });
 });

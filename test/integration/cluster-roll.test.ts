@@ -1,8 +1,10 @@
 // A listener change rolls the gateway pods (the listen ports are part of the pod template)
 // while clients keep sending requests to the listener that stays: on new connections and on
-// keep-alive ones, several at once. Not one of them may fail: the old pod keeps serving its
-// listeners until it is out of the Service and its connections are done, the new one takes
-// traffic once it is ready.
+// keep-alive ones, several at once, never pausing. Not one of them may fail: the old pod keeps
+// serving its listeners until it is out of the Service, then answers `Connection: close` so
+// the keep-alive clients reconnect (to the new pod) and its drain ends without waiting for them
+// to stop; the new one takes traffic once it is ready. Removing a listener rolls the pod the same
+// way, and the old pod keeps its socket for the removed port instead of restarting varnishd.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
@@ -66,8 +68,12 @@ interface Failure {
   what: string;
 }
 
-/** Clients sending GET / to the old listener back to back until stopped; every failure is kept. */
-function startClients(address: string) {
+/**
+ * Clients sending GET / to `port` back to back until stopped; every failure is kept. The
+ * keep-alive ones reconnect after a `Connection: close` as a real client does (the agent
+ * opens a new connection for the next request).
+ */
+function startClients(address: string, port: number) {
   const agent = new Agent({ keepAlive: true, maxSockets: KEEP_ALIVE_CLIENTS });
   const failures: Failure[] = [];
   const ok = { keepAlive: 0, newConnection: 0 };
@@ -75,7 +81,7 @@ function startClients(address: string) {
   const loop = async (client: string, keepAlive: boolean) => {
     while (running) {
       try {
-        const reply = await get(address, HOST, '/', OLD_PORT, keepAlive ? agent : undefined);
+        const reply = await get(address, HOST, '/', port, keepAlive ? agent : undefined);
         if (reply.status === 200) ok[keepAlive ? 'keepAlive' : 'newConnection']++;
         else failures.push({ client, at: new Date().toISOString(), what: `HTTP ${reply.status}: ${reply.body.slice(0, 200)}` });
       } catch (err) {
@@ -98,7 +104,7 @@ function startClients(address: string) {
   };
 }
 
-test('adding a listener rolls the gateway pod with no failed request on the existing listener', { timeout: 4 * SLOW }, () =>
+test('adding a listener rolls the gateway pod with no failed request on the existing listener', { timeout: 4 * SLOW }, (t) =>
   withDiagnostics(async () => {
     await eventually('both operator replicas Ready', async () => {
       const pods = await probe.operatorPods();
@@ -116,10 +122,11 @@ test('adding a listener rolls the gateway pod with no failed request on the exis
     const [before] = await gatewayPods();
     const oldUid = before.metadata!.uid!;
 
-    const clients = startClients(address);
+    const clients = startClients(address, OLD_PORT);
     try {
       await eventually('requests flow on both kinds of connection', () => clients.ok.keepAlive > 20 && clients.ok.newConnection > 10, SLOW, 50);
       const live = await probe.read(gatewayRef);
+      const rollStart = performance.now();
       await objects.replace({ ...gateway([listener('http', OLD_PORT), listener('extra', NEW_PORT)]), metadata: { ...gatewayRef.metadata, resourceVersion: live.metadata?.resourceVersion } });
 
       let pods: V1Pod[] = [];
@@ -130,20 +137,80 @@ test('adding a listener rolls the gateway pod with no failed request on the exis
         return fresh.length === 1 && isReady(fresh[0]) && (!old || Boolean(old.metadata?.deletionTimestamp));
       }, SLOW, 200);
       await eventually(`GET / through ${address}:${NEW_PORT} answers 200`, async () => (await get(address, HOST, '/', NEW_PORT).catch(() => ({ status: 0 }))).status === 200, SLOW, 200);
-      // New connections now reach the new pod only (the old one left the Service's endpoints).
-      const { newConnection } = clients.ok;
-      await eventually('more requests on new connections after the roll', () => clients.ok.newConnection > newConnection + 20, SLOW, 50);
+      // The keep-alive clients never stop: the old pod tells them to close, they reconnect to
+      // the new pod, and its drain ends while they keep going.
+      await eventually('the old gateway pod is gone, one new pod serves', async () => {
+        const now = await gatewayPods();
+        return now.length === 1 && now[0].metadata?.uid !== oldUid && isReady(now[0]);
+      }, SLOW, 200);
+      t.diagnostic(`roll with busy keep-alive clients: old pod gone ${((performance.now() - rollStart) / 1000).toFixed(1)} s after the Gateway change`);
+      const { keepAlive, newConnection } = clients.ok;
+      await eventually('more requests on both kinds of connection after the roll', () => clients.ok.keepAlive > keepAlive + 20 && clients.ok.newConnection > newConnection + 10, SLOW, 50);
     } finally {
       await clients.stop();
     }
-    // With its keep-alive connections closed the old pod's drain ends and it goes.
-    await eventually('the old gateway pod is gone, one new pod serves', async () => {
-      const pods = await gatewayPods();
-      return pods.length === 1 && pods[0].metadata?.uid !== oldUid && isReady(pods[0]);
-    }, SLOW, 200);
     assert.deepEqual(clients.failures, [], `no failed request during the roll (${clients.ok.keepAlive} on keep-alive connections and ${clients.ok.newConnection} on new ones succeeded)`);
     assert.equal((await get(address, HOST, '/', OLD_PORT)).status, 200, 'the old listener serves from the new pod');
     const oldExits = cluster.exits({ namespace: NS, name: before.metadata!.name! });
     assert.deepEqual(oldExits.map((e) => ({ code: e.code, killedAfterGrace: e.killedAfterGrace })), [{ code: 0, killedAfterGrace: false }], 'the old pod drained and exited 0');
+    const drained = podEvents(before.metadata!.name!);
+    assert.ok(drained.includes('drain-vcl-active'), `the old pod loaded the draining VCL: ${drained.join(',')}`);
   }),
 );
+
+test('removing a listener rolls the gateway pod; the old pod keeps serving the other listener without restarting varnishd', { timeout: 4 * SLOW }, (t) =>
+  withDiagnostics(async () => {
+    // Where the first test left it: one pod serving both listeners.
+    const [before] = await gatewayPods();
+    assert.ok(before && isReady(before), 'one ready gateway pod');
+    const oldUid = before.metadata!.uid!;
+    const oldName = before.metadata!.name!;
+    let address = '';
+    await eventually(`GET / through :${NEW_PORT} answers 200`, async () => {
+      const status = (await probe.read(gatewayRef)).status as { addresses?: { value: string }[] } | undefined;
+      address = status?.addresses?.[0]?.value ?? '';
+      return address !== '' && (await get(address, HOST, '/', NEW_PORT).catch(() => ({ status: 0 }))).status === 200;
+    }, SLOW, 200);
+    const startsBefore = podEvents(oldName).filter((e) => e === 'varnishd-started').length;
+    assert.equal(startsBefore, 1, 'the pod started varnishd once');
+
+    const clients = startClients(address, NEW_PORT);
+    try {
+      await eventually('requests flow on both kinds of connection', () => clients.ok.keepAlive > 20 && clients.ok.newConnection > 10, SLOW, 50);
+      const live = await probe.read(gatewayRef);
+      const rollStart = performance.now();
+      await objects.replace({ ...gateway([listener('extra', NEW_PORT)]), metadata: { ...gatewayRef.metadata, resourceVersion: live.metadata?.resourceVersion } });
+      await eventually('the old pod took the config without the listener', () => podEvents(oldName).includes('listeners-unrouted'), SLOW, 100);
+      await eventually('the old gateway pod is gone, one new pod serves', async () => {
+        const now = await gatewayPods();
+        return now.length === 1 && now[0].metadata?.uid !== oldUid && isReady(now[0]);
+      }, SLOW, 200);
+      t.diagnostic(`roll with busy keep-alive clients: old pod gone ${((performance.now() - rollStart) / 1000).toFixed(1)} s after the Gateway change`);
+      const { keepAlive, newConnection } = clients.ok;
+      await eventually('more requests on both kinds of connection after the roll', () => clients.ok.keepAlive > keepAlive + 20 && clients.ok.newConnection > newConnection + 10, SLOW, 50);
+    } finally {
+      await clients.stop();
+    }
+    assert.deepEqual(clients.failures, [], `no failed request during the roll (${clients.ok.keepAlive} on keep-alive connections and ${clients.ok.newConnection} on new ones succeeded)`);
+    const events = podEvents(oldName);
+    assert.equal(events.filter((e) => e === 'varnishd-restart').length, 0, `the old pod never restarted varnishd: ${events.join(',')}`);
+    assert.equal(events.filter((e) => e === 'varnishd-started').length, 1, 'one varnishd for the old pod\'s whole life');
+    assert.ok(events.indexOf('listeners-unrouted') < events.indexOf('drain-start'), 'the config without the listener went live before the drain');
+    assert.deepEqual(cluster.exits({ namespace: NS, name: oldName }).map((e) => ({ code: e.code, killedAfterGrace: e.killedAfterGrace })), [{ code: 0, killedAfterGrace: false }], 'the old pod drained and exited 0');
+  }),
+);
+
+/** The `event` of each JSON log line of a gateway pod, in order. */
+function podEvents(pod: string): string[] {
+  return cluster
+    .logs({ namespace: NS, name: pod })
+    .split('\n')
+    .flatMap((l) => {
+      try {
+        const event = (JSON.parse(l) as { event?: unknown }).event;
+        return typeof event === 'string' ? [event] : [];
+      } catch {
+        return [];
+      }
+    });
+}

@@ -315,6 +315,24 @@ test('a Gateway whose Deployment cannot be written is Pending and retried; the o
   await eventually('gw2 objects deleted', () => server.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: NS, name: gw2 }) === undefined);
 });
 
+test('a 409 on a Deployment update is retried in place: the object converges and the Gateway status is not written', async () => {
+  await settled(operator);
+  const live = deployment();
+  assert.ok(live?.spec);
+  const replicas = live.spec.replicas;
+  assert.equal(replicas, 2, 'the class parameters ask for 2 replicas');
+  server.resetRequests();
+  server.failNext({ verb: 'update', resource: 'deployments', namespace: NS, name: INSTANCE, code: 409, reason: 'Conflict' });
+  // A hand edit: the operator puts the rendering back, and that update meets the conflict.
+  await apps.patchNamespacedDeployment({ namespace: NS, name: INSTANCE, body: { spec: { replicas: 5 } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  await eventually('the Deployment is put back', () => deployment()?.spec?.replicas === replicas);
+  await settled(operator);
+  assert.equal(server.countRequests({ verb: 'update', resource: 'deployments', namespace: NS, name: INSTANCE }), 2, 'the conflicting update, then the retried one');
+  assert.ok(server.countRequests({ verb: 'get', resource: 'deployments', namespace: NS, name: INSTANCE }) >= 2, 're-read before the retry');
+  const statusWrites = server.requests.filter((r) => r.resource === 'gateways' && r.subresource === 'status' && r.name === 'gw' && r.verb !== 'get');
+  assert.deepEqual(statusWrites.map((r) => `${r.method} ${r.path}`), [], 'no Pending status, no status written back');
+});
+
 test('spec.addresses: one IPAddress is the LoadBalancer Service\'s loadBalancerIP; two are AddressNotUsable', async () => {
   const gw3 = infraName(NS, 'gw3');
   const gw3Status = () => gw('gw3')?.status as GatewayStatus | undefined;

@@ -16,6 +16,8 @@ export const IR_SUFFIX = '.ir.yaml';
 const caseFile = z.strictObject({
   /** Shard count passed to compileSharded; absent = 1 (one VCL). */
   shards: z.number().int().min(1).optional(),
+  /** Compiled as a draining data plane's VCL (CompileVclOptions.draining). */
+  draining: z.boolean().optional(),
   ir: z.unknown(),
   /** Ready endpoints by service key ("namespace/name:port"). */
   endpoints: z.record(z.string(), z.array(z.strictObject({ address: z.string(), port: z.number().int() }))).default({}),
@@ -26,6 +28,7 @@ export interface VclGoldenCase {
   ir: RoutingIR;
   endpoints: EndpointMap;
   shards: number;
+  draining: boolean;
 }
 
 export function vclGoldenCases(): string[] {
@@ -37,12 +40,12 @@ export function readVclGoldenCase(name: string): VclGoldenCase {
   const doc = caseFile.parse(parse(readFileSync(file, 'utf8')));
   const parsed = parseRoutingIR(doc.ir);
   if (!parsed.ok) throw new Error(`${file}: ir: ${parsed.reason}`);
-  return { name, ir: parsed.ir, endpoints: new Map(Object.entries(doc.endpoints)), shards: doc.shards ?? 1 };
+  return { name, ir: parsed.ir, endpoints: new Map(Object.entries(doc.endpoints)), shards: doc.shards ?? 1, draining: doc.draining ?? false };
 }
 
 /** Golden file name -> VCL text: `<case>.vcl` (whole config or dispatcher), `<case>.shard-N.vcl`. */
 export function compileVclGoldenCase(c: VclGoldenCase): Map<string, string> {
-  const compiled = compileSharded(c.ir, c.endpoints, c.shards);
+  const compiled = compileSharded(c.ir, c.endpoints, c.shards, undefined, { draining: c.draining });
   const out = new Map([[`${c.name}.vcl`, compiled.main]]);
   compiled.shards.forEach((vcl, i) => out.set(`${c.name}.shard-${i}.vcl`, vcl));
   return out;

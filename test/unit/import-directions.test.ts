@@ -26,7 +26,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   echo: ['util'],
   standalone: ['gatewayapi', 'ir', 'metrics', 'pipeline', 'providers', 'runtime', 'varnish', 'vcl', 'util'],
   chaperone: ['gatewayapi', 'ir', 'metrics', 'pipeline', 'providers', 'runtime', 'varnish', 'vcl', 'util'],
-  cli: ['chaperone', 'echo', 'gatewayapi', 'ir', 'metrics', 'operator', 'pipeline', 'providers', 'runtime', 'standalone', 'varnish', 'vcl', 'util'],
+  // vgw explain: the pure IR view (gatewayapi precedence, vcl normalisation) beside a throwaway varnishd.
+  explain: ['gatewayapi', 'ir', 'pipeline', 'runtime', 'varnish', 'vcl', 'util'],
+  cli: ['chaperone', 'echo', 'explain', 'gatewayapi', 'ir', 'metrics', 'operator', 'pipeline', 'providers', 'runtime', 'standalone', 'varnish', 'vcl', 'util'],
 };
 
 /** Relative module specifiers of a TypeScript source: static imports, re-exports, dynamic imports. */

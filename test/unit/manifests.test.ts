@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { CRD_PATH, INSTALL_PATH, generateManifests, staleFiles } from '../../scripts/manifests.ts';
+import { CRD_PATH, INSTALL_PATH, PROMETHEUS_RULE_PATH, generateManifests, staleFiles } from '../../scripts/manifests.ts';
 import { parseParameters } from '../../src/operator/parameters.ts';
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; [key: string]: unknown };
@@ -17,7 +17,7 @@ describe('npm run manifests', () => {
   test('the generator is deterministic', () => {
     const a = generateManifests();
     const b = generateManifests();
-    assert.deepEqual([...a.keys()], [CRD_PATH, INSTALL_PATH]);
+    assert.deepEqual([...a.keys()], [CRD_PATH, INSTALL_PATH, PROMETHEUS_RULE_PATH]);
     assert.deepEqual(a, b);
   });
 
