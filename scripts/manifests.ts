@@ -1,5 +1,6 @@
 // Generates the install manifests from the code that defines them: the GatewayClassParameters
-// CRD from its zod schema (src/operator/parameters.ts) and deploy/install.yaml around it.
+// CRD from its zod schema (src/operator/parameters.ts) and deploy/install.yaml around it, and the
+// Prometheus Operator objects (deploy/alerts/, deploy/monitoring/) from the operator's constants.
 //
 //   npm run manifests            writes deploy/
 //   npm run manifests -- --check exits 1 (with a summary of the differences) when deploy/ is stale
@@ -16,7 +17,15 @@ import {
   PARAMETERS_VERSION,
   gatewayClassParametersSpec,
 } from '../src/operator/parameters.ts';
-import { CHAPERONE_CLUSTER_ROLE, CHAPERONE_ROUTING_ROLE } from '../src/operator/infrastructure.ts';
+import {
+  CHAPERONE_CLUSTER_ROLE,
+  CHAPERONE_ROUTING_ROLE,
+  GATEWAY_NAME_LABEL,
+  GATEWAY_POD_LABELS,
+  METRICS_PORT,
+  METRICS_PORT_NAME,
+  PROBE_PORT,
+} from '../src/operator/infrastructure.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 export const CRD_PATH = 'deploy/crds/gateway.vgw.dev_gatewayclassparameters.yaml';
@@ -117,6 +126,8 @@ function packageVersion(): string {
 }
 
 const LABELS = { 'app.kubernetes.io/name': 'vgw', 'app.kubernetes.io/component': 'operator' };
+/** The operator pods' labels: its Deployment's selector and what its PodMonitor selects. */
+export const OPERATOR_POD_LABELS: Readonly<Record<string, string>> = LABELS;
 const rule = (apiGroups: string[], resources: string[], verbs: string[]): Schema => ({ apiGroups, resources, verbs });
 const READ = ['get', 'list', 'watch'];
 const OWN = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
@@ -173,7 +184,7 @@ function chaperoneRoles(): Schema[] {
 }
 
 function operatorDeployment(image: string): Schema {
-  const selector = { 'app.kubernetes.io/name': 'vgw', 'app.kubernetes.io/component': 'operator' };
+  const selector = { ...OPERATOR_POD_LABELS };
   const fieldEnv = (name: string, fieldPath: string): Schema => ({ name, valueFrom: { fieldRef: { fieldPath } } });
   return {
     apiVersion: 'apps/v1',
@@ -192,9 +203,12 @@ function operatorDeployment(image: string): Schema {
               name: 'operator',
               image,
               command: ['tini', '--', 'vgw', 'operator'],
-              env: [fieldEnv('POD_NAME', 'metadata.name'), fieldEnv('POD_NAMESPACE', 'metadata.namespace')],
+              // /metrics on the pod IP, so Prometheus can scrape it (deploy/monitoring/).
+              args: ['--metrics-address=$(POD_IP)'],
+              env: [fieldEnv('POD_NAME', 'metadata.name'), fieldEnv('POD_NAMESPACE', 'metadata.namespace'), fieldEnv('POD_IP', 'status.podIP')],
               ports: [
-                { name: 'probe', containerPort: 9901, protocol: 'TCP' },
+                { name: 'probe', containerPort: PROBE_PORT, protocol: 'TCP' },
+                { name: METRICS_PORT_NAME, containerPort: METRICS_PORT, protocol: 'TCP' },
               ],
               livenessProbe: { httpGet: { path: '/healthz', port: 'probe' }, periodSeconds: 10, failureThreshold: 3 },
               readinessProbe: { httpGet: { path: '/readyz', port: 'probe' }, periodSeconds: 5, failureThreshold: 2 },
@@ -268,12 +282,56 @@ function prometheusRule(): Schema {
   };
 }
 
+export const PODMONITORS_PATH = 'deploy/monitoring/podmonitors.yaml';
+
+/** The meta label Kubernetes service discovery gives a pod label (`__meta_kubernetes_pod_label_<sanitised name>`). */
+export function podLabelMeta(label: string): string {
+  return `__meta_kubernetes_pod_label_${label.replace(/[^A-Za-z0-9_]/g, '_')}`;
+}
+
+/** The labels the dashboards and alerts filter on: `namespace` and `pod` on every series. */
+const POD_RELABELINGS: Schema[] = [
+  { sourceLabels: ['__meta_kubernetes_namespace'], targetLabel: 'namespace' },
+  { sourceLabels: ['__meta_kubernetes_pod_name'], targetLabel: 'pod' },
+];
+
+function podMonitor(name: string, namespaceSelector: Schema, selector: Record<string, string>, relabelings: Schema[]): Schema {
+  return {
+    apiVersion: 'monitoring.coreos.com/v1',
+    kind: 'PodMonitor',
+    metadata: { name, namespace: NAMESPACE, labels: { 'app.kubernetes.io/name': 'vgw' } },
+    spec: {
+      namespaceSelector,
+      selector: { matchLabels: { ...selector } },
+      podMetricsEndpoints: [{ port: METRICS_PORT_NAME, path: '/metrics', relabelings }],
+    },
+  };
+}
+
+/**
+ * PodMonitors of the gateway pods (any namespace, by the labels the operator always puts on
+ * them; a class with `metrics.exposed: false` has no `metrics` port, so its pods are not
+ * scraped) and of the operator, adding the `namespace`, `pod` and `gateway` labels the
+ * dashboards and alerts filter on.
+ */
+export function podMonitors(): Schema[] {
+  return [
+    podMonitor('vgw-gateways', { any: true }, GATEWAY_POD_LABELS, [
+      ...POD_RELABELINGS,
+      // A Gateway name longer than a label value has no such pod label, and its series no `gateway` label.
+      { sourceLabels: [podLabelMeta(GATEWAY_NAME_LABEL)], targetLabel: 'gateway' },
+    ]),
+    podMonitor('vgw-operator', { matchNames: [NAMESPACE] }, OPERATOR_POD_LABELS, POD_RELABELINGS),
+  ];
+}
+
 /** Path (relative to the repository) -> content. */
 export function generateManifests(version?: string): Map<string, string> {
   return new Map([
     [CRD_PATH, yamlDocs([parametersCrd()])],
     [INSTALL_PATH, yamlDocs(installObjects(version))],
     [PROMETHEUS_RULE_PATH, yamlDocs([prometheusRule()])],
+    [PODMONITORS_PATH, yamlDocs(podMonitors())],
   ]);
 }
 

@@ -5,7 +5,8 @@
 // the API.
 //
 // Pods are replaced only when what a running pod cannot pick up changes: the image, varnishd's
-// command line, the listen ports (fixed when varnishd starts), logging and resources. Routes
+// command line, the listen ports (fixed when varnishd starts), logging, where the agent serves
+// /status and /metrics, and resources. Routes
 // reach the pods through the routing ConfigMaps (src/operator/publish.ts) and never touch the
 // Deployment. The pod template carries `gateway.vgw.dev/infra-hash` over exactly those inputs.
 import { createHash } from 'node:crypto';
@@ -29,6 +30,15 @@ export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'vgw-operator';
 export const INSTANCE_LABEL = 'app.kubernetes.io/instance';
 export const INFRA_HASH_ANNOTATION = 'gateway.vgw.dev/infra-hash';
+export const APP_NAME_LABEL = 'app.kubernetes.io/name';
+export const APP_NAME = 'vgw';
+export const COMPONENT_LABEL = 'app.kubernetes.io/component';
+export const GATEWAY_COMPONENT = 'gateway';
+/**
+ * Labels every gateway pod carries whatever the class's or the Gateway's labels say (the
+ * standard labels win): what a PodMonitor selects gateway pods by, in any namespace.
+ */
+export const GATEWAY_POD_LABELS: Readonly<Record<string, string>> = { [COMPONENT_LABEL]: GATEWAY_COMPONENT, [MANAGED_BY_LABEL]: MANAGED_BY };
 
 /** ClusterRole of the agent's cluster-wide reads and route status writes (deploy/install.yaml). */
 export const CHAPERONE_CLUSTER_ROLE = 'vgw-chaperone';
@@ -37,6 +47,8 @@ export const CHAPERONE_ROUTING_ROLE = 'vgw-chaperone-routing';
 
 export const PROBE_PORT = 9901;
 export const METRICS_PORT = 9902;
+/** Container port name of the agent's /status and /metrics when exposed: what a PodMonitor scrapes. */
+export const METRICS_PORT_NAME = 'metrics';
 export const WORK_DIR = '/var/lib/vgw';
 /**
  * The VSM directory of the pod's varnishd: the same for every varnishd the agent starts
@@ -156,6 +168,8 @@ export function infraHash(image: string, params: GatewayClassParametersSpec, por
       varnish: params.varnish,
       ports,
       logging: params.logging,
+      // The metrics address is a pod argument.
+      metrics: params.metrics,
       resources: params.resources ?? null,
     }),
   ).slice(0, 16);
@@ -165,8 +179,8 @@ const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 
 function standardLabels(gateway: GatewayIdentity, instance: string): Record<string, string> {
   const labels: Record<string, string> = {
-    'app.kubernetes.io/name': 'vgw',
-    'app.kubernetes.io/component': 'gateway',
+    [APP_NAME_LABEL]: APP_NAME,
+    [COMPONENT_LABEL]: GATEWAY_COMPONENT,
     [INSTANCE_LABEL]: instance,
     [MANAGED_BY_LABEL]: MANAGED_BY,
     [GATEWAY_NAMESPACE_LABEL]: gateway.namespace,
@@ -210,6 +224,9 @@ function chaperoneArgs(gateway: GatewayIdentity, params: GatewayClassParametersS
     `--listen-ports=${ports.join(',')}`,
     '--probe-port', String(PROBE_PORT),
     '--metrics-port', String(METRICS_PORT),
+    // Exposed: /status and /metrics on the pod IP for a scrape (what they show: docs/chaperone.md).
+    // Otherwise the agent's default, 127.0.0.1, inside the pod only.
+    ...(params.metrics.exposed ? ['--metrics-address=$(POD_IP)'] : []),
     '--work-dir', WORK_DIR,
     '--storage', storageArg(params.varnish.storageSize),
   ];
@@ -301,6 +318,8 @@ export function renderInfrastructure(gateway: GatewayIdentity, infra: GatewayInf
     ports: [
       ...ports.map((port) => ({ name: `l-${port}`, containerPort: port, protocol: 'TCP' })),
       { name: 'probe', containerPort: PROBE_PORT, protocol: 'TCP' },
+      // Declared only when it can be reached: a PodMonitor scraping a pod-local port would only fail.
+      ...(params.metrics.exposed ? [{ name: METRICS_PORT_NAME, containerPort: METRICS_PORT, protocol: 'TCP' }] : []),
     ],
     // Readiness only: /healthz is 503 for the whole drain, and a liveness probe would restart
     // the container in the middle of it (docs/chaperone.md).

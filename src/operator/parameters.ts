@@ -170,6 +170,14 @@ export const gatewayClassParametersSpec = z
       .superRefine((logging, ctx) => {
         if (logging.format !== undefined && logging.mode !== 'varnishncsa') ctx.addIssue({ code: 'custom', path: ['format'], message: 'format applies only to mode varnishncsa' });
       }),
+    metrics: z
+      .object({
+        exposed: z
+          .boolean()
+          .default(true)
+          .describe('Serve the agent\'s /status and /metrics on the pod IP (container port "metrics", 9902) for a Prometheus scrape; false keeps them on 127.0.0.1 inside the pod (reachable with port-forward only).'),
+      })
+      .prefault({}),
     terminationGracePeriodSeconds: z.int().min(0).max(3600).default(300).describe('Bounds the drain of a gateway pod (open connections end on their own until then).'),
     labels: labelMap.prefault({}).describe('Extra labels on every per-Gateway object.'),
     annotations: annotationMap.prefault({}).describe('Extra annotations on every per-Gateway object.'),

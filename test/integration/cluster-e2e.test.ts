@@ -112,6 +112,12 @@ test('the operator from install.yaml programs a Gateway, and an HTTPRoute serves
     const pods = await gatewayPods();
     assert.equal(pods.length, 1);
     gatewayPod = { name: pods[0].metadata!.name!, uid: pods[0].metadata!.uid!, restarts: pods[0].status?.containerStatuses?.[0]?.restartCount ?? 0 };
+
+    // What a PodMonitor scrapes: /metrics at the pod IP, port 9902, of the gateway pod and of
+    // each operator replica (left at the pod-local default, nothing answers there).
+    const probe = new ClusterProbe(cluster);
+    assert.match(await probe.metrics(pods[0]), /^vgw_vcl_reloads_total\{result="success"\} [1-9]/m, 'the gateway pod\'s /metrics on its pod IP');
+    for (const pod of await operatorPods()) assert.match(await probe.metrics(pod), /^vgw_operator_leader /m, `${pod.metadata?.name}'s /metrics on its pod IP`);
   }),
 );
 

@@ -139,13 +139,7 @@ test('adding a listener rolls the gateway pod with no failed request on the exis
       await eventually(`GET / through ${address}:${NEW_PORT} answers 200`, async () => (await get(address, HOST, '/', NEW_PORT).catch(() => ({ status: 0 }))).status === 200, SLOW, 200);
       // The keep-alive clients never stop: the old pod tells them to close, they reconnect to
       // the new pod, and its drain ends while they keep going.
-      await eventually('the old gateway pod is gone, one new pod serves', async () => {
-        const now = await gatewayPods();
-        return now.length === 1 && now[0].metadata?.uid !== oldUid && isReady(now[0]);
-      }, SLOW, 200);
-      t.diagnostic(`roll with busy keep-alive clients: old pod gone ${((performance.now() - rollStart) / 1000).toFixed(1)} s after the Gateway change`);
-      const { keepAlive, newConnection } = clients.ok;
-      await eventually('more requests on both kinds of connection after the roll', () => clients.ok.keepAlive > keepAlive + 20 && clients.ok.newConnection > newConnection + 10, SLOW, 50);
+      await rollCompletes(t, oldUid, clients, rollStart);
     } finally {
       await clients.stop();
     }
@@ -181,13 +175,7 @@ test('removing a listener rolls the gateway pod; the old pod keeps serving the o
       const rollStart = performance.now();
       await objects.replace({ ...gateway([listener('extra', NEW_PORT)]), metadata: { ...gatewayRef.metadata, resourceVersion: live.metadata?.resourceVersion } });
       await eventually('the old pod took the config without the listener', () => podEvents(oldName).includes('listeners-unrouted'), SLOW, 100);
-      await eventually('the old gateway pod is gone, one new pod serves', async () => {
-        const now = await gatewayPods();
-        return now.length === 1 && now[0].metadata?.uid !== oldUid && isReady(now[0]);
-      }, SLOW, 200);
-      t.diagnostic(`roll with busy keep-alive clients: old pod gone ${((performance.now() - rollStart) / 1000).toFixed(1)} s after the Gateway change`);
-      const { keepAlive, newConnection } = clients.ok;
-      await eventually('more requests on both kinds of connection after the roll', () => clients.ok.keepAlive > keepAlive + 20 && clients.ok.newConnection > newConnection + 10, SLOW, 50);
+      await rollCompletes(t, oldUid, clients, rollStart);
     } finally {
       await clients.stop();
     }
@@ -213,4 +201,15 @@ function podEvents(pod: string): string[] {
         return [];
       }
     });
+}
+
+/** The old pod gone and one new pod ready, then more requests served on both kinds of connection. */
+async function rollCompletes(t: { diagnostic(message: string): void }, oldUid: string, clients: ReturnType<typeof startClients>, rollStart: number): Promise<void> {
+  await eventually('the old gateway pod is gone, one new pod serves', async () => {
+    const now = await gatewayPods();
+    return now.length === 1 && now[0].metadata?.uid !== oldUid && isReady(now[0]);
+  }, SLOW, 200);
+  t.diagnostic(`roll with busy keep-alive clients: old pod gone ${((performance.now() - rollStart) / 1000).toFixed(1)} s after the Gateway change`);
+  const { keepAlive, newConnection } = clients.ok;
+  await eventually('more requests on both kinds of connection after the roll', () => clients.ok.keepAlive > keepAlive + 20 && clients.ok.newConnection > newConnection + 10, SLOW, 50);
 }

@@ -7,6 +7,8 @@ import {
   GATEWAY_NAMESPACE_LABEL,
   INFRA_HASH_ANNOTATION,
   MANAGED_BY_LABEL,
+  GATEWAY_POD_LABELS,
+  METRICS_PORT_NAME,
   VSM_DIR,
   infraName,
   renderInfrastructure,
@@ -95,7 +97,7 @@ describe('renderInfrastructure', () => {
     assert.deepEqual(c.args?.slice(0, 3), ['--gateway', 'shop/public', '--listen-address=$(POD_IP)']);
     // The pod's own ports (those of its containerPorts and template hash): a config adding a
     // listener is served by the pods rolled out for it, never by restarting this pod's varnishd.
-    assert.equal(c.args?.[3], `--listen-ports=${(c.ports ?? []).filter((p) => p.name !== 'probe').map((p) => p.containerPort).join(',')}`);
+    assert.equal(c.args?.[3], `--listen-ports=${(c.ports ?? []).filter((p) => p.name?.startsWith('l-')).map((p) => p.containerPort).join(',')}`);
     assert.match(c.args?.[3] ?? '', /^--listen-ports=\d+(,\d+)*$/);
     assert.ok(c.args?.includes('--storage') && c.args.includes(`malloc,${256 * 2 ** 20}`));
     assert.deepEqual(
@@ -140,7 +142,7 @@ describe('renderInfrastructure', () => {
     assert.equal(render(params({ replicas: 3 })).deployment.spec?.replicas, 3);
   });
 
-  test('the infra hash changes with a listener port, the image, varnishd settings, logging and resources', () => {
+  test('the infra hash changes with a listener port, the image, varnishd settings, logging, resources and metrics exposure', () => {
     const base = hashOf();
     assert.match(base ?? '', /^[0-9a-f]{16}$/);
     const portChange = infra({ listeners: [...infra().listeners.slice(0, 2), { name: 'alt', protocol: 'HTTP', port: 8081, hostname: '*', certificateRefs: [] }] });
@@ -151,6 +153,31 @@ describe('renderInfrastructure', () => {
     assert.notEqual(hashOf(params({ varnish: { storageSize: '1Gi' } })), base, 'storage');
     assert.notEqual(hashOf(params({ logging: { mode: 'varnishncsa' } })), base, 'logging');
     assert.notEqual(hashOf(params({ resources: { limits: { memory: '1Gi' } } })), base, 'resources');
+    assert.notEqual(hashOf(params({ metrics: { exposed: false } })), base, 'metrics exposure (a pod argument)');
+    assert.equal(hashOf(params({ metrics: { exposed: true } })), base, 'exposed is the default');
+  });
+
+  test('/status and /metrics are on the pod IP with a "metrics" container port by default, pod-local with metrics.exposed false', () => {
+    const flag = (c: V1Container) => (c.args ?? []).filter((a) => a.startsWith('--metrics-address'));
+    const exposed = gatewayContainer();
+    assert.deepEqual(flag(exposed), ['--metrics-address=$(POD_IP)']);
+    assert.deepEqual(exposed.ports?.find((p) => p.name === METRICS_PORT_NAME), { name: 'metrics', containerPort: 9902, protocol: 'TCP' });
+    const args = exposed.args ?? [];
+    assert.equal(args[args.indexOf('--metrics-port') + 1], '9902', 'the flag and the container port agree');
+    assert.ok(exposed.env?.some((e) => e.name === 'POD_IP' && e.valueFrom?.fieldRef?.fieldPath === 'status.podIP'), '$(POD_IP) is defined for the kubelet to expand');
+
+    // Not exposed: the agent's default address (127.0.0.1), and no port a PodMonitor would try and fail to scrape.
+    const local = gatewayContainer(render(params({ metrics: { exposed: false } })));
+    assert.deepEqual(flag(local), []);
+    assert.equal(local.ports?.find((p) => p.name === METRICS_PORT_NAME), undefined);
+    assert.ok(local.ports?.some((p) => p.name === 'probe'), 'probes stay reachable');
+  });
+
+  test('gateway pods carry the labels the PodMonitor selects them by, whatever the class and Gateway labels say', () => {
+    const r = render(params({ labels: { 'app.kubernetes.io/component': 'other', 'app.kubernetes.io/managed-by': 'someone' } }), infra({ labels: { 'app.kubernetes.io/component': 'x' } }));
+    const podLabels = r.deployment.spec?.template.metadata?.labels ?? {};
+    for (const [k, v] of Object.entries(GATEWAY_POD_LABELS)) assert.equal(podLabels[k], v, k);
+    assert.deepEqual(GATEWAY_POD_LABELS, { 'app.kubernetes.io/component': 'gateway', 'app.kubernetes.io/managed-by': 'vgw-operator' });
   });
 
   test('the infra hash does not change for anything else', () => {

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { CRD_PATH, INSTALL_PATH, PROMETHEUS_RULE_PATH, generateManifests, staleFiles } from '../../scripts/manifests.ts';
-import { parseParameters } from '../../src/operator/parameters.ts';
+import { CRD_PATH, INSTALL_PATH, PODMONITORS_PATH, PROMETHEUS_RULE_PATH, generateManifests, podLabelMeta, staleFiles } from '../../scripts/manifests.ts';
+import { GATEWAY_NAME_LABEL, renderInfrastructure } from '../../src/operator/infrastructure.ts';
+import { defaultParameters, parseParameters } from '../../src/operator/parameters.ts';
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; [key: string]: unknown };
 
@@ -17,7 +18,7 @@ describe('npm run manifests', () => {
   test('the generator is deterministic', () => {
     const a = generateManifests();
     const b = generateManifests();
-    assert.deepEqual([...a.keys()], [CRD_PATH, INSTALL_PATH, PROMETHEUS_RULE_PATH]);
+    assert.deepEqual([...a.keys()], [CRD_PATH, INSTALL_PATH, PROMETHEUS_RULE_PATH, PODMONITORS_PATH]);
     assert.deepEqual(a, b);
   });
 
@@ -93,5 +94,47 @@ describe('npm run manifests', () => {
       assert.ok(!r.verbs.includes('*') && !r.resources.includes('*') && !r.apiGroups.includes('*'));
       if (r.resources.includes('secrets')) assert.deepEqual(r.verbs, ['get', 'list', 'watch']);
     }
+  });
+
+  test('the operator serves /metrics on its pod IP, at a container port named metrics', () => {
+    const deployment = installObjects().find((o) => o.kind === 'Deployment') as unknown as {
+      spec: { template: { spec: { containers: { args?: string[]; env: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[]; ports: { name: string; containerPort: number }[] }[] } } };
+    };
+    const c = deployment.spec.template.spec.containers[0];
+    assert.deepEqual(c.args, ['--metrics-address=$(POD_IP)']);
+    assert.equal(c.env.find((e) => e.name === 'POD_IP')?.valueFrom?.fieldRef?.fieldPath, 'status.podIP');
+    assert.deepEqual(c.ports.find((p) => p.name === 'metrics')?.containerPort, 9902);
+  });
+
+  test('podmonitors.yaml: gateway pods in any namespace and the operator, by their own labels and port, with namespace, pod and gateway labels', () => {
+    type Relabel = { sourceLabels: string[]; targetLabel: string };
+    type PodMonitor = Obj & { spec: { namespaceSelector: Record<string, unknown>; selector: { matchLabels: Record<string, string> }; podMetricsEndpoints: { port: string; path: string; relabelings: Relabel[] }[] } };
+    const monitors = parseAllDocuments(generateManifests().get(PODMONITORS_PATH) as string).map((d) => d.toJS() as PodMonitor).filter(Boolean);
+    assert.deepEqual(monitors.map((m) => `${m.apiVersion} ${m.kind}/${m.metadata.namespace}/${m.metadata.name}`), [
+      'monitoring.coreos.com/v1 PodMonitor/vgw-system/vgw-gateways',
+      'monitoring.coreos.com/v1 PodMonitor/vgw-system/vgw-operator',
+    ]);
+    const [gateways, operator] = monitors;
+    const targets = (m: PodMonitor) => Object.fromEntries(m.spec.podMetricsEndpoints[0].relabelings.map((r) => [r.targetLabel, r.sourceLabels]));
+    assert.deepEqual(targets(gateways), {
+      namespace: ['__meta_kubernetes_namespace'],
+      pod: ['__meta_kubernetes_pod_name'],
+      gateway: ['__meta_kubernetes_pod_label_gateway_networking_k8s_io_gateway_name'],
+    });
+    assert.equal(podLabelMeta(GATEWAY_NAME_LABEL), '__meta_kubernetes_pod_label_gateway_networking_k8s_io_gateway_name');
+    assert.deepEqual(targets(operator), { namespace: ['__meta_kubernetes_namespace'], pod: ['__meta_kubernetes_pod_name'] });
+    assert.deepEqual(gateways.spec.namespaceSelector, { any: true });
+    assert.deepEqual(operator.spec.namespaceSelector, { matchNames: ['vgw-system'] });
+
+    // Each selects the pods it is about, at a port they declare, and not the others.
+    const selects = (m: PodMonitor, labels: Record<string, string> = {}) => Object.entries(m.spec.selector.matchLabels).every(([k, v]) => labels[k] === v);
+    const rendered = renderInfrastructure({ namespace: 'shop', name: 'public', uid: 'u' }, { listeners: [{ name: 'http', protocol: 'HTTP', port: 80, hostname: '*', certificateRefs: [] }], addresses: [], labels: {}, annotations: {} }, defaultParameters(), { defaultImage: 'vgw:0' });
+    const gatewayPod = rendered.deployment.spec?.template;
+    const operatorPod = (installObjects().find((o) => o.kind === 'Deployment') as unknown as { spec: { template: { metadata: { labels: Record<string, string> }; spec: { containers: { ports: { name: string }[] }[] } } } }).spec.template;
+    assert.ok(selects(gateways, gatewayPod?.metadata?.labels) && !selects(gateways, operatorPod.metadata.labels));
+    assert.ok(selects(operator, operatorPod.metadata.labels) && !selects(operator, gatewayPod?.metadata?.labels));
+    assert.ok(gatewayPod?.spec?.containers[0].ports?.some((p) => p.name === gateways.spec.podMetricsEndpoints[0].port));
+    assert.ok(operatorPod.spec.containers[0].ports.some((p) => p.name === operator.spec.podMetricsEndpoints[0].port));
+    for (const m of monitors) assert.equal(m.spec.podMetricsEndpoints[0].path, '/metrics');
   });
 });

@@ -21,6 +21,7 @@ describe('GatewayClassParameters', () => {
       varnish: { parameters: {}, extraArgs: [], storageSize: '256Mi' },
       service: { type: 'LoadBalancer', annotations: {}, labels: {} },
       logging: { mode: 'none', extraArgs: [] },
+      metrics: { exposed: true },
       terminationGracePeriodSeconds: 300,
       labels: {},
       annotations: {},
@@ -41,6 +42,7 @@ describe('GatewayClassParameters', () => {
         replicas: 3,
         service: { type: 'LoadBalancer', annotations: { 'a.example.com/x': 'y' }, labels: { team: 'web' }, loadBalancerClass: 'example.com/lb', externalTrafficPolicy: 'Local' },
         logging: { mode: 'varnishncsa', format: '%h %r %s', extraArgs: ['-c', '-q', 'RespStatus >= 500'] },
+        metrics: { exposed: false },
         terminationGracePeriodSeconds: 600,
         labels: { env: 'prod' },
         annotations: { note: 'free text' },
@@ -95,6 +97,7 @@ describe('GatewayClassParameters', () => {
     assert.match(rejected({ service: { type: 'ExternalName' } }), /spec\.service\.type/);
     assert.match(rejected({ service: { externalTrafficPolicy: 'Anywhere' } }), /spec\.service\.externalTrafficPolicy/);
     assert.match(rejected({ terminationGracePeriodSeconds: -1 }), /spec\.terminationGracePeriodSeconds/);
+    assert.match(rejected({ metrics: { exposed: 'yes' } }), /spec\.metrics\.exposed/);
     assert.match(rejected({ labels: { 'bad key!': 'x' } }), /spec\.labels/);
     assert.match(rejected({ unknownField: 1 }), /spec: Unrecognized key/);
     const wrongKind = parseParameters({ ...object({}), kind: 'Other' });
@@ -166,5 +169,6 @@ describe('GatewayClassParameters CRD', () => {
     const rules = varnishParams['x-kubernetes-validations'] as { rule: string }[];
     for (const name of FORBIDDEN_VARNISHD_PARAMS) assert.ok(rules[0].rule.includes(`'${name}'`), name);
     assert.equal(props.replicas.default, undefined);
+    assert.equal((props.metrics.properties as Record<string, Node>).exposed.default, true);
   });
 });
