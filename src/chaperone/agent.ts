@@ -234,11 +234,11 @@ export class Chaperone {
   }
 
   /**
-   * SIGTERM: not ready at once (health 503, so Kubernetes stops sending traffic), wait for the
-   * open client connections to close, then stop varnishd cleanly. No timeout of our own: the
+   * SIGTERM: not ready at once (health 503, so Kubernetes stops sending traffic), wait until no
+   * client connection is open and none arrived for a quiet period, then stop varnishd cleanly. No timeout of our own: the
    * pod's terminationGracePeriodSeconds ends it.
    */
-  async drain(options: Omit<DrainOptions, 'logger' | 'varnishd' | 'activeSessions' | 'closeConnections'> = {}): Promise<void> {
+  async drain(options: Omit<DrainOptions, 'logger' | 'varnishd' | 'connections' | 'closeConnections'> = {}): Promise<void> {
     if (this.state.phase === 'draining' || this.state.phase === 'stopped') return;
     this.state.phase = 'draining';
     this.state.ready = false;
@@ -253,7 +253,11 @@ export class Chaperone {
       varnishd: this.dataPlane.varnish,
       closeConnections: () => this.loadDrainingVcl(),
       // A fresh poll each time: the background one may be up to a poll interval old.
-      activeSessions: async () => (stats ? (activeSessions(await stats.get()) ?? Number.NaN) : 0),
+      connections: async () => {
+        if (!stats) return { open: 0, accepted: 0 };
+        const snapshot = await stats.get();
+        return { open: activeSessions(snapshot) ?? Number.NaN, accepted: snapshot.counter('MAIN.sess_conn') ?? Number.NaN };
+      },
     });
     await this.stop();
   }

@@ -1,13 +1,18 @@
-// Connection draining: the pod is already out of the Service's endpoints (health turned 503
-// when the drain started), so waiting for the open client connections to end loses no
-// request in flight. Then varnishd's child is stopped through the admin CLI and the manager
-// is terminated, so the process can exit 0.
+// Connection draining. Health turned 503 when the drain started, but the pod leaves the
+// Service's endpoints only once the kubelet's next probe has seen it and the endpoint change
+// has reached every proxy: until then new connections keep arriving, and stopping at the first
+// moment no connection is open would refuse them. So the drain ends when no connection is open
+// AND none was accepted for a quiet period. Then varnishd's child is stopped through the admin
+// CLI and the manager is terminated, so the process can exit 0.
 import type { Logger } from 'pino';
 import type { Varnishd } from '../varnish/varnishd.ts';
 
+/** Time without a new connection after which the endpoint removal is taken as done. */
+export const DRAIN_QUIET_MS = 5000;
+
 export interface DrainOptions {
-  /** Open client connections right now (from varnishstat). */
-  activeSessions: () => Promise<number>;
+  /** Client connections open right now, and accepted since varnishd started (from varnishstat). */
+  connections: () => Promise<{ open: number; accepted: number }>;
   varnishd: Varnishd | null;
   logger: Logger;
   /**
@@ -16,6 +21,8 @@ export interface DrainOptions {
    */
   closeConnections?: () => Promise<void>;
   pollMs?: number;
+  /** How long no connection may have been accepted before the drain ends (default DRAIN_QUIET_MS). */
+  quietMs?: number;
   /** How often the remaining count is logged. */
   logEveryMs?: number;
 }
@@ -28,16 +35,25 @@ export async function drainConnections(opts: DrainOptions): Promise<void> {
   if (opts.varnishd) {
     await opts.closeConnections?.();
     let lastLog = performance.now();
+    const quietMs = opts.quietMs ?? DRAIN_QUIET_MS;
+    let accepted = Number.NaN;
+    let acceptedSince = performance.now();
     for (;;) {
       let remaining: number;
       try {
-        remaining = await opts.activeSessions();
+        const now = await opts.connections();
+        remaining = now.open;
+        // A missing counter (NaN) is no news: the quiet period then runs from the drain's start.
+        if (!Number.isNaN(now.accepted) && now.accepted !== accepted) {
+          accepted = now.accepted;
+          acceptedSince = performance.now();
+        }
       } catch (err) {
         // Without a count we cannot know; keep waiting (the grace period bounds it).
         log.warn({ event: 'drain-stats-failed', err: (err as Error).message }, 'could not read active connections');
         remaining = Number.NaN;
       }
-      if (remaining === 0) break;
+      if (remaining === 0 && performance.now() - acceptedSince >= quietMs) break;
       if (performance.now() - lastLog >= logEveryMs) {
         log.info({ event: 'drain-progress', remaining }, `draining: ${remaining} client connections open`);
         lastLog = performance.now();
