@@ -15,3 +15,6 @@ VGW_CONFORMANCE_SHARDS=4 npm run conformance
 # And in cluster mode: the operator from deploy/install.yaml and its gateway pods on the local
 # cluster (docs/testing.md), status read from the API server, traffic through each Gateway's address.
 npm run conformance -- --cluster
+# The container image: built from Debian packages and npm (no container engine), then run
+# read-only as its non-root user, serving through varnishd on :80 (docs/install.md "The image").
+npm run image:smoke

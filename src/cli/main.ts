@@ -33,6 +33,11 @@ commands:
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // `vgw <command> --help`: the usage of every command (before any flag is parsed or started).
+  if (command !== undefined && (rest.includes('--help') || rest[0] === '-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   switch (command) {
     case 'serve':
       return runServe(rest);

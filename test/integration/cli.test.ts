@@ -58,4 +58,12 @@ describe('vgw CLI', () => {
     assert.equal(vgw('vcl').code, 2);
     assert.equal(vgw('frobnicate').code, 2);
   });
+
+  test('<command> --help prints the usage and exits 0, before starting anything', () => {
+    for (const command of ['operator', 'chaperone', 'serve', 'explain']) {
+      const r = vgw(command, '--help');
+      assert.equal(r.code, 0, `${command}: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`^ {2}${command} `, 'm'), command);
+    }
+  });
 });
