@@ -188,6 +188,8 @@ export class Chaperone {
     }
     const config = compileConfig(ir, endpoints, { shards: this.opts.shards, shardCache: this.shardCache });
     await this.dataPlane.apply(config);
+    // The first config is the pod starting, not a change propagating.
+    if (this.compiled && decoded.sha256 !== this.compiled.hash) this.observePropagation(decoded.publishedAt);
     this.compiled = { hash: decoded.sha256, endpoints: endpointsKey };
     this.state.configHash = decoded.sha256;
     this.state.endpoints = countEndpoints(endpoints);
@@ -197,6 +199,16 @@ export class Chaperone {
       this.log.info({ event: 'ready', routes: config.stats.routes, endpoints: this.state.endpoints }, 'first config live: ready');
     }
     this.routeStatus?.live(decoded.sha256);
+  }
+
+  /**
+   * A newly published config is live: how long since the operator published it. A negative or
+   * hour-long figure is clock skew, not propagation, and is left out.
+   */
+  private observePropagation(publishedAt: number | undefined): void {
+    if (publishedAt === undefined) return;
+    const seconds = (Date.now() - publishedAt) / 1000;
+    if (seconds >= 0 && seconds < 3600) this.metrics.configPropagation.observe(seconds);
   }
 
   /** The published IR as this pod binds it (see ChaperoneOptions.listenAddress). */

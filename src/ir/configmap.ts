@@ -20,6 +20,12 @@ export const FORMAT = 'vgw.dev/routing-ir+gzip';
 const PAYLOAD_KEY = 'routing.json.gz';
 /** Compressed bytes per ConfigMap: leaves room under the 1 MiB limit for metadata. */
 export const PART_BYTES = 900 * 1024;
+/**
+ * On the head: when the publisher wrote this config (RFC 3339). Gateway pods measure from it how
+ * long a config took to go live (vgw_config_propagation_seconds). Not part of the config: the
+ * publisher compares heads by sha256 only, and an agent ignores a value it cannot parse.
+ */
+export const PUBLISHED_AT_ANNOTATION = 'gateway.vgw.dev/published-at';
 
 export interface ConfigMapObject {
   apiVersion: 'v1';
@@ -42,7 +48,7 @@ export function partName(gateway: string, index: number): string {
  * the order a publisher must write them. Parts of an older, longer config that are not in the
  * list should be deleted after the head is written.
  */
-export function encodeRoutingConfig(ir: RoutingIR, namespace: string, gateway: string, partBytes = PART_BYTES): ConfigMapObject[] {
+export function encodeRoutingConfig(ir: RoutingIR, namespace: string, gateway: string, partBytes = PART_BYTES, publishedAt?: Date): ConfigMapObject[] {
   const payload = gzipSync(JSON.stringify(ir), { level: 6 });
   const sha256 = createHash('sha256').update(payload).digest('hex');
   const chunks: Buffer[] = [];
@@ -60,7 +66,7 @@ export function encodeRoutingConfig(ir: RoutingIR, namespace: string, gateway: s
   const head: ConfigMapObject = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
-    metadata: { name: headName(gateway), namespace, labels: labels('head') },
+    metadata: { name: headName(gateway), namespace, labels: labels('head'), ...(publishedAt ? { annotations: { [PUBLISHED_AT_ANNOTATION]: publishedAt.toISOString() } } : {}) },
     data: { format: FORMAT, irVersion: String(ir.version), sha256, parts: String(chunks.length), bytes: String(payload.length) },
     binaryData: { [PAYLOAD_KEY]: chunks[0].toString('base64') },
   };
@@ -68,14 +74,15 @@ export function encodeRoutingConfig(ir: RoutingIR, namespace: string, gateway: s
 }
 
 export type DecodeResult =
-  | { state: 'ok'; ir: RoutingIR; sha256: string }
+  /** publishedAt: the head's PUBLISHED_AT_ANNOTATION in epoch milliseconds, when it has a valid one. */
+  | { state: 'ok'; ir: RoutingIR; sha256: string; publishedAt?: number }
   /** Some part is missing or from another config: wait for the next change. */
   | { state: 'incomplete'; reason: string }
   /** The head is complete but unusable: report it and keep the last good config. */
   | { state: 'invalid'; reason: string };
 
 interface ConfigMapLike {
-  metadata?: { name?: string; labels?: Record<string, string>; resourceVersion?: string };
+  metadata?: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string>; resourceVersion?: string };
   data?: Record<string, string>;
   binaryData?: Record<string, string>;
 }
@@ -98,11 +105,23 @@ export const DECODE_LIMITS = {
 export function decodeRoutingConfig(configMaps: ConfigMapLike[], gateway: string): DecodeResult {
   const payload = collectPayload(configMaps, gateway);
   if ('state' in payload) return payload;
-  return inflateAndParse(payload.bytes, payload.sha256);
+  return withPublishedAt(inflateAndParse(payload.bytes, payload.sha256), payload.publishedAt);
+}
+
+function withPublishedAt(result: DecodeResult, publishedAt: number | undefined): DecodeResult {
+  return result.state === 'ok' && publishedAt !== undefined ? { ...result, publishedAt } : result;
+}
+
+/** The head's publication time; anything but an RFC 3339 UTC time is ignored. */
+function publishedAtOf(head: ConfigMapLike): number | undefined {
+  const v = head.metadata?.annotations?.[PUBLISHED_AT_ANNOTATION];
+  if (typeof v !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/.test(v)) return undefined;
+  const ms = Date.parse(v);
+  return Number.isFinite(ms) ? ms : undefined;
 }
 
 /** The head's checks and the concatenated compressed payload, verified against its hash. */
-function collectPayload(configMaps: ConfigMapLike[], gateway: string): DecodeResult | { bytes: Buffer; sha256: string } {
+function collectPayload(configMaps: ConfigMapLike[], gateway: string): DecodeResult | { bytes: Buffer; sha256: string; publishedAt?: number } {
   const head = configMaps.find((c) => c.metadata?.name === headName(gateway));
   if (!head) return { state: 'incomplete', reason: `ConfigMap ${headName(gateway)} not found` };
   const d = head.data ?? {};
@@ -135,7 +154,7 @@ function collectPayload(configMaps: ConfigMapLike[], gateway: string): DecodeRes
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   // Every part claims the head's hash, so this is not a config being written: it is damaged.
   if (sha256 !== d.sha256) return { state: 'invalid', reason: 'the routing config does not match its own checksum (damaged ConfigMap?)' };
-  return { bytes, sha256 };
+  return { bytes, sha256, publishedAt: publishedAtOf(head) };
 }
 
 function inflateAndParse(payload: Buffer, sha256: string): DecodeResult {
@@ -187,7 +206,7 @@ export class RoutingConfigReader {
       this.last = { ...this.last, key };
     } else {
       this.decodes++;
-      this.last = { key, sha256: payload.sha256, result: inflateAndParse(payload.bytes, payload.sha256) };
+      this.last = { key, sha256: payload.sha256, result: withPublishedAt(inflateAndParse(payload.bytes, payload.sha256), payload.publishedAt) };
     }
     return this.last.result;
   }

@@ -37,6 +37,8 @@ export interface GatewayMetrics {
   statsPollFailures: Counter;
   /** Configs that could not be made live; the previous one kept serving. */
   configErrors: Counter;
+  /** Publication of a routing config by the operator to this pod serving it (gateway pods only). */
+  configPropagation: Histogram;
 }
 
 export const VSL_READERS = ['mirror', 'records'] as const;
@@ -142,6 +144,12 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
     statsPollFailures: new Counter({
       name: 'vgw_stats_poll_failures_total',
       help: 'varnishstat polls that failed; varnish_* metrics keep the values of the last good poll.',
+      registers,
+    }),
+    configPropagation: new Histogram({
+      name: 'vgw_config_propagation_seconds',
+      help: "Time from the operator publishing a routing config (its head ConfigMap's published-at annotation) to this gateway pod serving it; includes the clock difference between the two machines. Gateway pods only.",
+      buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     }),
     configErrors: new Counter({

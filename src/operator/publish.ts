@@ -17,7 +17,7 @@ export interface PublishResult {
 
 export async function publishRoutingConfig(kubeConfig: KubeConfig, namespace: string, gateway: string, ir: RoutingIR, partBytes?: number): Promise<PublishResult> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
-  const objects = encodeRoutingConfig(ir, namespace, gateway, partBytes);
+  const objects = encodeRoutingConfig(ir, namespace, gateway, partBytes, new Date());
   // A conflict (the ConfigMap created by someone else between our replace and create) is
   // settled by trying again, not reported as a failed publish.
   for (const cm of objects) await retryConflicts(() => upsert(core, cm));

@@ -13,7 +13,7 @@ import { gzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { Chaperone } from '../../src/chaperone/agent.ts';
 import type { EchoServer } from '../../src/echo/server.ts';
-import { encodeRoutingConfig, headName, partName, GATEWAY_LABEL, ROLE_LABEL } from '../../src/ir/configmap.ts';
+import { encodeRoutingConfig, headName, partName, GATEWAY_LABEL, PUBLISHED_AT_ANNOTATION, ROLE_LABEL } from '../../src/ir/configmap.ts';
 import { publishRoutingConfig } from '../../src/operator/publish.ts';
 import { parseVclList } from '../../src/varnish/vcl-list.ts';
 import { startKubeApiServer, type KubeApiServer } from '../support/kube-api-server.ts';
@@ -195,6 +195,22 @@ describe('chaperone (in-process, test API server, real varnishd)', () => {
     assert.equal(patches(), 3, 'the failed report and its retry');
     assert.ok(log.lines().some((l) => l.event === 'served-report-failed' && l.object === `${GW.namespace}/${POD}`), 'the failure is logged with the Pod');
     assert.equal((await get(LISTEN, 'web.example.com')).status, 200);
+  });
+
+  test('a changed config is measured from its publication to live; the first config (the pod starting) is not', async () => {
+    const propagation = async () => (await chaperone.metrics.registry.getSingleMetric('vgw_config_propagation_seconds')?.get())?.values.find((v) => (v as { metricName?: string }).metricName === 'vgw_config_propagation_seconds_count')?.value ?? 0;
+    // The test before published one change; the config the pod started with is not counted.
+    assert.equal(await propagation(), 1, 'one observation so far');
+    const head = server.get({ ...CONFIGMAP, namespace: GW.namespace, name: headName(GW.name) }) as unknown as { metadata: { annotations?: Record<string, string> } };
+    assert.match(head.metadata.annotations?.[PUBLISHED_AT_ANNOTATION] ?? '', /^\d{4}-\d{2}-\d{2}T[\d:.]+Z$/, 'the publisher stamps the head');
+    const before = chaperone.state.configHash;
+    world.routes.push(httpRoute('app', 'measured', GW, 'measured.example.com', 'web'));
+    await publish(world);
+    await eventually('the changed config is live', () => chaperone.state.configHash !== before);
+    assert.equal(await propagation(), 2, 'one change, one observation');
+    world.routes.pop();
+    await publish(world);
+    await eventually('the route removed again', () => chaperone.state.configHash === before);
   });
 
   test('endpoints scale up and down under load without a failed request', async (t) => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { DECODE_LIMITS, decodeRoutingConfig, encodeRoutingConfig, headName, partName, RoutingConfigReader, type ConfigMapObject } from '../../src/ir/configmap.ts';
+import { DECODE_LIMITS, decodeRoutingConfig, encodeRoutingConfig, headName, partName, PUBLISHED_AT_ANNOTATION, RoutingConfigReader, type ConfigMapObject } from '../../src/ir/configmap.ts';
 import { IR_VERSION, type RoutingIR } from '../../src/ir/types.ts';
 
 function irWithRoutes(n: number): RoutingIR {
@@ -137,4 +137,22 @@ describe('routing ConfigMaps from an untrusted writer', () => {
     assert.equal(reader.read([]).state, 'incomplete');
     assert.equal(reader.decodes, 2);
   });
+});
+
+test('the head carries its publication time; a reader returns it, and ignores a value that is not an RFC 3339 UTC time', () => {
+  const ir = irWithRoutes(2);
+  const at = new Date('2026-12-06T10:00:00.123Z');
+  const cms = encodeRoutingConfig(ir, 'ns', 'gw', undefined, at);
+  const head = cms[cms.length - 1];
+  assert.equal(head.metadata.annotations?.[PUBLISHED_AT_ANNOTATION], '2026-12-06T10:00:00.123Z');
+  const decoded = decodeRoutingConfig(cms, 'gw');
+  assert.equal(decoded.state === 'ok' && decoded.publishedAt, at.getTime());
+  assert.equal(new RoutingConfigReader('gw').read(cms).state === 'ok' && (new RoutingConfigReader('gw').read(cms) as { publishedAt?: number }).publishedAt, at.getTime());
+  for (const bad of ['yesterday', '2026-12-06 10:00:00', '2026-12-06T10:00:00+01:00', '']) {
+    const tampered = cms.map((c) => (c === head ? { ...c, metadata: { ...c.metadata, annotations: { [PUBLISHED_AT_ANNOTATION]: bad } } } : c));
+    const r = decodeRoutingConfig(tampered, 'gw');
+    assert.equal(r.state, 'ok', bad);
+    assert.equal((r as { publishedAt?: number }).publishedAt, undefined, bad);
+  }
+  assert.equal(encodeRoutingConfig(ir, 'ns', 'gw')[0].metadata.annotations, undefined, 'no time given, no annotation');
 });
