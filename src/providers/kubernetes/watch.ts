@@ -13,6 +13,8 @@ export interface WatchedKindOptions<T extends KubernetesObject> {
   labelSelector?: string;
   /** Called after every change once the first list is in (objects via list()). */
   onChange: () => void;
+  /** Called with every event and the object it is about, before the first list too. */
+  onEvent?: (type: 'add' | 'update' | 'delete', obj: T) => void;
   logger: Logger;
   /** For logs: what is being watched. */
   name: string;
@@ -48,9 +50,12 @@ export class WatchedKind<T extends KubernetesObject> {
     const changed = () => {
       if (this.isSynced) opts.onChange();
     };
-    this.informer.on('add', changed);
-    this.informer.on('update', changed);
-    this.informer.on('delete', changed);
+    for (const type of ['add', 'update', 'delete'] as const) {
+      this.informer.on(type, (obj: T) => {
+        opts.onEvent?.(type, obj);
+        changed();
+      });
+    }
     this.informer.on('connect', () => {
       this.backoffMs = opts.minBackoffMs ?? 500;
     });

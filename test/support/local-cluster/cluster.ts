@@ -5,7 +5,7 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AppsV1Api, CoreV1Api, DiscoveryV1Api, KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, DiscoveryV1Api, KubernetesObjectApi, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import { startKubeApiServer, type KubeApiServer, type KubeApiServerOptions } from '../kube-api-server.ts';
 import { AddressPool } from './addresses.ts';
 import { DeploymentController } from './deployment-controller.ts';
@@ -15,7 +15,9 @@ import { Kubelet, type ContainerExit } from './kubelet.ts';
 import { PodLogs } from './logs.ts';
 import type { ImageTable } from './pod-spec.ts';
 import { ServiceProxy } from './service-proxy.ts';
-import { KindWatch, ReconcileLoop, type WatchEvent } from './watch.ts';
+import pino from 'pino';
+import { WatchedKind } from '../../../src/providers/kubernetes/watch.ts';
+import { ReconcileLoop } from './watch.ts';
 
 export type { ImageTable, ImageRule } from './pod-spec.ts';
 export type { ContainerExit } from './kubelet.ts';
@@ -105,19 +107,33 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
   const apps = kc.makeApiClient(AppsV1Api);
   const discovery = kc.makeApiClient(DiscoveryV1Api);
   const objects = KubernetesObjectApi.makeApiClient(kc);
-  const on = (...targets: ReconcileLoop[]) => (type: WatchEvent) => {
-    for (const t of targets) t.trigger();
-    if (type === 'delete') gcLoop.trigger();
-  };
-  const watches: KindWatch<KubernetesObject>[] = [
-    new KindWatch(kc, '/api/v1/pods', () => core.listPodForAllNamespaces(), on(kubeletLoop, deploymentLoop, endpointsLoop)),
-    new KindWatch(kc, '/apis/apps/v1/deployments', () => apps.listDeploymentForAllNamespaces(), on(deploymentLoop)),
-    new KindWatch(kc, '/api/v1/services', () => core.listServiceForAllNamespaces(), on(endpointsLoop, proxyLoop)),
-    new KindWatch(kc, '/apis/discovery.k8s.io/v1/endpointslices', () => discovery.listEndpointSliceForAllNamespaces(), on(endpointsLoop, proxyLoop)),
+  // The same informer wrapper the product's controllers use, quick to retry: a test cluster's
+  // API server is local. Any change triggers the loops of the kinds' controllers; a deletion
+  // also triggers the garbage collector.
+  const silent = pino({ level: 'silent' });
+  const watch = (path: string, list: () => Promise<KubernetesListObject<KubernetesObject>>, ...targets: ReconcileLoop[]) =>
+    new WatchedKind<KubernetesObject>({
+      kubeConfig: kc,
+      path,
+      list,
+      name: path,
+      logger: silent,
+      minBackoffMs: 100,
+      maxBackoffMs: 5_000,
+      onChange: () => {
+        for (const t of targets) t.trigger();
+      },
+      onEvent: (type) => {
+        if (type === 'delete') gcLoop.trigger();
+      },
+    });
+  const watches: WatchedKind<KubernetesObject>[] = [
+    watch('/api/v1/pods', () => core.listPodForAllNamespaces(), kubeletLoop, deploymentLoop, endpointsLoop),
+    watch('/apis/apps/v1/deployments', () => apps.listDeploymentForAllNamespaces(), deploymentLoop),
+    watch('/api/v1/services', () => core.listServiceForAllNamespaces(), endpointsLoop, proxyLoop),
+    watch('/apis/discovery.k8s.io/v1/endpointslices', () => discovery.listEndpointSliceForAllNamespaces(), endpointsLoop, proxyLoop),
     // The other kinds matter only to the collector, and only when something is deleted.
-    ...GC_KINDS.filter((k) => !['Pod', 'Deployment', 'Service', 'EndpointSlice'].includes(k.kind)).map(
-      (k) => new KindWatch(kc, collectionPath(k), () => objects.list(k.apiVersion, k.kind), on()),
-    ),
+    ...GC_KINDS.filter((k) => !['Pod', 'Deployment', 'Service', 'EndpointSlice'].includes(k.kind)).map((k) => watch(collectionPath(k), () => objects.list(k.apiVersion, k.kind))),
   ];
   await Promise.all(watches.map((w) => w.start()));
   for (const l of loops) l.trigger();
