@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AppsV1Api, CoreV1Api, KubernetesObjectApi, RbacAuthorizationV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { startLocalCluster, type LocalCluster } from '../support/local-cluster/cluster.ts';
-import { ClusterProbe, get, isReady, notFound, processesUnder, withDiagnostics as withDiagnosticsOf, type Reply } from '../support/local-cluster/e2e-helpers.ts';
+import { ClusterProbe, get, isReady, notFound, withDiagnostics as withDiagnosticsOf, type Reply, stopCluster } from '../support/local-cluster/e2e-helpers.ts';
 import { applyInstallManifest, echoBackend, OPERATOR_NAMESPACE, OPERATOR_POD_SELECTOR } from '../support/local-cluster/install.ts';
 import { VGW_IN_POD } from '../support/local-cluster/vgw-in-pod.ts';
 import { GATEWAY_LABEL } from '../../src/ir/configmap.ts';
@@ -66,13 +66,7 @@ before(async () => {
   await applyInstallManifest(cluster, objects);
 });
 
-after(async () => {
-  if (!cluster) return;
-  const stateDir = cluster.stateDir;
-  await cluster.stop();
-  // varnishd outlives a SIGKILLed agent only until its watchdog stops it (src/varnish/lifeline.ts).
-  await eventually('no process of the cluster left', () => processesUnder(stateDir).length === 0, 30_000, 100);
-});
+after(() => stopCluster(cluster));
 
 let gatewayAddress = '';
 let gatewayPod = { name: '', uid: '', restarts: 0 };

@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AppsV1Api, PatchStrategy, setHeaderOptions, type KubernetesObject, type KubernetesObjectApi, type V1Pod } from '@kubernetes/client-node';
 import { startLocalCluster, type LocalCluster } from '../support/local-cluster/cluster.ts';
-import { ClusterProbe, get, isReady, processesUnder, sample, withDiagnostics as withDiagnosticsOf, type WithStatus } from '../support/local-cluster/e2e-helpers.ts';
+import { ClusterProbe, get, isReady, sample, withDiagnostics as withDiagnosticsOf, type WithStatus, stopCluster } from '../support/local-cluster/e2e-helpers.ts';
 import { applyInstallManifest, echoBackend, OPERATOR_NAMESPACE } from '../support/local-cluster/install.ts';
 import { VGW_IN_POD } from '../support/local-cluster/vgw-in-pod.ts';
 import type { RequestRecord } from '../support/kube-api-server.ts';
@@ -137,12 +137,7 @@ before(async () => {
   await applyInstallManifest(cluster, objects, { operatorArgs: [`--resync-seconds=${RESYNC_SECONDS}`] });
 });
 
-after(async () => {
-  if (!cluster) return;
-  const stateDir = cluster.stateDir;
-  await cluster.stop();
-  await eventually('no process of the cluster left', () => processesUnder(stateDir).length === 0, 30_000, 100);
-});
+after(() => stopCluster(cluster));
 
 test('setup: a programmed Gateway with a served route and one whose backend is missing', { timeout: 2 * SLOW }, () =>
   withDiagnostics(async () => {

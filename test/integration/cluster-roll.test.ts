@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
 import { KubernetesObjectApi, type V1Pod } from '@kubernetes/client-node';
 import { startLocalCluster, type LocalCluster } from '../support/local-cluster/cluster.ts';
-import { ClusterProbe, get, isReady, processesUnder, withDiagnostics as withDiagnosticsOf } from '../support/local-cluster/e2e-helpers.ts';
+import { ClusterProbe, get, isReady, withDiagnostics as withDiagnosticsOf, stopCluster } from '../support/local-cluster/e2e-helpers.ts';
 import { applyInstallManifest, echoBackend } from '../support/local-cluster/install.ts';
 import { VGW_IN_POD } from '../support/local-cluster/vgw-in-pod.ts';
 import { infraName, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL } from '../../src/operator/infrastructure.ts';
@@ -55,12 +55,7 @@ before(async () => {
   await applyInstallManifest(cluster, objects);
 });
 
-after(async () => {
-  if (!cluster) return;
-  const stateDir = cluster.stateDir;
-  await cluster.stop();
-  await eventually('no process of the cluster left', () => processesUnder(stateDir).length === 0, 30_000, 100);
-});
+after(() => stopCluster(cluster));
 
 interface Failure {
   client: string;

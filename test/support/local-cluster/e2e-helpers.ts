@@ -34,6 +34,23 @@ export type WithStatus = KubernetesObject & { status?: Record<string, unknown> }
 export const notFound = async (what: () => Promise<unknown>) => what().then(() => false, (err: { code?: number }) => err.code === 404);
 
 /** Processes still running with the cluster's state directory on their command line (varnishd -n). */
+/**
+ * Stops the cluster and waits until no process of it is left (varnishd outlives a SIGKILLed agent
+ * only until its watchdog stops it, src/varnish/lifeline.ts).
+ */
+export async function stopCluster(cluster: LocalCluster | undefined): Promise<void> {
+  if (!cluster) return;
+  const stateDir = cluster.stateDir;
+  await cluster.stop();
+  const deadline = Date.now() + 30_000;
+  let left = processesUnder(stateDir);
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = processesUnder(stateDir);
+  }
+  if (left.length > 0) throw new Error(`processes of the cluster left after 30 s: ${left.join('; ')}`);
+}
+
 export function processesUnder(dir: string): string[] {
   const found: string[] = [];
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
