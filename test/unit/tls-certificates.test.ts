@@ -76,3 +76,13 @@ test('a Secret whose key does not match its certificate, or that is not PEM, is 
   const base64: Secret = { ...www, stringData: undefined, data: { 'tls.crt': secretValue(www, 'tls.crt')!.toString('base64'), 'tls.key': secretValue(www, 'tls.key')!.toString('base64') } };
   assert.equal(tlsSecretProblem(base64), null, 'data (base64) is read like stringData');
 });
+
+test('binding an IR to the pod address keeps each TLS socket and its certificates', async () => {
+  const { bindSocketsTo } = await import('../../src/ir/bind-address.ts');
+  const { result } = await translated('tls-https-listener');
+  const bound = bindSocketsTo(result.ir, '10.1.2.3');
+  assert.ok(bound.ok);
+  const https = bound.ir.sockets.find((s) => s.port === 443);
+  assert.deepEqual(https?.tls, result.ir.sockets.find((s) => s.port === 443)?.tls);
+  assert.equal(bound.ir.sockets.find((s) => s.port === 80)?.tls, undefined);
+});
