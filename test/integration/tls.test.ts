@@ -19,8 +19,9 @@ import { compileVcl, TLS_PROXY_SOCKET } from '../../src/vcl/compile.ts';
 import { Varnishd } from '../../src/varnish/varnishd.ts';
 import { VclReloader } from '../../src/varnish/reloader.ts';
 import { Hitch } from '../../src/varnish/hitch.ts';
-import { tlsFrontends } from '../../src/runtime/tls-frontends.ts';
+import { tlsFrontends } from '../../src/pipeline/tls-frontends.ts';
 import { silentLogger } from '../../src/util/log.ts';
+import { StandaloneServer } from '../../src/standalone/server.ts';
 import { eventually } from './support/poll.ts';
 
 const ADDRESS = '127.0.100.1';
@@ -57,7 +58,7 @@ function secretYaml(name: string, pem: { crt: string; key: string }): string {
   return `---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: ${name}\n  namespace: default\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n${block(pem.crt)}\n  tls.key: |\n${block(pem.key)}\n`;
 }
 
-function manifests(backendPort: number): string {
+function manifests(backendPort: number, address = ADDRESS): string {
   return `apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
 metadata: {name: vgw}
@@ -68,7 +69,7 @@ kind: Gateway
 metadata: {name: gw, namespace: default}
 spec:
   gatewayClassName: vgw
-  addresses: [{type: IPAddress, value: "${ADDRESS}"}]
+  addresses: [{type: IPAddress, value: "${address}"}]
   listeners:
     - name: https
       port: ${HTTPS_PORT}
@@ -116,10 +117,10 @@ interface Reply {
   localPort: number;
 }
 
-function get(ca: Buffer, servername: string, path = '/', agent?: Agent, port = HTTPS_PORT, anyName = false): Promise<Reply> {
+function get(ca: Buffer, servername: string, path = '/', agent?: Agent, port = HTTPS_PORT, anyName = false, host = ADDRESS): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const check = anyName ? { checkServerIdentity: () => undefined } : {};
-    const req = request({ host: ADDRESS, port, path, servername, ca, ...check, agent: agent ?? false, headers: { host: servername, 'x-forwarded-proto': 'spoofed' } }, (res) => {
+    const req = request({ host, port, path, servername, ca, ...check, agent: agent ?? false, headers: { host: servername, 'x-forwarded-proto': 'spoofed' } }, (res) => {
       const socket = res.socket as TLSSocket;
       const cert = socket.getPeerCertificate();
       let body = '';
@@ -260,5 +261,63 @@ describe('HTTPS listeners through hitch and varnishd', () => {
     } finally {
       agent.destroy();
     }
+  });
+});
+
+describe('vgw serve: HTTPS listeners from a directory with Secrets', () => {
+  const SERVE_ADDRESS = '127.0.100.2';
+  let dir = '';
+  let pki: TestPki;
+  let ca: Buffer;
+  let backend: Server;
+  let server: StandaloneServer | undefined;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'vgw-tls-serve-'));
+    const { chmod, mkdir } = await import('node:fs/promises');
+    await chmod(dir, 0o755);
+    await mkdir(join(dir, 'pki'));
+    await mkdir(join(dir, 'manifests'));
+    await mkdir(join(dir, 'work'));
+    pki = new TestPki(join(dir, 'pki'));
+    ca = await pki.ca();
+    backend = createServer((req, res) => res.end(JSON.stringify({ proto: req.headers['x-forwarded-proto'] })));
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    const backendPort = (backend.address() as AddressInfo).port;
+    const www = await pki.leaf('www', ['www.example.com']);
+    const api = await pki.leaf('api', ['api.example.com']);
+    const wildcard = await pki.leaf('wildcard', ['*.example.com']);
+    const other = await pki.leaf('other', ['other.example.org']);
+    await writeFile(join(dir, 'manifests', 'gateway.yaml'), manifests(backendPort, SERVE_ADDRESS));
+    await writeFile(join(dir, 'manifests', 'www.yaml'), secretYaml('www', www));
+    await writeFile(join(dir, 'manifests', 'others.yaml'), secretYaml('api', api) + secretYaml('wildcard', wildcard) + secretYaml('mismatched', { crt: other.crt, key: www.key }));
+    server = new StandaloneServer({ dir: join(dir, 'manifests'), defaultAddress: SERVE_ADDRESS, logger: silentLogger() });
+    await server.start();
+  });
+
+  after(async () => {
+    await server?.stop();
+    backend?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('serves HTTPS with the Secrets of its directory, and a changed Secret reaches new connections without a varnishd restart', async () => {
+    const s = server as StandaloneServer;
+    assert.equal(s.state.ready, true, s.state.lastError?.message);
+    const first = await get(ca, 'www.example.com', '/', undefined, HTTPS_PORT, false, SERVE_ADDRESS);
+    assert.equal(first.status, 200, first.body);
+    assert.deepEqual(JSON.parse(first.body), { proto: 'https' });
+    assert.equal(first.cn, 'www.example.com');
+    const starts = s.state.varnishdStarts;
+    await writeFile(join(dir, 'manifests', 'www.yaml'), secretYaml('www', await pki.leaf('www2', ['www.example.com'])));
+    await eventually('the rotated certificate is served', async () => (await get(ca, 'www.example.com', '/', undefined, HTTPS_PORT, false, SERVE_ADDRESS)).serial !== first.serial);
+    assert.equal(s.state.varnishdStarts, starts);
+  });
+
+  test('the mismatched Secret is a problem naming the listener; no key material in the state /status shows', () => {
+    const s = server as StandaloneServer;
+    assert.ok(s.state.problems.some((p) => p.message.startsWith('listener bad: InvalidCertificateRef:')), JSON.stringify(s.state.problems));
+    assert.ok(!JSON.stringify(s.state).includes('PRIVATE KEY'));
+    assert.ok(!JSON.stringify(s.statuses).includes('PRIVATE KEY'));
   });
 });
