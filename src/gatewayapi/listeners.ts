@@ -45,7 +45,8 @@ export interface GatewayState {
 
 const SUPPORTED_ROUTE_KINDS = [{ group: GATEWAY_GROUP, kind: 'HTTPRoute' }];
 
-export function evaluateGateway(gateway: Gateway, defaultAddress: string): GatewayState {
+/** `httpsServed: false` where the data plane cannot terminate TLS yet (the operator's pods). */
+export function evaluateGateway(gateway: Gateway, defaultAddress: string, httpsServed = true): GatewayState {
   const spec = gateway.spec;
   const gwId = `${gateway.metadata.namespace}/${gateway.metadata.name}`;
   let acceptedReason = 'Accepted';
@@ -73,7 +74,7 @@ export function evaluateGateway(gateway: Gateway, defaultAddress: string): Gatew
     acceptedMessage = 'spec.infrastructure.parametersRef is not supported';
   }
 
-  const listeners = (spec.listeners ?? []).map((l) => evaluateListener(gwId, gateway, l, addresses));
+  const listeners = (spec.listeners ?? []).map((l) => evaluateListener(gwId, gateway, l, addresses, httpsServed));
   markConflicts(listeners);
   return { gateway, listeners, addresses, acceptedReason, acceptedMessage, accepted };
 }
@@ -93,7 +94,7 @@ export function settleGateway(g: GatewayState): void {
   if (!g.accepted) for (const l of g.listeners) l.usable = false;
 }
 
-function evaluateListener(gwId: string, gateway: Gateway, l: Listener, addresses: string[]): ListenerState {
+function evaluateListener(gwId: string, gateway: Gateway, l: Listener, addresses: string[], httpsServed: boolean): ListenerState {
   const state: ListenerState = {
     gateway,
     listener: l,
@@ -130,7 +131,9 @@ function evaluateListener(gwId: string, gateway: Gateway, l: Listener, addresses
       }
       if (!state.supportedKinds.length) state.usable = false;
     }
-    if (l.protocol === 'HTTPS') {
+    if (l.protocol === 'HTTPS' && !httpsServed) {
+      reject('UnsupportedProtocol', 'HTTPS listeners are served in standalone mode only so far; gateway pods do not terminate TLS yet');
+    } else if (l.protocol === 'HTTPS') {
       if (l.tls?.mode === 'Passthrough') reject('UnsupportedValue', 'tls.mode Passthrough is not valid on an HTTPS listener; use Terminate');
       const options = Object.keys(l.tls?.options ?? {});
       // No option is supported yet; one that were silently ignored could weaken TLS unnoticed.

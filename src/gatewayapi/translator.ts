@@ -63,6 +63,12 @@ export interface TranslateOptions {
    * The operator gives every Gateway its own pods and address, so nothing is shared (false).
    */
   sharedDataPlane?: boolean;
+  /**
+   * Whether HTTPS listeners can be served (default true). The operator's gateway pods do not run
+   * the TLS terminator yet, so it passes false: HTTPS listeners are then UnsupportedProtocol
+   * rather than Programmed and refused.
+   */
+  httpsListeners?: boolean;
   /** Conformance features reported in GatewayClass status (default SUPPORTED_FEATURES, standalone's). */
   supportedFeatures?: readonly string[];
 }
@@ -147,7 +153,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
   for (const gw of sortObjects(snapshot.gateways)) {
     const gc = classes.get(gw.spec.gatewayClassName);
     if (!gc || gc.spec.parametersRef !== undefined) continue;
-    gateways.push(evaluateGateway(gw, options.defaultAddress));
+    gateways.push(evaluateGateway(gw, options.defaultAddress, options.httpsListeners !== false));
   }
   resolveListenerCertificates(gateways.flatMap((g) => g.listeners), snapshot.secrets, snapshot.referenceGrants);
   if (options.sharedDataPlane !== false) markCrossGatewayConflicts(gateways.flatMap((g) => g.listeners));

@@ -86,3 +86,19 @@ test('binding an IR to the pod address keeps each TLS socket and its certificate
   assert.deepEqual(https?.tls, result.ir.sockets.find((s) => s.port === 443)?.tls);
   assert.equal(bound.ir.sockets.find((s) => s.port === 80)?.tls, undefined);
 });
+
+test('where HTTPS cannot be served (httpsListeners: false, the operator) an HTTPS listener is UnsupportedProtocol and gets no socket', async () => {
+  const { snapshot } = await translated('tls-https-listener');
+  const off = translate(snapshot, { defaultAddress: '127.0.0.1', now: '2026-01-01T00:00:00Z', httpsListeners: false });
+  const gateways = off.statuses.filter((s) => s.kind === 'Gateway');
+  const listeners = gateways.flatMap((g) => ((g.status as { listeners?: { name: string; conditions: { type: string; status: string; reason: string }[] }[] }).listeners ?? []));
+  const https = snapshot.gateways.flatMap((g) => g.spec.listeners.filter((l) => l.protocol === 'HTTPS').map((l) => l.name));
+  assert.ok(https.length > 0);
+  for (const name of https) {
+    const accepted = listeners.find((l) => l.name === name)?.conditions.find((c) => c.type === 'Accepted');
+    assert.deepEqual([accepted?.status, accepted?.reason], ['False', 'UnsupportedProtocol'], name);
+  }
+  assert.ok(off.ir.sockets.every((s) => s.tls === undefined), 'no TLS socket in the IR');
+  const on = translate(snapshot, { defaultAddress: '127.0.0.1', now: '2026-01-01T00:00:00Z' });
+  assert.ok(on.ir.sockets.some((s) => s.tls !== undefined), 'served by default');
+});
