@@ -10,8 +10,8 @@ export function gatewayInfra(g: GatewayState): GatewayInfra {
       protocol: l.listener.protocol,
       port: l.listener.port,
       hostname: l.hostname,
-      // Filled once TLS termination exists: HTTPS and TLS listeners are not usable yet.
-      certificateRefs: [],
+      // The Secrets that resolved (HTTPS listeners only): the data plane mounts or reads them.
+      certificateRefs: (l.certificates ?? []).map((c) => ({ namespace: c.namespace, name: c.name })),
     }));
   const infrastructure = g.gateway.spec.infrastructure;
   return {

@@ -2,9 +2,10 @@
 // conditions that explain the rest.
 import { isIP } from 'node:net';
 import { condition, programmed } from './conditions.ts';
-import { socketKey } from '../ir/types.ts';
+import { socketKey, type IRCertificateRef } from '../ir/types.ts';
+import { resolveCertificateRef } from './certificates.ts';
 import { ANY_HOST, validHostname } from './hostnames.ts';
-import { GATEWAY_GROUP, type Condition, type Gateway, type Listener } from './types.ts';
+import { GATEWAY_GROUP, type Condition, type Gateway, type Listener, type ReferenceGrant, type Secret } from './types.ts';
 
 export interface ListenerState {
   gateway: Gateway;
@@ -28,6 +29,9 @@ export interface ListenerState {
    * it): the listener is not served there until it can be. Routes still attach.
    */
   unavailable: { address: string; why: string }[];
+  /** HTTPS listeners: the certificates that resolved, in certificateRefs order (the first is
+   *  the default). Set by resolveListenerCertificates. */
+  certificates?: IRCertificateRef[];
 }
 
 export interface GatewayState {
@@ -41,7 +45,8 @@ export interface GatewayState {
 
 const SUPPORTED_ROUTE_KINDS = [{ group: GATEWAY_GROUP, kind: 'HTTPRoute' }];
 
-export function evaluateGateway(gateway: Gateway, defaultAddress: string): GatewayState {
+/** `httpsServed: false` where the data plane cannot terminate TLS yet (the operator's pods). */
+export function evaluateGateway(gateway: Gateway, defaultAddress: string, httpsServed = true): GatewayState {
   const spec = gateway.spec;
   const gwId = `${gateway.metadata.namespace}/${gateway.metadata.name}`;
   let acceptedReason = 'Accepted';
@@ -69,7 +74,7 @@ export function evaluateGateway(gateway: Gateway, defaultAddress: string): Gatew
     acceptedMessage = 'spec.infrastructure.parametersRef is not supported';
   }
 
-  const listeners = (spec.listeners ?? []).map((l) => evaluateListener(gwId, gateway, l, addresses));
+  const listeners = (spec.listeners ?? []).map((l) => evaluateListener(gwId, gateway, l, addresses, httpsServed));
   markConflicts(listeners);
   return { gateway, listeners, addresses, acceptedReason, acceptedMessage, accepted };
 }
@@ -89,7 +94,7 @@ export function settleGateway(g: GatewayState): void {
   if (!g.accepted) for (const l of g.listeners) l.usable = false;
 }
 
-function evaluateListener(gwId: string, gateway: Gateway, l: Listener, addresses: string[]): ListenerState {
+function evaluateListener(gwId: string, gateway: Gateway, l: Listener, addresses: string[], httpsServed: boolean): ListenerState {
   const state: ListenerState = {
     gateway,
     listener: l,
@@ -110,7 +115,7 @@ function evaluateListener(gwId: string, gateway: Gateway, l: Listener, addresses
     state.acceptedReason = reason;
     state.acceptedMessage = message;
   };
-  if (l.protocol === 'HTTP') {
+  if (l.protocol === 'HTTP' || l.protocol === 'HTTPS') {
     const kinds = l.allowedRoutes?.kinds;
     if (kinds === undefined || kinds.length === 0) {
       state.supportedKinds = [...SUPPORTED_ROUTE_KINDS];
@@ -121,15 +126,23 @@ function evaluateListener(gwId: string, gateway: Gateway, l: Listener, addresses
           if (!state.supportedKinds.length) state.supportedKinds.push({ group, kind: k.kind });
         } else {
           state.resolvedRefsReason = 'InvalidRouteKinds';
-          state.resolvedRefsMessage = `route kind ${group}/${k.kind} is not supported on an HTTP listener`;
+          state.resolvedRefsMessage = `route kind ${group}/${k.kind} is not supported on an ${l.protocol} listener`;
         }
       }
       if (!state.supportedKinds.length) state.usable = false;
     }
-  } else if (l.protocol === 'HTTPS' || l.protocol === 'TLS') {
-    reject('UnsupportedProtocol', `protocol ${l.protocol} is not supported yet (TLS termination is not implemented)`);
+    if (l.protocol === 'HTTPS' && !httpsServed) {
+      reject('UnsupportedProtocol', 'HTTPS listeners are served in standalone mode only so far; gateway pods do not terminate TLS yet');
+    } else if (l.protocol === 'HTTPS') {
+      if (l.tls?.mode === 'Passthrough') reject('UnsupportedValue', 'tls.mode Passthrough is not valid on an HTTPS listener; use Terminate');
+      const options = Object.keys(l.tls?.options ?? {});
+      // No option is supported yet; one that were silently ignored could weaken TLS unnoticed.
+      if (options.length) reject('UnsupportedValue', `tls.options ${options.map((o) => JSON.stringify(o)).join(', ')} not supported`);
+    }
+  } else if (l.protocol === 'TLS') {
+    reject('UnsupportedProtocol', 'protocol TLS is not supported yet (TLS passthrough is not implemented); use HTTPS to terminate TLS');
   } else {
-    reject('UnsupportedProtocol', `protocol ${JSON.stringify(l.protocol)} is not supported; use HTTP`);
+    reject('UnsupportedProtocol', `protocol ${JSON.stringify(l.protocol)} is not supported; use HTTP or HTTPS`);
   }
   if (!Number.isInteger(l.port) || l.port < 1 || l.port > 65535) {
     reject('UnsupportedValue', `port ${l.port} is out of range 1-65535`);
@@ -139,6 +152,36 @@ function evaluateListener(gwId: string, gateway: Gateway, l: Listener, addresses
     if (problem) reject('UnsupportedValue', `hostname ${JSON.stringify(l.hostname)}: ${problem}`);
   }
   return state;
+}
+
+/**
+ * Resolves the certificateRefs of every HTTPS listener. An invalid or unpermitted ref sets
+ * ResolvedRefs=False (InvalidCertificateRef or RefNotPermitted, the first one found); the
+ * listener still serves with the refs that resolved, and is not usable when none did.
+ */
+export function resolveListenerCertificates(listeners: ListenerState[], secrets: readonly Secret[], grants: readonly ReferenceGrant[]): void {
+  const byKey = new Map(secrets.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
+  for (const l of listeners) {
+    if (l.listener.protocol !== 'HTTPS') continue;
+    const refs = l.listener.tls?.certificateRefs ?? [];
+    const gatewayNs = l.gateway.metadata.namespace as string;
+    const certificates: IRCertificateRef[] = [];
+    let failed = false;
+    const fail = (reason: string, message: string) => {
+      if (failed) return;
+      failed = true;
+      l.resolvedRefsReason = reason;
+      l.resolvedRefsMessage = message;
+    };
+    if (refs.length === 0) fail('InvalidCertificateRef', 'an HTTPS listener needs at least one tls.certificateRefs entry');
+    for (const ref of refs) {
+      const r = resolveCertificateRef(gatewayNs, ref, byKey, grants);
+      if (!r.ok) fail(r.reason, r.message);
+      else if (!certificates.some((c) => c.namespace === r.ref.namespace && c.name === r.ref.name)) certificates.push(r.ref);
+    }
+    l.certificates = certificates;
+    if (certificates.length === 0) l.usable = false;
+  }
 }
 
 /**
@@ -173,9 +216,20 @@ function markConflicts(listeners: ListenerState[]): void {
 /** Listeners of different Gateways bound to the same address:port and hostname conflict too. */
 export function markCrossGatewayConflicts(listeners: ListenerState[]): void {
   const owner = new Map<string, ListenerState>();
+  // One address:port speaks TLS or it does not: the first usable listener there decides.
+  const protocolOwner = new Map<string, ListenerState>();
   for (const l of listeners) {
     if (!l.usable) continue;
     for (const address of l.addresses) {
+      const socket = socketKey(address, l.listener.port);
+      const first = protocolOwner.get(socket);
+      if (first && first.gateway !== l.gateway && first.listener.protocol !== l.listener.protocol) {
+        l.usable = false;
+        l.conflictedReason = 'ProtocolConflict';
+        l.conflictMessage = `${socket} is already served with protocol ${first.listener.protocol} by ${first.id}`;
+        break;
+      }
+      if (!first) protocolOwner.set(socket, l);
       const key = `${address}:${l.listener.port} ${l.hostname}`;
       const prev = owner.get(key);
       // The older Gateway keeps serving: creating a Gateway must not break a running one.

@@ -15,6 +15,7 @@ import {
   listenerConditions,
   markCrossGatewayConflicts,
   markUnavailableSockets,
+  resolveListenerCertificates,
   settleGateway,
   socketKey,
   type GatewayState,
@@ -62,6 +63,12 @@ export interface TranslateOptions {
    * The operator gives every Gateway its own pods and address, so nothing is shared (false).
    */
   sharedDataPlane?: boolean;
+  /**
+   * Whether HTTPS listeners can be served (default true). The operator's gateway pods do not run
+   * the TLS terminator yet, so it passes false: HTTPS listeners are then UnsupportedProtocol
+   * rather than Programmed and refused.
+   */
+  httpsListeners?: boolean;
   /** Conformance features reported in GatewayClass status (default SUPPORTED_FEATURES, standalone's). */
   supportedFeatures?: readonly string[];
 }
@@ -146,8 +153,9 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
   for (const gw of sortObjects(snapshot.gateways)) {
     const gc = classes.get(gw.spec.gatewayClassName);
     if (!gc || gc.spec.parametersRef !== undefined) continue;
-    gateways.push(evaluateGateway(gw, options.defaultAddress));
+    gateways.push(evaluateGateway(gw, options.defaultAddress, options.httpsListeners !== false));
   }
+  resolveListenerCertificates(gateways.flatMap((g) => g.listeners), snapshot.secrets, snapshot.referenceGrants);
   if (options.sharedDataPlane !== false) markCrossGatewayConflicts(gateways.flatMap((g) => g.listeners));
   markUnavailableSockets(gateways.flatMap((g) => g.listeners), options.unavailableSockets);
   for (const g of gateways) settleGateway(g);
@@ -235,6 +243,13 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
   for (const g of gateways) {
     const gen = generation(g.gateway);
     if (!g.accepted) problems.push({ kind: 'Gateway', object: key(g.gateway), message: `${g.acceptedReason}: ${g.acceptedMessage}` });
+    // A certificate that does not resolve takes an HTTPS listener (or some of its SNI names)
+    // out of service: worth a line in the log and /status, not only in the listener status.
+    for (const l of g.listeners) {
+      if (l.listener.protocol === 'HTTPS' && l.resolvedRefsReason !== 'ResolvedRefs') {
+        problems.push({ kind: 'Gateway', object: key(g.gateway), message: `listener ${l.listener.name}: ${l.resolvedRefsReason}: ${l.resolvedRefsMessage}` });
+      }
+    }
     const before = options.previous?.gateway(g.gateway.metadata.namespace as string, g.gateway.metadata.name);
     statuses.push({
       apiVersion: g.gateway.apiVersion,
@@ -491,7 +506,20 @@ function buildSockets(
       return vhost;
     });
     list.sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
-    sockets.push({ name, address: s.address, port: s.port, vhosts: list });
+    const socket: IRSocket = { name, address: s.address, port: s.port, vhosts: list };
+    // Listeners sharing an address:port agree on protocol (markConflicts), so one HTTPS
+    // listener makes the whole socket TLS; its certificates are all its listeners' together.
+    if (s.listeners.some((l) => l.listener.protocol === 'HTTPS')) {
+      const seen = new Set<string>();
+      const certificates = s.listeners.flatMap((l) => l.certificates ?? []).filter((c) => {
+        const k = `${c.namespace}/${c.name}`;
+        if (seen.has(k)) return false;
+        seen.add(k);
+        return true;
+      });
+      socket.tls = { certificates };
+    }
+    sockets.push(socket);
   }
   return sockets;
 }

@@ -48,8 +48,21 @@ export interface Listener {
   hostname?: string;
   port: number;
   protocol: string;
-  tls?: unknown;
+  tls?: ListenerTLS;
   allowedRoutes?: AllowedRoutes;
+}
+
+export interface ListenerTLS {
+  mode?: 'Terminate' | 'Passthrough';
+  certificateRefs?: SecretObjectReference[];
+  options?: Record<string, string>;
+}
+
+export interface SecretObjectReference {
+  group?: string;
+  kind?: string;
+  name: string;
+  namespace?: string;
 }
 
 export interface Gateway {

@@ -25,6 +25,13 @@ export function bindSocketsTo(ir: RoutingIR, address: string): BindResult {
       entry = { socket: { name: socket.name, address, port: socket.port, vhosts: [] }, from: [], hosts: new Map() };
       byPort.set(socket.port, entry);
     }
+    if (socket.tls) {
+      // One port speaks TLS or not on every address (the translator refuses mixing), so the
+      // merged socket's certificates are theirs together, first socket's default first.
+      const certificates = [...(entry.socket.tls?.certificates ?? [])];
+      for (const c of socket.tls.certificates) if (!certificates.some((k) => k.namespace === c.namespace && k.name === c.name)) certificates.push(c);
+      entry.socket.tls = { certificates };
+    }
     entry.from.push(socket.name);
     for (const vhost of socket.vhosts) {
       const seen = entry.hosts.get(vhost.hostname);

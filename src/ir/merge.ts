@@ -9,7 +9,7 @@
 // translator marks duplicates Conflicted), and two distinct patterns covering one hostname never
 // have equal specificity, so the owner of every hostname is unique and order-independent.
 import { patternCovers, specificity } from './hostname-patterns.ts';
-import { IR_VERSION, serviceKey, socketKey, type IRRoute, type IRService, type IRSocket, type IRVirtualHost, type RoutingIR } from './types.ts';
+import { IR_VERSION, serviceKey, socketKey, type IRRoute, type IRService, type IRSocket, type IRSocketTLS, type IRVirtualHost, type RoutingIR } from './types.ts';
 
 /** Socket order: by address (string order), then port. */
 export function compareSocketAddresses(a: { address: string; port: number }, b: { address: string; port: number }): number {
@@ -87,12 +87,12 @@ export function mergeGatewayIRs(irs: readonly RoutingIR[]): RoutingIR {
 
   const sorted = [...bySocket.values()].sort(compareSocketAddresses);
   const names = socketNames(sorted);
-  const sockets: IRSocket[] = sorted.map((entry, i) => ({
-    name: names[i],
-    address: entry.address,
-    port: entry.port,
-    vhosts: mergeVhosts(entry.parts),
-  }));
+  const sockets: IRSocket[] = sorted.map((entry, i) => {
+    const socket: IRSocket = { name: names[i], address: entry.address, port: entry.port, vhosts: mergeVhosts(entry.parts) };
+    const tls = mergeTls(entry.parts.map((p) => p.socket));
+    if (tls) socket.tls = tls;
+    return socket;
+  });
 
   const routeGenerations: Record<string, number> = {};
   for (const ir of irs) for (const [route, gen] of Object.entries(ir.routeGenerations ?? {})) routeGenerations[route] = Math.max(gen, routeGenerations[route] ?? 0);
@@ -102,6 +102,26 @@ export function mergeGatewayIRs(irs: readonly RoutingIR[]): RoutingIR {
   const merged: RoutingIR = { version: IR_VERSION, routeGenerations: sortedGenerations, sockets: reindexed.sockets, services: reindexed.services };
   if (irs.length > 0 && irs.every((ir) => ir.pathNormalization === 'Off')) merged.pathNormalization = 'Off';
   return merged;
+}
+
+/**
+ * The certificates of one address:port served by several Gateways, in Gateway order without
+ * duplicates (the first Gateway's default stays the default). The translator never lets a
+ * TLS and a plain listener share an address:port, so either every part has TLS or none has.
+ */
+function mergeTls(sockets: IRSocket[]): IRSocketTLS | undefined {
+  if (!sockets.some((s) => s.tls)) return undefined;
+  const seen = new Set<string>();
+  const certificates = [];
+  for (const s of sockets) {
+    for (const c of s.tls?.certificates ?? []) {
+      const k = `${c.namespace}/${c.name}`;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      certificates.push(c);
+    }
+  }
+  return { certificates };
 }
 
 /** One IR's service index `i` as an index into the shared list. */

@@ -27,7 +27,7 @@ import {
   validHostname,
 } from './limits.ts';
 import { regexProblem } from './regex-dialect.ts';
-import { IR_VERSION, type IRAction, type IRMatch, type IRRoute, type IRService, type IRSocket, type IRVirtualHost, type RoutingIR } from './types.ts';
+import { IR_VERSION, type IRAction, type IRMatch, type IRRoute, type IRService, type IRSocket, type IRSocketTLS, type IRVirtualHost, type RoutingIR } from './types.ts';
 
 /** List bounds. Generous for anything the translator produces, small enough to bound work. */
 export const IR_LIMITS = {
@@ -42,6 +42,10 @@ export const IR_LIMITS = {
   corsEntries: 256,
   backendsPerRoute: 256,
   mirrorsPerRoute: 64,
+  /** 64 listeners of 64 certificateRefs each (the Gateway API maxima). */
+  certificatesPerSocket: 4096,
+  /** Names of one certificate the IR lists (the translator keeps at most this many). */
+  hostnamesPerCertificate: 100,
   /** Every distinct status 400-599. */
   retryCodes: 200,
   /** Characters of a user string (header value, path, regex), as rules.ts checkString(). */
@@ -189,11 +193,23 @@ const vhost = z.strictObject({
   routes: bounded(route, IR_LIMITS.routesPerVhost),
 });
 
+const certificateRef = z.strictObject({
+  namespace: z.string().regex(DNS_LABEL, 'must be a DNS label'),
+  name: z.string().regex(DNS_SUBDOMAIN, 'must be a DNS subdomain'),
+  hostnames: bounded(
+    checked((v) => (v === '*' ? 'must be a hostname or *.suffix' : validHostname(v, true))),
+    IR_LIMITS.hostnamesPerCertificate,
+  ),
+});
+
+const socketTls = z.strictObject({ certificates: bounded(certificateRef, IR_LIMITS.certificatesPerSocket).min(1, 'at least one certificate') });
+
 const socket = z.strictObject({
   name: z.string().regex(SOCKET_NAME, 'must be a generated socket name like a127_0_0_1_80'),
   address: ipAddress,
   port,
   vhosts: bounded(vhost, IR_LIMITS.vhostsPerSocket),
+  tls: socketTls.optional(),
 });
 
 const service = z.strictObject({
@@ -245,7 +261,9 @@ const schemaMatchesTypes: [
   Same<Parsed['version'] | Parsed['routeGenerations'], RoutingIR['version'] | RoutingIR['routeGenerations']>,
   Same<keyof Parsed, keyof RoutingIR>,
   Same<Parsed['services'][number], IRService>,
-  Same<Omit<ParsedSocket, 'vhosts'>, Omit<IRSocket, 'vhosts'>>,
+  Same<Omit<ParsedSocket, 'vhosts' | 'tls'>, Omit<IRSocket, 'vhosts' | 'tls'>>,
+  Same<keyof ParsedSocket, keyof IRSocket>,
+  Same<NonNullable<ParsedSocket['tls']>['certificates'][number], IRSocketTLS['certificates'][number]>,
   Same<Omit<ParsedVhost, 'routes'>, Omit<IRVirtualHost, 'routes'>>,
   Same<Omit<ParsedRoute, 'match' | 'action'>, Omit<IRRoute, 'match' | 'action'>>,
   Same<ParsedRoute['match'], IRMatch>,
@@ -254,7 +272,7 @@ const schemaMatchesTypes: [
   Same<NonNullable<ParsedRoute['action']['cors']>, NonNullable<IRAction['cors']>>,
   Same<NonNullable<ParsedRoute['action']['retry']>, NonNullable<IRAction['retry']>>,
   Same<ParsedRoute['action']['backends'][number], IRAction['backends'][number]>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true];
 void schemaMatchesTypes;
 
 /** "sockets[0].vhosts[3].routes[1].action.redirect.statusCode" */

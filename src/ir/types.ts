@@ -5,7 +5,7 @@
 // Endpoints are NOT part of the routing IR: they change far more often than routes and are
 // resolved separately (see src/gatewayapi/endpoints.ts), then merged at VCL compile time.
 
-export const IR_VERSION = 2;
+export const IR_VERSION = 3;
 
 export interface RoutingIR {
   version: typeof IR_VERSION;
@@ -28,6 +28,26 @@ export interface IRSocket {
   port: number;
   /** Virtual hosts reachable on this socket, keyed by hostname pattern. */
   vhosts: IRVirtualHost[];
+  /**
+   * Present when clients speak TLS on this address:port (HTTPS listeners): the TLS terminator
+   * listens here and hands requests to varnishd's PROXY socket. Certificates are named, never
+   * carried: the data plane reads the Secrets itself, so no key material enters the IR.
+   */
+  tls?: IRSocketTLS;
+}
+
+export interface IRSocketTLS {
+  /** In listener and certificateRefs order, without duplicates; the first is the default
+   *  certificate for clients whose SNI (or lack of one) matches none. */
+  certificates: IRCertificateRef[];
+}
+
+export interface IRCertificateRef {
+  /** The kubernetes.io/tls Secret holding tls.crt and tls.key. */
+  namespace: string;
+  name: string;
+  /** DNS names the certificate covers (its subjectAltName, or its CN without one), lowercase. */
+  hostnames: string[];
 }
 
 export interface IRVirtualHost {

@@ -247,7 +247,7 @@ export class Operator {
     });
 
     const endTranslate = this.metrics.translateSeconds.startTimer();
-    const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previous, sharedDataPlane: false, supportedFeatures: CLUSTER_FEATURES });
+    const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previous, sharedDataPlane: false, httpsListeners: false, supportedFeatures: CLUSTER_FEATURES });
     endTranslate();
     const statuses = result.statuses;
     // Each problem is logged once, when it appears, not on every run.

@@ -8,7 +8,8 @@ import type { PreviousStatuses } from '../gatewayapi/status.ts';
 import type { Condition, HTTPRoute, ResourceSnapshot } from '../gatewayapi/types.ts';
 import { regexProblem } from '../ir/regex-dialect.ts';
 import type { EndpointMap, RoutingIR } from '../ir/types.ts';
-import type { CompileStats } from '../vcl/compile.ts';
+import { TLS_PROXY_SOCKET, type CompileStats } from '../vcl/compile.ts';
+import { tlsFrontends, type TlsFrontends } from './tls-frontends.ts';
 import { compileSharded, shardCount, type ShardCache, type ShardedVcl } from '../vcl/shards.ts';
 
 /** Test seam: changes the VCL a config deploys (to make a given IR fail to compile). */
@@ -44,7 +45,10 @@ export interface CompiledConfig {
   deploy: ShardedVcl;
   stats: CompileStats;
   /** varnishd listen sockets this config needs, in a stable order. */
-  sockets: { name: string; address: string; port: number }[];
+  sockets: { name: string; address: string; port: number; proxy?: boolean }[];
+  /** The TLS terminator's frontends and certificates, when the config has HTTPS listeners
+   *  and the Secrets are at hand (standalone mode). */
+  tls?: TlsFrontends;
 }
 
 export interface RenderedConfig extends CompiledConfig {
@@ -65,8 +69,19 @@ export type CompileOptions = Pick<RenderOptions, 'shards' | 'shardCache' | 'comp
 export function compileConfig(ir: RoutingIR, endpoints: EndpointMap, options: CompileOptions = {}): CompiledConfig {
   const compiled = compileSharded(ir, endpoints, options.shards ?? shardCount(ir), options.shardCache, options.draining ? { draining: true } : {});
   const deploy = options.compileHook ? options.compileHook(compiled, ir) : compiled;
-  const sockets = ir.sockets.map(({ name, address, port }) => ({ name, address, port }));
-  return { ir, endpoints, vcl: deploy.main, deploy, stats: deploy.stats, sockets };
+  return { ir, endpoints, vcl: deploy.main, deploy, stats: deploy.stats, sockets: varnishdSockets(ir) };
+}
+
+/**
+ * varnishd's own sockets: one per plain IR socket, and for TLS sockets (whose address:port the
+ * TLS terminator holds) the one loopback PROXY socket the terminator forwards to. Its port is
+ * chosen by the kernel when varnishd starts; adding or removing HTTPS listeners later changes
+ * only the terminator, never varnishd's sockets.
+ */
+export function varnishdSockets(ir: RoutingIR): CompiledConfig['sockets'] {
+  const sockets: CompiledConfig['sockets'] = ir.sockets.filter((s) => !s.tls).map(({ name, address, port }) => ({ name, address, port }));
+  if (ir.sockets.some((s) => s.tls)) sockets.push({ name: TLS_PROXY_SOCKET, address: '127.0.0.1', port: 0, proxy: true });
+  return sockets;
 }
 
 export function render(snapshot: ResourceSnapshot, options: RenderOptions): RenderedConfig {
@@ -83,7 +98,11 @@ export function render(snapshot: ResourceSnapshot, options: RenderOptions): Rend
   // A data-plane choice, not a Gateway API one: set here, outside the translator.
   if (options.pathNormalization === 'Off') ir.pathNormalization = 'Off';
   const endpoints = resolveEndpoints(ir.services, snapshot.endpointSlices);
-  return { ...compileConfig(ir, endpoints, options), statuses, problems, leftOutSockets };
+  const compiled = compileConfig(ir, endpoints, options);
+  if (ir.sockets.some((s) => s.tls)) {
+    compiled.tls = tlsFrontends(ir, new Map(snapshot.secrets.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s])));
+  }
+  return { ...compiled, statuses, problems, leftOutSockets };
 }
 
 /** Asks PCRE2 about regexes (src/varnish/regex-check.ts implements it with varnishd -C). */

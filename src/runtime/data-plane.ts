@@ -12,6 +12,7 @@ import { deployable, sameDeploy, type ShardedVcl } from '../vcl/shards.ts';
 import { probeSockets, type UnavailableSockets } from '../varnish/ports.ts';
 import { VclReloader, type ReloadResult } from '../varnish/reloader.ts';
 import { Varnishd, type VarnishListener } from '../varnish/varnishd.ts';
+import { Hitch, type HitchFrontend } from '../varnish/hitch.ts';
 
 /** Parameters that make varnishd behave as a transparent gateway (see docs/architecture.md). */
 export const GATEWAY_PARAMS: Record<string, string> = {
@@ -67,8 +68,11 @@ export interface DataPlaneConfig {
   /** Main VCL plus shard VCLs, as the reloader deploys them. */
   deploy: ShardedVcl;
   stats: CompileStats;
-  /** varnishd listen sockets this config needs, in a stable order. */
-  sockets: readonly { name: string; address: string; port: number }[];
+  /** varnishd listen sockets this config needs, in a stable order; `proxy` for the socket the
+   *  TLS terminator forwards to (port 0: chosen when varnishd starts). */
+  sockets: readonly { name: string; address: string; port: number; proxy?: boolean }[];
+  /** HTTPS frontends and their PEM files; hitch runs while there are any. */
+  tls?: { frontends: readonly HitchFrontend[]; pems: ReadonlyMap<string, Buffer> };
 }
 
 /** What the owner shows about the data plane (standalone /status, the agent's logs). */
@@ -139,6 +143,7 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
   private stopped = false;
   private readonly varnishdParams: Record<string, string>;
   private readonly varnishdArgs: string[];
+  private hitch: Hitch | null = null;
 
   constructor(opts: DataPlaneOptions<C>) {
     this.opts = opts;
@@ -215,9 +220,32 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
   }
 
   private async applyNow(config: C, leftOut: readonly { address: string; port: number }[]): Promise<void> {
+    await this.applyVarnishd(config, leftOut);
+    if (!this.stopped) await this.applyTls(config);
+  }
+
+  /**
+   * Runs hitch for the config's HTTPS frontends, in front of the running varnishd's PROXY
+   * socket: a certificate change is a hitch reload, a frontend change a hitch restart.
+   */
+  private async applyTls(config: C): Promise<void> {
+    const frontends = config.tls?.frontends ?? [];
+    const proxy = this.listeners.find((l) => l.proxy);
+    if (frontends.length === 0 || !this.varnishd || !proxy) {
+      if (this.hitch) this.log.info({ event: 'hitch-stop' }, 'no HTTPS listener: TLS terminator stopped');
+      await this.hitch?.stop();
+      return;
+    }
+    const bound = (await this.varnishd.listenAddresses()).find((a) => a.name === proxy.name);
+    if (!bound) throw new Error(`varnishd does not report its ${proxy.name} socket`);
+    this.hitch ??= new Hitch({ workDir: join(this.opts.workDir, 'tls'), logger: this.opts.logger });
+    await this.hitch.apply({ frontends, pems: config.tls?.pems ?? new Map(), backend: { address: bound.address, port: bound.port } });
+  }
+
+  private async applyVarnishd(config: C, leftOut: readonly { address: string; port: number }[]): Promise<void> {
     if (this.stopped) return;
     this.lastRequested = config;
-    const wanted = config.sockets.map((s) => ({ name: s.name, address: s.address, port: s.port }));
+    const wanted: VarnishListener[] = config.sockets.map((s) => ({ name: s.name, address: s.address, port: s.port, ...(s.proxy ? { proxy: true } : {}) }));
     // A socket another process holds is left out (and retried) rather than failing the whole
     // restart: the other listeners keep serving and unrelated changes stay a VCL reload.
     // `leftOut`: sockets the owner already left out of the config as busy, probed again here.
@@ -381,6 +409,9 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     await this.queue;
+    // The terminator first: it forwards to varnishd.
+    await this.hitch?.stop();
+    this.hitch = null;
     await this.varnishd?.stop();
     this.varnishd = null;
     this.reloader = null;
@@ -393,5 +424,5 @@ sub vcl_recv { return (synth(503, "Starting")); }
 `;
 
 function sameListeners(a: VarnishListener[], b: VarnishListener[]): boolean {
-  return a.length === b.length && a.every((l, i) => l.name === b[i].name && l.address === b[i].address && l.port === b[i].port);
+  return a.length === b.length && a.every((l, i) => l.name === b[i].name && l.address === b[i].address && l.port === b[i].port && !l.proxy === !b[i].proxy);
 }

@@ -129,10 +129,15 @@ describe('render: base manifests + tests/httproute-matching.yaml', { skip }, () 
     }
   });
 
-  test('the HTTPS-only base Gateway is not accepted (HTTPS is not implemented)', () => {
+  // The conformance harness generates the certificate Secret; this render reads the manifests alone.
+  test('the HTTPS-only base Gateway without its certificate Secret is not accepted: its listeners have InvalidCertificateRef', () => {
     const gw = gatewayOf(out, `${INFRA}/same-namespace-with-https-listener`);
     expectCondition(gw.conditions, { type: 'Accepted', status: 'False', reason: 'ListenersNotValid' }, 'https gateway');
-    for (const l of gw.listeners) expectCondition(l.conditions, { type: 'Accepted', status: 'False', reason: 'UnsupportedProtocol' }, l.name);
+    for (const l of gw.listeners) {
+      expectCondition(l.conditions, { type: 'Accepted', status: 'True', reason: 'Accepted' }, l.name);
+      expectCondition(l.conditions, { type: 'ResolvedRefs', status: 'False', reason: 'InvalidCertificateRef' }, l.name);
+      expectCondition(l.conditions, { type: 'Programmed', status: 'False' }, l.name);
+    }
   });
 
   test('IR: one vhost for same-namespace, matches in spec precedence order, both backends', () => {

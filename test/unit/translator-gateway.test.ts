@@ -93,10 +93,10 @@ describe('Gateway and listener conditions', () => {
   });
 
   // Spec (ProtocolType): an implementation that does not support a protocol MUST set Accepted=False
-  // with reason UnsupportedProtocol on the listener. HTTPS/TLS are not implemented here.
-  for (const protocol of ['HTTPS', 'TLS', 'TCP', 'UDP', 'INVALID', 'example.com/custom']) {
+  // with reason UnsupportedProtocol on the listener. TLS passthrough is not implemented here.
+  for (const protocol of ['TLS', 'TCP', 'UDP', 'INVALID', 'example.com/custom']) {
     test(`a listener with protocol ${protocol} is Accepted=False/UnsupportedProtocol and not Programmed`, () => {
-      const tls = protocol === 'HTTPS' || protocol === 'TLS' ? { mode: 'Terminate', certificateRefs: [{ name: 'cert' }] } : undefined;
+      const tls = protocol === 'TLS' ? { mode: 'Terminate' as const, certificateRefs: [{ name: 'cert' }] } : undefined;
       const r = run(simpleWorld([listener('l', { protocol, port: 443, ...(tls ? { tls } : {}) })], [route('r')]));
       const l = listenerStatus(r, 'l');
       assert.equal(summary(l.conditions, 'Accepted'), 'False/UnsupportedProtocol');

@@ -45,8 +45,17 @@ const listener = z.looseObject({
   hostname: hostname.optional(),
   port,
   protocol,
-  // TLS is refused by the translator (UnsupportedProtocol); only its shape matters here.
-  tls: z.looseObject({}).optional(),
+  // Gateway API GatewayTLSConfig: at most 64 certificateRefs, 16 options.
+  tls: z
+    .looseObject({
+      mode: z.enum(['Terminate', 'Passthrough']).optional(),
+      certificateRefs: z
+        .array(z.looseObject({ group: group.optional(), kind: kind.optional(), name: objectName, namespace: dnsLabel.optional() }))
+        .max(64)
+        .optional(),
+      options: z.record(z.string().min(1).max(253), z.string().max(4096)).refine(atMost(16), 'at most 16 options').optional(),
+    })
+    .optional(),
   allowedRoutes: z
     .looseObject({
       namespaces: z

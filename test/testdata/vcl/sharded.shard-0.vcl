@@ -187,9 +187,11 @@ sub vcl_recv {
     if (req.http.x-vgw-path ~ "/\.\.(?:/|$)") { return (synth(400)); }
   }
   if (req.http.x-vgw-pn) { set req.url = req.http.x-vgw-path + regsub(req.url, "^[^?]*", ""); }
-  if (vgw_hosts.match(local.socket + "=" + req.http.x-vgw-host)) {
-  } elsif (vgw_hosts.match(regsub(local.socket + "=" + req.http.x-vgw-host, "^([^=]*)=.+?\.((?:[^.]+\.){1}[^.]+)$", "\1*\2"))) {
-  } elsif (vgw_hosts.match(local.socket + "*")) {
+  set req.http.x-vgw-socket = local.socket;
+  set req.http.X-Forwarded-Proto = "http";
+  if (vgw_hosts.match(req.http.x-vgw-socket + "=" + req.http.x-vgw-host)) {
+  } elsif (vgw_hosts.match(regsub(req.http.x-vgw-socket + "=" + req.http.x-vgw-host, "^([^=]*)=.+?\.((?:[^.]+\.){1}[^.]+)$", "\1*\2"))) {
+  } elsif (vgw_hosts.match(req.http.x-vgw-socket + "*")) {
   } else {
     return (synth(404));
   }
