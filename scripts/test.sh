@@ -7,7 +7,9 @@ bash scripts/setup.sh
 export PATH="$PWD/node_modules/.bin:$PATH"
 tsc --noEmit -p .
 npm run --silent manifests -- --check
-npm test
+# A test that hangs (a leftover child process or socket keeping its file open) fails the run
+# here, with the output so far, instead of holding CI until its own limit.
+timeout --kill-after=60 30m npm test
 # The suite twice: as one VCL, and spread over 4 shard VCLs behind the dispatcher (the layout
 # large configs get), so both routing paths meet the same expectations.
 npm run conformance
