@@ -315,16 +315,17 @@ export class Operator {
     for (const s of statuses) {
       const id = `${s.kind}/${s.metadata.namespace ?? ''}/${s.metadata.name}`;
       keys.set(id, { kind: s.kind, namespace: s.metadata.namespace, name: s.metadata.name });
-      if (s.kind === 'GatewayClass') this.statusWriter.set('GatewayClass', undefined, s.metadata.name, s.status);
-      else if (s.kind === 'Gateway') this.statusWriter.set('Gateway', s.metadata.namespace, s.metadata.name, s.status);
-      else this.statusWriter.set('HTTPRoute', s.metadata.namespace, s.metadata.name, s.status);
+      const uid = view.statusUids.get(id);
+      if (s.kind === 'GatewayClass') this.statusWriter.set('GatewayClass', undefined, s.metadata.name, s.status, uid);
+      else if (s.kind === 'Gateway') this.statusWriter.set('Gateway', s.metadata.namespace, s.metadata.name, s.status, uid);
+      else this.statusWriter.set('HTTPRoute', s.metadata.namespace, s.metadata.name, s.status, uid);
     }
     const routes = new Set(snapshot.httpRoutes.map((r) => `${r.metadata.namespace}/${r.metadata.name}`));
     for (const [id, k] of this.statusKeys) {
       if (keys.has(id)) continue;
       if (k.kind === 'HTTPRoute' && routes.has(`${k.namespace}/${k.name}`)) {
         // A route that no longer names any of our Gateways: our parent entries go, others stay.
-        this.statusWriter.set('HTTPRoute', k.namespace, k.name, { parents: [] });
+        this.statusWriter.set('HTTPRoute', k.namespace, k.name, { parents: [] }, view.statusUids.get(id));
         keys.set(id, k);
       } else {
         this.statusWriter.forget(k.kind, k.namespace, k.name);

@@ -42,6 +42,12 @@ export interface ClusterView {
   snapshot: ResourceSnapshot;
   /** Gateway uid by namespace/name (owner references of the per-Gateway objects). */
   gatewayUids: Map<string, string>;
+  /**
+   * uid of every GatewayClass, Gateway and HTTPRoute, by `kind/namespace/name` (namespace empty
+   * for classes): an object deleted and created again under its name is another object, whose
+   * status must be written even when it is what the old one had.
+   */
+  statusUids: Map<string, string>;
   /** GatewayClassParameters objects by name, as read (parsed by the caller). */
   parameters: Map<string, Raw>;
   /** The Pods of the per-Gateway Deployments (managed-by label), as read. */
@@ -185,6 +191,7 @@ export class OperatorSources {
     const snapshot = emptySnapshot();
     const rejected = snapshot.rejected as NonNullable<ResourceSnapshot['rejected']>;
     const gatewayUids = new Map<string, string>();
+    const statusUids = new Map<string, string>();
     const ours = new Set<string>();
     for (const kind of ['GatewayClass', 'Gateway', 'HTTPRoute', 'ReferenceGrant', 'Namespace', 'Service', 'EndpointSlice']) {
       const spec = MANIFEST_KINDS[kind];
@@ -206,11 +213,14 @@ export class OperatorSources {
         }
         (snapshot[spec.field] as unknown[]).push(result.object);
         if (kind === 'Gateway' && typeof raw.metadata?.uid === 'string') gatewayUids.set(`${raw.metadata.namespace}/${raw.metadata.name}`, raw.metadata.uid);
+        if ((kind === 'GatewayClass' || kind === 'Gateway' || kind === 'HTTPRoute') && typeof raw.metadata?.uid === 'string') {
+          statusUids.set(`${kind}/${spec.namespaced ? (raw.metadata.namespace ?? '') : ''}/${raw.metadata.name}`, raw.metadata.uid);
+        }
       }
     }
     const parameters = new Map<string, Raw>();
     for (const p of this.items('GatewayClassParameters')) if (p.metadata?.name) parameters.set(p.metadata.name, p);
-    return { snapshot, gatewayUids, parameters, pods: this.items('Pod') };
+    return { snapshot, gatewayUids, statusUids, parameters, pods: this.items('Pod') };
   }
 }
 

@@ -71,6 +71,8 @@ interface Entry {
   canon: string;
   /** Canonical JSON of the desired status last confirmed on the API object. */
   confirmed?: string;
+  /** uid of the object `confirmed` was confirmed on. */
+  uid?: string;
   retryMs: number;
   retryTimer?: NodeJS.Timeout;
 }
@@ -102,8 +104,11 @@ export class StatusWriter {
     this.concurrency = Math.max(1, opts.concurrency ?? 4);
   }
 
-  /** Records the latest desired status of an object; it is written asynchronously. */
-  set<K extends StatusKind>(kind: K, namespace: string | undefined, name: string, desired: DesiredStatus[K]): void {
+  /**
+   * Records the latest desired status of an object; it is written asynchronously. `uid`, when
+   * known, tells a new object under an old name: what was confirmed on the old one does not count.
+   */
+  set<K extends StatusKind>(kind: K, namespace: string | undefined, name: string, desired: DesiredStatus[K], uid?: string): void {
     if (this.stopped) return;
     const key = keyOf(kind, namespace, name);
     const canon = canonical(desired);
@@ -114,6 +119,10 @@ export class StatusWriter {
     } else {
       entry.desired = desired;
       entry.canon = canon;
+    }
+    if (uid !== undefined && entry.uid !== uid) {
+      if (entry.uid !== undefined) delete entry.confirmed;
+      entry.uid = uid;
     }
     // Already confirmed on the object: nothing to do, not even a read.
     if (entry.confirmed === canon && !this.inFlight.has(key)) {

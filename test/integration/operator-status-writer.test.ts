@@ -115,6 +115,25 @@ test('a second set with the same desired status performs no write, and neither d
   assert.equal(w2.counts.noop, 1);
 });
 
+test('an object deleted and created again under its name gets its status written, even the same one', T, async () => {
+  const first = route('reborn');
+  const w = writer();
+  w.set('HTTPRoute', 'apps', 'reborn', { parents: [ours(true)] }, first.metadata.uid);
+  await w.flush();
+  assert.equal(statusWrites('reborn'), 1);
+  // Deleted and created again between two reconciles: the operator never saw it gone.
+  server.remove({ apiVersion: GW_API, kind: 'HTTPRoute', namespace: 'apps', name: 'reborn' });
+  const second = route('reborn');
+  assert.notEqual(second.metadata.uid, first.metadata.uid);
+  w.set('HTTPRoute', 'apps', 'reborn', { parents: [ours(true)] }, second.metadata.uid);
+  await w.flush();
+  assert.equal(statusWrites('reborn'), 2, 'written to the new object');
+  assert.deepEqual(liveParents('reborn').map((p) => p.controllerName), [CONTROLLER_NAME]);
+  w.set('HTTPRoute', 'apps', 'reborn', { parents: [ours(true)] }, second.metadata.uid);
+  await w.flush();
+  assert.equal(statusWrites('reborn'), 2, 'the same object again: no write');
+});
+
 test('our entry is exactly the desired one: a condition on it that is no longer desired is removed', T, async () => {
   // The operator owns every condition of its entries, Programmed included (it aggregates the
   // gateway pods' reports): nothing on our entry is kept from the API object.
