@@ -190,7 +190,7 @@ describe('vgw chaperone: SIGTERM drains connections, then exits 0', () => {
 
   /** Starts the agent for `gw` and waits until it is ready and serving `host`. */
   const startReady = async (gw: { namespace: string; name: string }, admin: typeof ADMIN, listen: typeof LISTEN, host: string): Promise<ChaperoneProcess> => {
-    const p = await startChaperoneProcess({ server, dir, gateway: gw, admin, pod: 'test-pod' });
+    const p = await startChaperoneProcess({ server, dir, gateway: gw, admin, pod: 'test-pod', listenAddress: listen.address });
     procs.push(p);
     // Starting: not ready until a config is live.
     await eventually('healthz 200', async () => !p.running() || (await get(admin, 'admin', '/healthz')).status === 200, 60_000, 50).catch((err: Error) =>

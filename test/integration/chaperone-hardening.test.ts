@@ -123,7 +123,7 @@ describe('chaperone: hostile routing config and split admin endpoints (test API 
   });
 
   test('`vgw chaperone`: probes on the probe address, /status and /metrics only on loopback', async () => {
-    proc = await startChaperoneProcess({ server, dir, gateway: GW2, admin: PROBES, pod: 'split-pod' });
+    proc = await startChaperoneProcess({ server, dir, gateway: GW2, admin: PROBES, pod: 'split-pod', listenAddress: LISTEN2.address });
     const p = proc;
     await eventually('probe ready', async () => !p.running() || (await get(PROBES, 'probe', '/readyz').catch(() => ({ status: 0 }))).status === 200, 60_000, 50).catch((err: Error) =>
       assert.fail(`${err.message}${p.diagnostics()}`),

@@ -40,6 +40,12 @@ export async function startChaperoneProcess(opts: {
   gateway: { namespace: string; name: string };
   admin: { address: string; port: number };
   pod: string;
+  /**
+   * varnishd's listen address (--listen-address). Always this test's own: the agent's default,
+   * 0.0.0.0, would take the port on every address and collide with other test files running at
+   * the same time (a busy port is left out, so the gateway would be ready without its listener).
+   */
+  listenAddress: string;
 }): Promise<ChaperoneProcess> {
   const kubeconfig = join(opts.dir, `kubeconfig-${opts.gateway.name}.json`);
   await writeFile(kubeconfig, opts.server.kubeConfig().exportConfig());
@@ -47,6 +53,7 @@ export async function startChaperoneProcess(opts: {
     'chaperone',
     '--gateway', `${opts.gateway.namespace}/${opts.gateway.name}`,
     '--kubeconfig', kubeconfig,
+    '--listen-address', opts.listenAddress,
     '--probe-port', String(opts.admin.port),
     '--probe-address', opts.admin.address,
     // /status and /metrics on a free loopback port, found from the agent's log.
