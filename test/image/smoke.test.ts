@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { eventually } from '../integration/support/poll.ts';
+import { TCC_COMMAND } from '../../src/varnish/cc.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -22,7 +23,6 @@ const BACKEND_ADDRESS = '127.0.96.2';
 const ADMIN_PORT = 9901;
 const USER = 65532;
 const CAP_NET_BIND_SERVICE = 1n << 10n;
-const TCC_COMMAND = 'exec tcc -shared -o %o %s';
 
 const MANIFESTS = `
 apiVersion: gateway.networking.k8s.io/v1
