@@ -78,7 +78,7 @@ export type { ObjectStatus } from './status.ts';
 /** An object of ours that is not accepted, and why; logged and shown by check and /status. */
 export interface Problem {
   /** Our three kinds, or any kind the loader read and rejected (Service, EndpointSlice, ...). */
-  kind: 'GatewayClass' | 'Gateway' | 'HTTPRoute' | 'ReferenceGrant' | 'Service' | 'EndpointSlice' | 'Namespace' | 'Secret';
+  kind: 'GatewayClass' | 'Gateway' | 'HTTPRoute' | 'ReferenceGrant' | 'Service' | 'EndpointSlice' | 'Namespace' | 'Secret' | 'ConfigMap';
   /** "namespace/name" (just the name for cluster-scoped kinds). */
   object: string;
   message: string;

@@ -240,6 +240,14 @@ export interface Secret {
   stringData?: Record<string, string>;
 }
 
+/** CA bundles (ca.crt) for client and backend certificate validation. */
+export interface ConfigMap {
+  apiVersion: string;
+  kind: 'ConfigMap';
+  metadata: ObjectMeta;
+  data?: Record<string, string>;
+}
+
 /**
  * An object of one of our kinds that failed its schema: it is left out of the snapshot, and
  * what can still be read from it (identity, references) lets its failure be reported where
@@ -282,6 +290,7 @@ export interface ResourceSnapshot {
   endpointSlices: EndpointSlice[];
   namespaces: Namespace[];
   secrets: Secret[];
+  configMaps: ConfigMap[];
   /** Objects that failed their schema (file provider); reported, never served. */
   rejected?: RejectedObject[];
 }
@@ -296,6 +305,7 @@ export function emptySnapshot(): ResourceSnapshot {
     endpointSlices: [],
     namespaces: [],
     secrets: [],
+    configMaps: [],
     rejected: [],
   };
 }

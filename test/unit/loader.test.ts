@@ -180,9 +180,9 @@ metadata: {name: web}
 spec: {}
 ---
 apiVersion: v1
-kind: ConfigMap
+kind: Pod
 metadata: {name: cm}
-data: {a: b}
+spec: {}
 ---
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -436,4 +436,11 @@ describe('ManifestLoader with keepLastGood (vgw serve)', () => {
     assert.equal(loaded.snapshot.services.length, 1);
     assert.match(formatManifestError(loaded.fileErrors[0]), /b\.yaml:1: Service default\/web is already defined at .*a\.yaml:1/);
   });
+});
+
+test('ConfigMaps are read with their data (CA bundles)', async () => {
+  const d = mkdtempSync(join(tmpdir(), 'vgw-loader-cm-'));
+  writeFileSync(join(d, 'cm.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca, namespace: infra}\ndata: {ca.crt: "PEM"}\n');
+  const { snapshot } = await loadManifestDir(d);
+  assert.deepEqual(snapshot.configMaps.map((c) => [c.metadata.namespace, c.metadata.name, c.data]), [['infra', 'ca', { 'ca.crt': 'PEM' }]]);
 });

@@ -1,4 +1,4 @@
-// Core Kubernetes kinds the pipeline reads: Service, Namespace, Secret.
+// Core Kubernetes kinds the pipeline reads: Service, Namespace, Secret, ConfigMap.
 import { z } from 'zod';
 import { dns1035Label, dnsLabel, dnsSubdomain, labels, objectMeta, port } from './common.ts';
 
@@ -47,4 +47,13 @@ export const secretSchema = z.looseObject({
   type: z.string().max(253).optional(),
   data: z.record(secretKey, z.base64()).optional(),
   stringData: z.record(secretKey, z.string()).optional(),
+});
+
+// A ConfigMap's keys follow the same rule as a Secret's. Only `data` is read (CA bundles are
+// text); binaryData is allowed and ignored.
+export const configMapSchema = z.looseObject({
+  apiVersion,
+  kind: z.literal('ConfigMap'),
+  metadata: objectMeta(dnsSubdomain),
+  data: z.record(secretKey, z.string()).optional(),
 });

@@ -3,7 +3,7 @@
 import type { z } from 'zod';
 import type { ParentReference, RejectedObject, ResourceSnapshot } from '../types.ts';
 import { dns1035Label, dnsLabel, dnsSubdomain, formatIssues, labelValue, objectName, quote } from './common.ts';
-import { serviceSchema, namespaceSchema, secretSchema } from './core.ts';
+import { serviceSchema, namespaceSchema, secretSchema, configMapSchema } from './core.ts';
 import { endpointSliceSchema, SERVICE_NAME_LABEL } from './endpointslice.ts';
 import { gatewayClassSchema, gatewaySchema, referenceGrantSchema } from './gateway.ts';
 import { httpRouteSchema, parentRefsSchema } from './httproute.ts';
@@ -34,6 +34,7 @@ export const MANIFEST_KINDS: Record<string, ManifestKind> = {
   EndpointSlice: { field: 'endpointSlices', namespaced: true, groups: ['discovery.k8s.io'], name: dnsSubdomain, schema: endpointSliceSchema },
   Namespace: { field: 'namespaces', namespaced: false, groups: [''], name: dnsLabel, schema: namespaceSchema },
   Secret: { field: 'secrets', namespaced: true, groups: [''], name: dnsSubdomain, schema: secretSchema },
+  ConfigMap: { field: 'configMaps', namespaced: true, groups: [''], name: dnsSubdomain, schema: configMapSchema },
 };
 
 export type Validated = { ok: true; object: unknown } | { ok: false; rejected: Omit<RejectedObject, 'file' | 'line'> };

@@ -122,6 +122,7 @@ const FIELD_CHECK = {
   endpointSlices: 1,
   namespaces: 1,
   secrets: 1,
+  configMaps: 1,
 } satisfies Record<Exclude<keyof ResourceSnapshot, 'rejected'>, 1>;
 
 interface CachedFile {
