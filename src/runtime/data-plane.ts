@@ -72,7 +72,7 @@ export interface DataPlaneConfig {
    *  TLS terminator forwards to (port 0: chosen when varnishd starts). */
   sockets: readonly { name: string; address: string; port: number; proxy?: boolean }[];
   /** HTTPS frontends and their PEM files; hitch runs while there are any. */
-  tls?: { frontends: readonly HitchFrontend[]; pems: ReadonlyMap<string, Buffer> };
+  tls?: { frontends: readonly HitchFrontend[]; pems: ReadonlyMap<string, Buffer>; caBundles?: ReadonlyMap<string, Buffer> };
 }
 
 /** What the owner shows about the data plane (standalone /status, the agent's logs). */
@@ -239,7 +239,7 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
     const bound = (await this.varnishd.listenAddresses()).find((a) => a.name === proxy.name);
     if (!bound) throw new Error(`varnishd does not report its ${proxy.name} socket`);
     this.hitch ??= new Hitch({ workDir: join(this.opts.workDir, 'tls'), logger: this.opts.logger });
-    await this.hitch.apply({ frontends, pems: config.tls?.pems ?? new Map(), backend: { address: bound.address, port: bound.port } });
+    await this.hitch.apply({ frontends, pems: config.tls?.pems ?? new Map(), caBundles: config.tls?.caBundles ?? new Map(), backend: { address: bound.address, port: bound.port } });
   }
 
   private async applyVarnishd(config: C, leftOut: readonly { address: string; port: number }[]): Promise<void> {
