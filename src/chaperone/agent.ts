@@ -42,6 +42,8 @@ export interface ChaperoneOptions {
   varnishdArgs?: readonly string[];
   /** Size of the malloc storage in bytes. */
   storageBytes?: number;
+  /** Serve HTTP/2 (opt-in, see DataPlaneOptions.http2). */
+  http2?: boolean;
   shards?: number;
   metrics?: GatewayMetrics;
   /**
@@ -123,6 +125,7 @@ export class Chaperone {
       storageBytes: opts.storageBytes,
       state: this.state,
       metrics: this.metrics,
+      http2: opts.http2,
     });
   }
 

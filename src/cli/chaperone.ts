@@ -37,6 +37,8 @@ const OPTIONS = {
   'varnishd-param': { type: 'string', multiple: true },
   // Values start with a dash: pass them as --varnishd-arg=-t.
   'varnishd-arg': { type: 'string', multiple: true },
+  // HTTP/2 opt-in (GatewayClass parameters http2); off by default, see DataPlaneOptions.http2.
+  http2: { type: 'boolean', default: false },
 } as const;
 
 /** `--storage BYTES` or `--storage malloc,BYTES` (the only storage the gateway runs). */
@@ -95,6 +97,7 @@ const chaperoneArgs = z.object({
   storage: storageFlag.optional(),
   'varnishd-param': varnishdParamFlag,
   'varnishd-arg': varnishdArgFlag,
+  http2: z.boolean(),
 });
 
 export type ChaperoneArgs = z.infer<typeof chaperoneArgs>;
@@ -144,6 +147,7 @@ export async function runChaperone(argv: string[]): Promise<number> {
     workDir,
     logger: log,
     listenAddress: args['listen-address'],
+    http2: args.http2,
     ...(args['listen-ports'] !== undefined ? { listenPorts: args['listen-ports'] } : {}),
     ...varnishdSettings(args),
   });

@@ -32,6 +32,7 @@ export const serveFlags = dirCommandFlags.extend({
     .regex(/^([1-9]|[1-5][0-9]|6[0-4])$/, '--shards must be 1-64')
     .transform(Number)
     .optional(),
+  http2: z.boolean().default(false),
 });
 
 /** The messages of a failed parse, joined: each already names its flag. */

@@ -7,9 +7,11 @@ const USAGE = `usage: vgw <command> [options]
 
 commands:
   serve DIR [--address A] [--admin-port N] [--admin-address A] [--work-dir D] [--shards K]
-            [--path-normalization on|off]
+            [--path-normalization on|off] [--http2]
               serve the Gateway API manifests in DIR through varnishd; DIR is watched;
-              request paths are normalised before routing unless off (docs/requests.md)
+              request paths are normalised before routing unless off (docs/requests.md);
+              --http2 offers HTTP/2 on HTTPS listeners. WARNING: varnishd 7.1.1 lacks the
+              HTTP/2 Rapid Reset fix (VSV00013, CVE-2023-44487): off unless you accept that
   check DIR   print the computed status of every GatewayClass, Gateway and HTTPRoute (YAML)
               exit 0: all accepted, 1: something is not accepted, 2: input unreadable
   vcl DIR     print the VCL generated for DIR
@@ -22,7 +24,7 @@ commands:
               run an echo backend (the Gateway API conformance echo contract);
               --pod and --namespace default to $POD_NAME and $NAMESPACE
   chaperone --gateway NAMESPACE/NAME [--probe-port N] [--probe-address A] [--metrics-port N]
-            [--metrics-address A] [--work-dir D] [--kubeconfig FILE] [--pod NAME]
+            [--metrics-address A] [--work-dir D] [--kubeconfig FILE] [--pod NAME] [--http2]
               the in-pod agent: serve the routing config published for one Gateway
               (defaults from GATEWAY_NAMESPACE, GATEWAY_NAME, POD_NAME; in-cluster credentials)
   operator [--kubeconfig FILE] [--probe-port N] [--probe-address A] [--metrics-port N]

@@ -16,6 +16,7 @@ export async function runServe(argv: string[]): Promise<number> {
       'admin-address': { type: 'string', default: '127.0.0.1' },
       'work-dir': { type: 'string' },
       shards: { type: 'string' },
+      http2: { type: 'boolean', default: false },
       ...PATH_NORMALIZATION_OPTION,
     });
     dir = parsed.dir;
@@ -30,6 +31,7 @@ export async function runServe(argv: string[]): Promise<number> {
     workDir: flags['work-dir'],
     shards: flags.shards,
     pathNormalization: flags['path-normalization'],
+    http2: flags.http2,
     logger: log,
   });
   let admin;

@@ -35,7 +35,8 @@ export type Outcome =
   | { kind: 'backend'; choices: BackendChoice[] };
 
 export interface Prediction {
-  socket?: { name: string; port: number };
+  /** `tls`: an HTTPS socket (the replay still speaks clear text to varnishd). */
+  socket?: { name: string; port: number; tls?: boolean };
   /** Host and path as the router compares them. */
   host: string;
   path: string;
@@ -87,7 +88,7 @@ export function predict(ir: RoutingIR, endpoints: EndpointMap, req: ExplainReque
   const rawPath = q < 0 ? target : target.slice(0, q);
   const query = q < 0 ? '' : target.slice(q);
   const routerHost = host.replace(/:[0-9]*$/, '').toLowerCase();
-  const base = { socket: { name: socket.name, port: socket.port }, host: routerHost, query, candidates: [] as CandidateVerdict[] };
+  const base = { socket: { name: socket.name, port: socket.port, ...(socket.tls ? { tls: true } : {}) }, host: routerHost, query, candidates: [] as CandidateVerdict[] };
 
   let path = rawPath.replace(/#.*$/, '');
   if (ir.pathNormalization !== 'Off') {

@@ -39,6 +39,14 @@ export function formatExplanation(p: Prediction, o: Observation | undefined, pro
   const lines: string[] = [];
   const step = (title: string, ...body: string[]) => lines.push(title, ...body.map((b) => `    ${b}`));
   step(`listener:  ${p.socket ? `${p.socket.name} (port ${p.socket.port})` : '(none)'}`);
+  // The replay sends the request to varnishd in clear text: what TLS decides before routing
+  // is not part of it, and saying so keeps the answer from claiming more than it checked.
+  if (p.socket?.tls) {
+    lines.push(
+      '    HTTPS listener: replayed in clear text, without TLS. Certificate choice by SNI, client',
+      '    certificate validation and tls.options are not exercised; routing and filters are.',
+    );
+  }
   step(`host:      ${p.host}${p.vhost ? `  -> ${p.vhost.listener}, hostname ${p.vhost.hostname} (${p.vhost.how})` : ''}`);
   step(`path:      ${p.path}${p.query ? `  query ${p.query}` : ''}`);
   if (p.candidates.length) {

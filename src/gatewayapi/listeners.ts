@@ -2,7 +2,7 @@
 // conditions that explain the rest.
 import { isIP } from 'node:net';
 import { condition, programmed } from './conditions.ts';
-import { socketKey, type IRCertificateRef } from '../ir/types.ts';
+import { socketKey, type IRCertificateRef, type IRClientValidation, type IRTLSOptions } from '../ir/types.ts';
 import { resolveCertificateRef } from './certificates.ts';
 import { ANY_HOST, validHostname } from './hostnames.ts';
 import { GATEWAY_GROUP, type Condition, type Gateway, type Listener, type ReferenceGrant, type Secret } from './types.ts';
@@ -32,6 +32,9 @@ export interface ListenerState {
   /** HTTPS listeners: the certificates that resolved, in certificateRefs order (the first is
    *  the default). Set by resolveListenerCertificates. */
   certificates?: IRCertificateRef[];
+  /** HTTPS listeners: client certificate validation and tls.options (see frontend-tls.ts). */
+  clientValidation?: IRClientValidation;
+  tlsOptions?: IRTLSOptions;
 }
 
 export interface GatewayState {
@@ -135,9 +138,7 @@ function evaluateListener(gwId: string, gateway: Gateway, l: Listener, addresses
       reject('UnsupportedProtocol', 'HTTPS listeners are served in standalone mode only so far; gateway pods do not terminate TLS yet');
     } else if (l.protocol === 'HTTPS') {
       if (l.tls?.mode === 'Passthrough') reject('UnsupportedValue', 'tls.mode Passthrough is not valid on an HTTPS listener; use Terminate');
-      const options = Object.keys(l.tls?.options ?? {});
-      // No option is supported yet; one that were silently ignored could weaken TLS unnoticed.
-      if (options.length) reject('UnsupportedValue', `tls.options ${options.map((o) => JSON.stringify(o)).join(', ')} not supported`);
+      // tls.options are checked with the other TLS settings (frontend-tls.ts).
     }
   } else if (l.protocol === 'TLS') {
     reject('UnsupportedProtocol', 'protocol TLS is not supported yet (TLS passthrough is not implemented); use HTTPS to terminate TLS');

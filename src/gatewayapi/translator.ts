@@ -21,6 +21,7 @@ import {
   type GatewayState,
   type ListenerState,
 } from './listeners.ts';
+import { insecureFrontendCondition, markTlsSettingConflicts, resolveFrontendTls } from './frontend-tls.ts';
 import { compareMatches, type RankedMatch } from './precedence.ts';
 import { RouteValueError, ruleAction, validateRoute, type ValidRule } from './rules.ts';
 import { pcreProblem, type RegexVerdicts } from './regex.ts';
@@ -156,7 +157,9 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
     gateways.push(evaluateGateway(gw, options.defaultAddress, options.httpsListeners !== false));
   }
   resolveListenerCertificates(gateways.flatMap((g) => g.listeners), snapshot.secrets, snapshot.referenceGrants);
+  resolveFrontendTls(gateways.flatMap((g) => g.listeners), snapshot.configMaps, snapshot.referenceGrants);
   if (options.sharedDataPlane !== false) markCrossGatewayConflicts(gateways.flatMap((g) => g.listeners));
+  markTlsSettingConflicts(gateways.flatMap((g) => g.listeners), options.sharedDataPlane === false);
   markUnavailableSockets(gateways.flatMap((g) => g.listeners), options.unavailableSockets);
   for (const g of gateways) settleGateway(g);
   const gatewayByKey = new Map(gateways.map((g) => [key(g.gateway), g]));
@@ -262,6 +265,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
           [
             condition('Accepted', g.accepted, g.acceptedReason, g.acceptedMessage, gen),
             gatewayProgrammed(g, gen),
+            ...[insecureFrontendCondition(g, gen)].filter((c) => c !== null),
           ],
           options.now,
         ),
@@ -518,6 +522,10 @@ function buildSockets(
         return true;
       });
       socket.tls = { certificates };
+      // Every HTTPS listener here has the same TLS settings (markTlsSettingConflicts).
+      const first = s.listeners.find((l) => l.listener.protocol === 'HTTPS');
+      if (first?.clientValidation) socket.tls.clientValidation = first.clientValidation;
+      if (first?.tlsOptions) socket.tls.options = first.tlsOptions;
     }
     sockets.push(socket);
   }

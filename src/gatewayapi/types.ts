@@ -75,7 +75,30 @@ export interface Gateway {
     addresses?: { type?: string; value?: string }[];
     /** labels and annotations are validated by the schema (schema/gateway.ts). */
     infrastructure?: { parametersRef?: unknown; labels?: Record<string, string>; annotations?: Record<string, string> };
+    tls?: GatewayTLSConfig;
   };
+}
+
+/** Gateway spec.tls (Gateway API v1.4+): frontend = client certificate validation. */
+export interface GatewayTLSConfig {
+  frontend?: {
+    default: FrontendTLSConfig;
+    perPort?: { port: number; tls: FrontendTLSConfig }[];
+  };
+}
+
+export interface FrontendTLSConfig {
+  validation?: {
+    caCertificateRefs: ObjectReference[];
+    mode?: 'AllowValidOnly' | 'AllowInsecureFallback';
+  };
+}
+
+export interface ObjectReference {
+  group: string;
+  kind: string;
+  name: string;
+  namespace?: string;
 }
 
 export interface ParentReference {

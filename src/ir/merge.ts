@@ -106,7 +106,8 @@ export function mergeGatewayIRs(irs: readonly RoutingIR[]): RoutingIR {
 
 /**
  * The certificates of one address:port served by several Gateways, in Gateway order without
- * duplicates (the first Gateway's default stays the default). The translator never lets a
+ * duplicates (the first Gateway's default stays the default), with the first Gateway's client
+ * validation and options. The translator never lets a
  * TLS and a plain listener share an address:port, so either every part has TLS or none has.
  */
 function mergeTls(sockets: IRSocket[]): IRSocketTLS | undefined {
@@ -121,7 +122,13 @@ function mergeTls(sockets: IRSocket[]): IRSocketTLS | undefined {
       certificates.push(c);
     }
   }
-  return { certificates };
+  const merged: IRSocketTLS = { certificates };
+  // The translator lets only listeners with the same TLS settings share a socket: the first
+  // Gateway's settings are every part's.
+  const first = sockets.find((s) => s.tls)?.tls;
+  if (first?.clientValidation) merged.clientValidation = first.clientValidation;
+  if (first?.options) merged.options = first.options;
+  return merged;
 }
 
 /** One IR's service index `i` as an index into the shared list. */

@@ -46,6 +46,10 @@ export const IR_LIMITS = {
   certificatesPerSocket: 4096,
   /** Names of one certificate the IR lists (the translator keeps at most this many). */
   hostnamesPerCertificate: 100,
+  /** Gateway API maximum of caCertificateRefs in one frontend validation. */
+  caCertificatesPerSocket: 16,
+  /** Entries of one cipher list in listener tls.options. */
+  ciphers: 64,
   /** Every distinct status 400-599. */
   retryCodes: 200,
   /** Characters of a user string (header value, path, regex), as rules.ts checkString(). */
@@ -58,6 +62,7 @@ const FILTER_TYPES = ['RequestHeaderModifier', 'ResponseHeaderModifier', 'Reques
 // labels, HTTPRoutes and Gateways DNS subdomains, listener names section names.
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+const CIPHER_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 /** "namespace/name/rule/match", as the translator names routes. */
 const ROUTE_ID = /^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}\/[0-9]{1,5}\/[0-9]{1,5}$/;
 /** "namespace/gateway/listener". */
@@ -202,7 +207,26 @@ const certificateRef = z.strictObject({
   ),
 });
 
-const socketTls = z.strictObject({ certificates: bounded(certificateRef, IR_LIMITS.certificatesPerSocket).min(1, 'at least one certificate') });
+const clientValidation = z.strictObject({
+  mode: z.enum(['AllowValidOnly', 'AllowInsecureFallback']),
+  caCertificates: bounded(
+    z.strictObject({ namespace: z.string().regex(DNS_LABEL, 'must be a DNS label'), name: z.string().regex(DNS_SUBDOMAIN, 'must be a DNS subdomain') }),
+    IR_LIMITS.caCertificatesPerSocket,
+  ).min(1, 'at least one CA certificate reference'),
+});
+
+const cipherName = z.string().regex(CIPHER_NAME, 'must be a cipher name (letters, digits, "-" and "_")');
+const tlsOptions = z.strictObject({
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).optional(),
+  ciphers: bounded(cipherName, IR_LIMITS.ciphers).min(1).optional(),
+  cipherSuites: bounded(cipherName, IR_LIMITS.ciphers).min(1).optional(),
+});
+
+const socketTls = z.strictObject({
+  certificates: bounded(certificateRef, IR_LIMITS.certificatesPerSocket).min(1, 'at least one certificate'),
+  clientValidation: clientValidation.optional(),
+  options: tlsOptions.optional(),
+});
 
 const socket = z.strictObject({
   name: z.string().regex(SOCKET_NAME, 'must be a generated socket name like a127_0_0_1_80'),
@@ -264,6 +288,7 @@ const schemaMatchesTypes: [
   Same<Omit<ParsedSocket, 'vhosts' | 'tls'>, Omit<IRSocket, 'vhosts' | 'tls'>>,
   Same<keyof ParsedSocket, keyof IRSocket>,
   Same<NonNullable<ParsedSocket['tls']>['certificates'][number], IRSocketTLS['certificates'][number]>,
+  Same<NonNullable<ParsedSocket['tls']>, IRSocketTLS>,
   Same<Omit<ParsedVhost, 'routes'>, Omit<IRVirtualHost, 'routes'>>,
   Same<Omit<ParsedRoute, 'match' | 'action'>, Omit<IRRoute, 'match' | 'action'>>,
   Same<ParsedRoute['match'], IRMatch>,
@@ -272,7 +297,7 @@ const schemaMatchesTypes: [
   Same<NonNullable<ParsedRoute['action']['cors']>, NonNullable<IRAction['cors']>>,
   Same<NonNullable<ParsedRoute['action']['retry']>, NonNullable<IRAction['retry']>>,
   Same<ParsedRoute['action']['backends'][number], IRAction['backends'][number]>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];
 void schemaMatchesTypes;
 
 /** "sockets[0].vhosts[3].routes[1].action.redirect.statusCode" */

@@ -40,6 +40,27 @@ export interface IRSocketTLS {
   /** In listener and certificateRefs order, without duplicates; the first is the default
    *  certificate for clients whose SNI (or lack of one) matches none. */
   certificates: IRCertificateRef[];
+  /** Client certificate validation (Gateway spec.tls.frontend); absent = no client certificate asked. */
+  clientValidation?: IRClientValidation;
+  /** Listener tls.options the terminator applies to this address:port (docs/tls-frontend.md). */
+  options?: IRTLSOptions;
+}
+
+export interface IRClientValidation {
+  /** AllowValidOnly: a valid client certificate is required. AllowInsecureFallback: a client
+   *  without one is served too (one that presents an invalid one is still refused). */
+  mode: 'AllowValidOnly' | 'AllowInsecureFallback';
+  /** ConfigMaps whose ca.crt holds the trusted CA certificates, named, never carried. */
+  caCertificates: { namespace: string; name: string }[];
+}
+
+export interface IRTLSOptions {
+  /** Lowest TLS version accepted (default TLSv1.2). */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** TLS 1.2 cipher names (OpenSSL names), in preference order. */
+  ciphers?: string[];
+  /** TLS 1.3 cipher suite names, in preference order. */
+  cipherSuites?: string[];
 }
 
 export interface IRCertificateRef {

@@ -229,6 +229,7 @@ function chaperoneArgs(gateway: GatewayIdentity, params: GatewayClassParametersS
     ...(params.metrics.exposed ? ['--metrics-address=$(POD_IP)'] : []),
     '--work-dir', WORK_DIR,
     '--storage', storageArg(params.varnish.storageSize),
+    ...(params.http2 ? ['--http2'] : []),
   ];
   for (const name of Object.keys(params.varnish.parameters).sort()) args.push('--varnishd-param', `${name}=${params.varnish.parameters[name]}`);
   for (const arg of params.varnish.extraArgs) args.push(`--varnishd-arg=${arg}`);

@@ -145,6 +145,13 @@ export const gatewayClassParametersSpec = z
           .default('256Mi').describe('Size of the malloc cache storage (varnishd -s malloc,SIZE).'),
       })
       .prefault({}),
+    // Optional rather than defaulted: unset keeps every existing pod template (and its hash) as it was.
+    http2: z
+      .boolean()
+      .optional()
+      .describe(
+        'Offer HTTP/2 on HTTPS listeners (ALPN h2, varnishd feature http2). WARNING: varnishd 7.1.1 lacks the HTTP/2 Rapid Reset fix (VSV00013, CVE-2023-44487); unset or false: off.',
+      ),
     resources: z
       .object({ requests: resourceList.optional(), limits: resourceList.optional() })
       .optional()

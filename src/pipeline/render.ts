@@ -100,7 +100,8 @@ export function render(snapshot: ResourceSnapshot, options: RenderOptions): Rend
   const endpoints = resolveEndpoints(ir.services, snapshot.endpointSlices);
   const compiled = compileConfig(ir, endpoints, options);
   if (ir.sockets.some((s) => s.tls)) {
-    compiled.tls = tlsFrontends(ir, new Map(snapshot.secrets.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s])));
+    const byKey = <T extends { metadata: { namespace?: string; name: string } }>(list: readonly T[]) => new Map(list.map((o) => [`${o.metadata.namespace}/${o.metadata.name}`, o]));
+    compiled.tls = tlsFrontends(ir, byKey(snapshot.secrets), byKey(snapshot.configMaps));
   }
   return { ...compiled, statuses, problems, leftOutSockets };
 }

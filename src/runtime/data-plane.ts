@@ -58,6 +58,15 @@ export function varnishdParams(admin: Readonly<Record<string, string>> = {}): { 
 }
 
 /**
+ * The feature parameter with HTTP/2 on (opt-in) or forced off: "+http2" / "-http2" is appended
+ * to whatever feature flags the admin set, so that only the opt-in turns HTTP/2 on.
+ */
+export function withHttp2(params: Readonly<Record<string, string>>, on: boolean): Record<string, string> {
+  const flag = on ? '+http2' : '-http2';
+  return { ...params, feature: params.feature ? `${params.feature},${flag}` : flag };
+}
+
+/**
  * What the data plane needs of a compiled config: the VCLs to deploy, the listen sockets, and
  * the counts it logs. The pipeline's CompiledConfig is one; the data plane knows nothing else
  * about how it was made.
@@ -72,7 +81,7 @@ export interface DataPlaneConfig {
    *  TLS terminator forwards to (port 0: chosen when varnishd starts). */
   sockets: readonly { name: string; address: string; port: number; proxy?: boolean }[];
   /** HTTPS frontends and their PEM files; hitch runs while there are any. */
-  tls?: { frontends: readonly HitchFrontend[]; pems: ReadonlyMap<string, Buffer> };
+  tls?: { frontends: readonly HitchFrontend[]; pems: ReadonlyMap<string, Buffer>; caBundles?: ReadonlyMap<string, Buffer> };
 }
 
 /** What the owner shows about the data plane (standalone /status, the agent's logs). */
@@ -123,6 +132,12 @@ export interface DataPlaneOptions<C extends DataPlaneConfig = DataPlaneConfig> {
    */
   onSocketsFreed?: () => void;
   portRetry?: PortRetryOptions;
+  /**
+   * Serve HTTP/2: varnishd with feature=+http2 and the TLS terminator offering h2 in ALPN.
+   * Off by default: varnishd 7.1.1 as packaged lacks the HTTP/2 "Rapid Reset" fix (VSV00013,
+   * CVE-2023-44487). Without it, an admin's feature parameter cannot turn HTTP/2 on either.
+   */
+  http2?: boolean;
 }
 
 export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
@@ -158,8 +173,14 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
     const split = splitVarnishdArgs([], extra);
     const { params, ignored } = varnishdParams({ ...opts.params, ...split.params });
     if (ignored.length) this.log.warn({ event: 'varnishd-params-ignored', params: ignored }, 'varnishd parameters the gateway sets itself or does not allow are left out');
-    this.varnishdParams = params;
+    this.varnishdParams = withHttp2(params, opts.http2 === true);
     this.varnishdArgs = split.args;
+    if (opts.http2) {
+      this.log.warn(
+        { event: 'http2-enabled' },
+        'HTTP/2 is enabled: varnishd 7.1.1 lacks the HTTP/2 Rapid Reset fix (VSV00013, CVE-2023-44487); a client can make it work hard with little traffic',
+      );
+    }
   }
 
   /** varnishd processes started so far. */
@@ -172,7 +193,8 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
    * already holds are not probed (they are in use, by us).
    */
   async probe(sockets: readonly { address: string; port: number }[]): Promise<UnavailableSockets> {
-    const held = this.varnishd ? this.listeners : [];
+    // hitch's frontends are ours too: a probe of an HTTPS port it serves must not find it busy.
+    const held = [...(this.varnishd ? this.listeners : []), ...(this.hitch?.listening ?? [])];
     const toProbe = sockets.filter((s) => !held.some((h) => h.address === s.address && h.port === s.port));
     return probeSockets(toProbe, (s) => socketKey(s.address, s.port));
   }
@@ -238,8 +260,8 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
     }
     const bound = (await this.varnishd.listenAddresses()).find((a) => a.name === proxy.name);
     if (!bound) throw new Error(`varnishd does not report its ${proxy.name} socket`);
-    this.hitch ??= new Hitch({ workDir: join(this.opts.workDir, 'tls'), logger: this.opts.logger });
-    await this.hitch.apply({ frontends, pems: config.tls?.pems ?? new Map(), backend: { address: bound.address, port: bound.port } });
+    this.hitch ??= new Hitch({ workDir: join(this.opts.workDir, 'tls'), logger: this.opts.logger, http2: this.opts.http2 === true });
+    await this.hitch.apply({ frontends, pems: config.tls?.pems ?? new Map(), caBundles: config.tls?.caBundles ?? new Map(), backend: { address: bound.address, port: bound.port } });
   }
 
   private async applyVarnishd(config: C, leftOut: readonly { address: string; port: number }[]): Promise<void> {

@@ -23,7 +23,7 @@ export interface ObservedConfig extends DataPlaneConfig {
 
 /** DataPlane's own options (see DataPlaneOptions), plus what the observation needs. */
 export interface ObservedDataPlaneOptions
-  extends Pick<DataPlaneOptions<ObservedConfig>, 'workDir' | 'logger' | 'params' | 'extraArgs' | 'storageBytes' | 'state' | 'onSocketsFreed' | 'portRetry'> {
+  extends Pick<DataPlaneOptions<ObservedConfig>, 'workDir' | 'logger' | 'params' | 'extraArgs' | 'storageBytes' | 'state' | 'onSocketsFreed' | 'portRetry' | 'http2'> {
   metrics: GatewayMetrics;
   /** varnishstat poll interval for the varnish_* metrics; default 1000 ms. */
   statsIntervalMs?: number;
@@ -49,6 +49,7 @@ export class ObservedDataPlane {
       state: opts.state,
       onSocketsFreed: opts.onSocketsFreed,
       portRetry: opts.portRetry,
+      http2: opts.http2,
       onReload: (ok, seconds) => observeReload(metrics, ok, seconds),
       onLive: (config, varnishd) => {
         observeLive(metrics, config.stats.routes);

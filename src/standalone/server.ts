@@ -45,6 +45,8 @@ export interface StandaloneOptions {
   pathNormalization?: 'On' | 'Off';
   /** Re-probing of listen sockets another process holds; default every 1 s doubling to 5 s. */
   portRetry?: PortRetryOptions;
+  /** Serve HTTP/2 on HTTPS listeners (opt-in; see DataPlaneOptions.http2). */
+  http2?: boolean;
 }
 
 export interface StandaloneStatus extends DataPlaneState {
@@ -144,6 +146,7 @@ export class StandaloneServer {
       // A freed port needs a new translation (listener status), not just the last config again.
       onSocketsFreed: () => void this.applier.run(),
       portRetry: this.opts.portRetry,
+      http2: this.opts.http2,
     });
     this.watch = watchDirectory(this.opts.dir, (changes) => void this.changed(changes), this.log, { settle: this.opts.settle });
     await this.schedule();
@@ -216,7 +219,10 @@ export class StandaloneServer {
    * it, so that listener status and sockets agree. One re-render at most per apply.
    */
   private async settleSockets(snapshot: Parameters<CheckedPipeline['render']>[0], config: RenderedConfig): Promise<RenderedConfig> {
-    const busy = await this.dataPlane!.probe([...config.sockets, ...config.leftOutSockets]);
+    // HTTPS sockets are the TLS terminator's, not varnishd's: probed here too, so that a busy
+    // one makes its listener PortUnavailable instead of failing the terminator's start.
+    const tlsSockets = config.ir.sockets.filter((s) => s.tls).map(({ address, port }) => ({ address, port }));
+    const busy = await this.dataPlane!.probe([...config.sockets, ...tlsSockets, ...config.leftOutSockets]);
     const same = busy.size === this.unavailableSockets.size && [...busy.keys()].every((k) => this.unavailableSockets.has(k));
     if (same) return config;
     this.unavailableSockets.clear();

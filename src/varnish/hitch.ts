@@ -23,12 +23,23 @@ export interface HitchFrontend {
   port: number;
   /** Certificate ids (keys of HitchConfig.pems), the default first. */
   certificates: readonly string[];
+  /** Ask clients for a certificate signed by a CA of the bundle `ca` (a key of
+   *  HitchConfig.caBundles). required: refuse a client without one; optional: serve it too.
+   *  Either way hitch refuses the handshake of a client whose certificate does not verify. */
+  clientVerify?: { mode: 'required' | 'optional'; ca: string };
+  /** Lowest TLS version (default TLSv1.2). */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** OpenSSL cipher names for TLS 1.2 / suite names for TLS 1.3, in preference order. */
+  ciphers?: readonly string[];
+  cipherSuites?: readonly string[];
 }
 
 export interface HitchConfig {
   frontends: readonly HitchFrontend[];
   /** PEM text per certificate id: the certificate chain followed by the private key. */
   pems: ReadonlyMap<string, Buffer>;
+  /** Client CA bundles (PEM certificates) by id. */
+  caBundles?: ReadonlyMap<string, Buffer>;
   /** varnishd's PROXY socket. */
   backend: { address: string; port: number };
 }
@@ -47,12 +58,18 @@ export interface HitchOptions {
    * key files, so they stay readable by us only.
    */
   user?: string;
+  /**
+   * Offer HTTP/2 in ALPN (h2, http/1.1). Off by default: varnishd 7.1.1 as packaged lacks the
+   * HTTP/2 "Rapid Reset" fix (VSV00013, CVE-2023-44487). varnishd must then run with
+   * feature=+http2.
+   */
+  http2?: boolean;
 }
 
 export type HitchApplyResult = 'started' | 'restarted' | 'reloaded' | 'unchanged';
 
 /** Bounds: a PEM file (chain + key) and the number of certificates hitch loads. */
-export const HITCH_LIMITS = { pemBytes: 1024 * 1024, certificates: 4096, frontends: 1024 } as const;
+export const HITCH_LIMITS = { pemBytes: 1024 * 1024, certificates: 4096, frontends: 1024, caBundleBytes: 16 * 1024 * 1024 } as const;
 
 /** Certificate ids become file names: only these characters, bounded. */
 const CERT_ID = /^[a-z0-9][a-z0-9._-]{0,300}$/;
@@ -67,12 +84,21 @@ export class Hitch {
   private contents = '';
   readonly confPath: string;
   readonly certDir: string;
+  readonly caDir: string;
+  /** The address:port of every frontend the running hitch listens on. */
+  private frontendSockets: { address: string; port: number }[] = [];
 
   constructor(opts: HitchOptions) {
     this.opts = opts;
     this.log = opts.logger.child({ component: 'hitch' });
     this.confPath = join(opts.workDir, 'hitch.conf');
     this.certDir = join(opts.workDir, 'certs');
+    this.caDir = join(opts.workDir, 'ca');
+  }
+
+  /** Sockets the running hitch holds (a port probe finds them busy: they are ours). */
+  get listening(): readonly { address: string; port: number }[] {
+    return this.process ? this.frontendSockets : [];
   }
 
   get pid(): number | undefined {
@@ -84,10 +110,16 @@ export class Hitch {
     return join(this.certDir, `${id}.pem`);
   }
 
+  /** The file of a client CA bundle id. */
+  caPath(id: string): string {
+    return join(this.caDir, `${id}.pem`);
+  }
+
   async apply(config: HitchConfig): Promise<HitchApplyResult> {
     checkConfig(config);
     await mkdir(this.certDir, { recursive: true, mode: 0o700 });
     await mkdir(join(this.opts.workDir, 'ocsp'), { recursive: true, mode: 0o700 });
+    await mkdir(this.caDir, { recursive: true, mode: 0o700 });
     await chmod(this.opts.workDir, 0o700);
     await chmod(this.certDir, 0o700);
     const used = new Set(config.frontends.flatMap((f) => f.certificates));
@@ -101,7 +133,17 @@ export class Hitch {
     for (const name of await readdir(this.certDir)) {
       if (!used.has(name.replace(/\.pem$/, ''))) await rm(join(this.certDir, name), { force: true });
     }
-    const sockets = JSON.stringify([config.frontends.map((f) => [f.address, f.port]), config.backend]);
+    const cas = new Set(config.frontends.flatMap((f) => (f.clientVerify ? [f.clientVerify.ca] : [])));
+    for (const id of [...cas].sort()) {
+      const pem = config.caBundles?.get(id) as Buffer;
+      hash.update(id).update('\0').update(pem).update('\0');
+      await writePrivate(this.caPath(id), pem);
+    }
+    for (const name of await readdir(this.caDir)) {
+      if (!cas.has(name.replace(/\.pem$/, ''))) await rm(join(this.caDir, name), { force: true });
+    }
+    // ALPN is hitch-wide and read at start only: a change of it is a restart.
+    const sockets = JSON.stringify([config.frontends.map((f) => [f.address, f.port]), config.backend, this.opts.http2 === true]);
     const contents = hash.update(JSON.stringify(config.frontends)).digest('hex');
     await writePrivate(this.confPath, Buffer.from(this.render(config)));
 
@@ -118,7 +160,8 @@ export class Hitch {
     this.sockets = sockets;
     this.contents = contents;
     this.process = this.spawn();
-    await this.listening(config.frontends);
+    this.frontendSockets = config.frontends.map((f) => ({ address: f.address, port: f.port }));
+    await this.waitListening(config.frontends);
     this.log.info({ event: restart ? 'hitch-restart' : 'hitch-start', frontends: config.frontends.length, pid: this.pid }, 'hitch serves TLS');
     return restart ? 'restarted' : 'started';
   }
@@ -128,6 +171,7 @@ export class Hitch {
     this.process = null;
     this.sockets = '';
     this.contents = '';
+    this.frontendSockets = [];
     if (p) await p.stop();
   }
 
@@ -148,7 +192,7 @@ export class Hitch {
   }
 
   /** Resolves once every frontend accepts connections; rejects if hitch keeps failing. */
-  private async listening(frontends: readonly HitchFrontend[]): Promise<void> {
+  private async waitListening(frontends: readonly HitchFrontend[]): Promise<void> {
     const deadline = Date.now() + 10_000;
     for (const f of frontends) {
       while (!(await accepts(f.address, f.port))) {
@@ -170,8 +214,8 @@ export class Hitch {
       `workers = ${this.opts.workers ?? 1}`,
       `backend = ${q(`[${config.backend.address}]:${config.backend.port}`)}`,
       'write-proxy-v2 = on',
-      // HTTP/2 stays off: varnishd 7.1 lacks the HTTP/2 "Rapid Reset" fix.
-      'alpn-protos = "http/1.1"',
+      // HTTP/2 is opt-in: varnishd 7.1.1 lacks the HTTP/2 "Rapid Reset" fix (VSV00013).
+      this.opts.http2 ? 'alpn-protos = "h2,http/1.1"' : 'alpn-protos = "http/1.1"',
       'tls-protos = TLSv1.2 TLSv1.3',
       // A client whose SNI matches no certificate still gets the default one.
       'sni-nomatch-abort = off',
@@ -183,6 +227,12 @@ export class Hitch {
       lines.push('frontend = {', `  host = ${q(f.address)}`, `  port = ${q(String(f.port))}`);
       // hitch serves the LAST pem-file of a frontend to clients whose SNI matches none.
       for (const id of [...f.certificates].reverse()) lines.push(`  pem-file = ${q(this.pemPath(id))}`);
+      if (f.clientVerify) lines.push(`  client-verify = ${f.clientVerify.mode}`, `  client-verify-ca = ${q(this.caPath(f.clientVerify.ca))}`);
+      if (f.minVersion === 'TLSv1.3') lines.push('  tls-protos = TLSv1.3');
+      // Names were checked against OpenSSL's (src/gatewayapi/tls-options.ts): an unknown one
+      // would make hitch refuse the whole configuration.
+      if (f.ciphers?.length) lines.push(`  ciphers = ${q(f.ciphers.join(':'))}`, '  prefer-server-ciphers = on');
+      if (f.cipherSuites?.length) lines.push(`  ciphersuites = ${q(f.cipherSuites.join(':'))}`);
       lines.push('}');
     }
     return lines.join('\n') + '\n';
@@ -200,6 +250,16 @@ function checkConfig(config: HitchConfig): void {
       const pem = config.pems.get(id);
       if (!pem) throw new Error(`TLS frontend ${f.address}:${f.port}: no PEM for certificate ${id}`);
       if (pem.length > HITCH_LIMITS.pemBytes) throw new Error(`certificate ${id}: PEM larger than ${HITCH_LIMITS.pemBytes} bytes`);
+    }
+    if (f.clientVerify) {
+      const { ca } = f.clientVerify;
+      if (!CERT_ID.test(ca)) throw new Error(`invalid CA bundle id ${JSON.stringify(ca.slice(0, 80))}`);
+      const pem = config.caBundles?.get(ca);
+      if (!pem) throw new Error(`TLS frontend ${f.address}:${f.port}: no PEM for CA bundle ${ca}`);
+      if (pem.length > HITCH_LIMITS.caBundleBytes) throw new Error(`CA bundle ${ca}: larger than ${HITCH_LIMITS.caBundleBytes} bytes`);
+    }
+    for (const name of [...(f.ciphers ?? []), ...(f.cipherSuites ?? [])]) {
+      if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(name)) throw new Error(`TLS frontend ${f.address}:${f.port}: invalid cipher name ${JSON.stringify(name.slice(0, 80))}`);
     }
   }
 }
