@@ -2,18 +2,28 @@
 // all forwarding to varnishd's PROXY socket with PROXY v2 (which carries the address:port the
 // client connected to, TLS and the SNI). Varnish 7.1 has no TLS of its own.
 //
-// Lifecycle: apply() writes hitch.conf and one PEM file per certificate (certificate chain and
-// key, mode 0600 in a 0700 directory) and
-//  - starts hitch the first time;
-//  - restarts it when the frontends or the backend change (listen sockets are hitch's start
-//    configuration; varnishd keeps running);
-//  - sends SIGHUP when only certificates changed: hitch reads its configuration again, new
-//    connections get the new certificates, and the old workers keep serving the connections
-//    they have (with the old certificate) until the clients close them.
-// hitch runs in the foreground under SupervisedProcess, restarted with backoff if it dies.
+// Lifecycle: apply() writes one PEM file per certificate (certificate chain and key, mode 0600
+// in a 0700 directory) and a configuration, and every change is a hand-over between two hitch
+// processes ("instances"), never a restart in place and never a second SIGHUP:
+//  1. a new instance starts with the new configuration; hitch binds its listen sockets with
+//     SO_REUSEPORT, so it listens on the same address:ports beside the serving one;
+//  2. once it is up, the old instance is retired: its configuration is rewritten to a single
+//     frontend on an ephemeral loopback port and it gets SIGHUP, so its workers close the public
+//     sockets and keep serving the connections they have until the clients close them;
+//  3. a retired instance is stopped when its last old worker is gone, or when it exceeds the
+//     drain bounds (DRAIN_LIMITS), which cuts the connections it still holds.
+// Why not a SIGHUP of the serving instance: hitch 1.7 mishandles a reload while an older
+// generation of workers still drains (every worker exits with status 1 at once, open
+// connections are cut and the port refuses connections for a moment). That was seen here with
+// one kept-alive client and two rotations seconds apart; an instance that is SIGHUPed once, to
+// retire, never meets it.
+// Queued connections of a closed listen socket are reset by the kernel unless
+// net.ipv4.tcp_migrate_req is 1, which moves them to the new instance's socket (docs/tls.md).
+// Each instance runs in the foreground under SupervisedProcess, restarted with backoff if it
+// dies while serving.
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
-import { chmod, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { SupervisedProcess } from '../util/supervised-process.ts';
@@ -68,6 +78,23 @@ export interface HitchOptions {
 
 export type HitchApplyResult = 'started' | 'restarted' | 'reloaded' | 'unchanged';
 
+/** A retired instance is stopped, cutting what it still serves, after this long or when more
+ *  than `instances` are retired (the oldest first). */
+export const DRAIN_LIMITS = { ms: 10 * 60_000, instances: 4 } as const;
+
+/** How long a new instance may take to come up before the change is given up. */
+const START_TIMEOUT_MS = 10_000;
+
+interface Instance {
+  id: number;
+  process: SupervisedProcess;
+  confPath: string;
+  /** Set once it says it is up ("initialization complete"). */
+  up: boolean;
+  /** When retired: its workers at that moment (they drain) and the time. */
+  draining?: { pids: number[]; since: number };
+}
+
 /** Bounds: a PEM file (chain + key) and the number of certificates hitch loads. */
 export const HITCH_LIMITS = { pemBytes: 1024 * 1024, certificates: 4096, frontends: 1024, caBundleBytes: 16 * 1024 * 1024 } as const;
 
@@ -77,12 +104,16 @@ const CERT_ID = /^[a-z0-9][a-z0-9._-]{0,300}$/;
 export class Hitch {
   private readonly opts: HitchOptions;
   private readonly log: Logger;
-  private process: SupervisedProcess | null = null;
-  /** What the running hitch listens on and forwards to; a change needs a restart. */
+  /** The instance serving the public sockets. */
+  private current: Instance | null = null;
+  /** Instances handed over, draining their connections. */
+  private retired: Instance[] = [];
+  private nextId = 1;
+  private drainTimer: NodeJS.Timeout | null = null;
+  /** What the serving instance listens on and forwards to. */
   private sockets = '';
-  /** Hash of every PEM file's content; a change needs a SIGHUP. */
+  /** Hash of the serving configuration and every file it names. */
   private contents = '';
-  readonly confPath: string;
   readonly certDir: string;
   readonly caDir: string;
   /** The address:port of every frontend the running hitch listens on. */
@@ -91,18 +122,28 @@ export class Hitch {
   constructor(opts: HitchOptions) {
     this.opts = opts;
     this.log = opts.logger.child({ component: 'hitch' });
-    this.confPath = join(opts.workDir, 'hitch.conf');
     this.certDir = join(opts.workDir, 'certs');
     this.caDir = join(opts.workDir, 'ca');
   }
 
   /** Sockets the running hitch holds (a port probe finds them busy: they are ours). */
   get listening(): readonly { address: string; port: number }[] {
-    return this.process ? this.frontendSockets : [];
+    return this.current ? this.frontendSockets : [];
   }
 
+  /** The serving instance's master process. */
   get pid(): number | undefined {
-    return this.process?.pid;
+    return this.current?.process.pid;
+  }
+
+  /** The serving instance's configuration file. */
+  get confPath(): string {
+    return this.current?.confPath ?? join(this.opts.workDir, 'hitch-0.conf');
+  }
+
+  /** Retired instances still draining connections. */
+  get drainingInstances(): number {
+    return this.retired.length;
   }
 
   /** The PEM file of a certificate id (exists once apply() wrote it). */
@@ -145,63 +186,112 @@ export class Hitch {
     // ALPN is hitch-wide and read at start only: a change of it is a restart.
     const sockets = JSON.stringify([config.frontends.map((f) => [f.address, f.port]), config.backend, this.opts.http2 === true]);
     const contents = hash.update(JSON.stringify(config.frontends)).digest('hex');
-    await writePrivate(this.confPath, Buffer.from(this.render(config)));
+    if (this.current && this.sockets === sockets && this.contents === contents) return 'unchanged';
 
-    if (this.process && this.sockets === sockets) {
-      if (this.contents === contents) return 'unchanged';
-      this.contents = contents;
-      const pid = this.process.pid;
-      if (pid !== undefined) process.kill(pid, 'SIGHUP');
-      this.log.info({ event: 'hitch-reload', certificates: used.size }, 'hitch reloads its certificates');
-      return 'reloaded';
-    }
-    const restart = this.process !== null;
-    if (this.process) await this.process.stop();
+    const previous = this.current;
+    const next = await this.startInstance(this.render(config), config.frontends);
+    this.current = next;
+    const result: HitchApplyResult = previous === null ? 'started' : this.sockets === sockets ? 'reloaded' : 'restarted';
     this.sockets = sockets;
     this.contents = contents;
-    this.process = this.spawn();
     this.frontendSockets = config.frontends.map((f) => ({ address: f.address, port: f.port }));
-    await this.waitListening(config.frontends);
-    this.log.info({ event: restart ? 'hitch-restart' : 'hitch-start', frontends: config.frontends.length, pid: this.pid }, 'hitch serves TLS');
-    return restart ? 'restarted' : 'started';
+    if (previous) await this.retire(previous, config);
+    this.log.info({ event: `hitch-${result === 'started' ? 'start' : result === 'reloaded' ? 'reload' : 'restart'}`, frontends: config.frontends.length, certificates: used.size, pid: this.pid, draining: this.retired.length }, 'hitch serves TLS');
+    return result;
   }
 
   async stop(): Promise<void> {
-    const p = this.process;
-    this.process = null;
+    const all = [...(this.current ? [this.current] : []), ...this.retired];
+    this.current = null;
+    this.retired = [];
     this.sockets = '';
     this.contents = '';
     this.frontendSockets = [];
-    if (p) await p.stop();
+    if (this.drainTimer) clearInterval(this.drainTimer);
+    this.drainTimer = null;
+    await Promise.all(all.map((i) => i.process.stop()));
   }
 
-  private spawn(): SupervisedProcess {
+  /** Starts an instance with `conf`; resolves once it is up and every frontend accepts. A
+   *  failure leaves the serving instance as it was. */
+  private async startInstance(conf: string, frontends: readonly HitchFrontend[]): Promise<Instance> {
+    const id = this.nextId++;
+    const confPath = join(this.opts.workDir, `hitch-${id}.conf`);
+    await writePrivate(confPath, Buffer.from(conf));
+    const instance: Instance = { id, process: this.spawn(confPath, id), confPath, up: false };
+    instance.process.on('line', (l) => {
+      if (l.text.includes('initialization complete')) instance.up = true;
+    });
+    instance.process.on('started', () => (instance.up = false));
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    try {
+      while (!instance.up) {
+        if (Date.now() > deadline) throw new Error(`hitch did not start: ${instance.process.output().slice(-5).join(' | ')}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      for (const f of frontends) {
+        while (!(await accepts(f.address, f.port))) {
+          if (Date.now() > deadline) throw new Error(`hitch does not listen on ${f.address}:${f.port}: ${instance.process.output().slice(-5).join(' | ')}`);
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      }
+    } catch (e) {
+      await instance.process.stop();
+      await rm(confPath, { force: true });
+      throw e;
+    }
+    return instance;
+  }
+
+  /**
+   * Hands `old` over: it listens on an ephemeral loopback port from now on (its only SIGHUP),
+   * and keeps the connections it has. `config` gives it a certificate that exists.
+   */
+  private async retire(old: Instance, config: HitchConfig): Promise<void> {
+    const pids = await childPids(old.process.pid);
+    const parked = this.render({ ...config, frontends: [{ address: '127.0.0.1', port: 0, certificates: [config.frontends[0].certificates[0]] }] });
+    await writePrivate(old.confPath, Buffer.from(parked));
+    old.draining = { pids, since: Date.now() };
+    if (old.process.pid !== undefined) signal(old.process.pid, 'SIGHUP');
+    this.retired.push(old);
+    while (this.retired.length > DRAIN_LIMITS.instances) await this.end(this.retired[0], 'too many instances draining');
+    this.drainTimer ??= setInterval(() => void this.reapDrained(), 1_000).unref();
+  }
+
+  /** Stops retired instances whose old workers are gone, or that drained too long. */
+  private async reapDrained(): Promise<void> {
+    for (const old of [...this.retired]) {
+      const { pids, since } = old.draining as { pids: number[]; since: number };
+      if (!pids.some(alive)) await this.end(old, null);
+      else if (Date.now() - since > DRAIN_LIMITS.ms) await this.end(old, 'drain time exceeded');
+    }
+    if (this.retired.length === 0 && this.drainTimer) {
+      clearInterval(this.drainTimer);
+      this.drainTimer = null;
+    }
+  }
+
+  private async end(old: Instance, cut: string | null): Promise<void> {
+    this.retired = this.retired.filter((i) => i !== old);
+    if (cut) this.log.warn({ event: 'hitch-drain-cut', reason: cut, pid: old.process.pid }, 'a retired hitch is stopped with connections still open');
+    await old.process.stop();
+    await rm(old.confPath, { force: true });
+  }
+
+  private spawn(confPath: string, instance: number): SupervisedProcess {
     const p = new SupervisedProcess({
       command: this.opts.command ?? 'hitch',
-      args: [`--config=${this.confPath}`],
+      args: [`--config=${confPath}`],
       restart: { initialDelayMs: 250, maxDelayMs: 10_000 },
       stopGraceMs: 2_000,
     });
     // hitch's own messages name files and sockets, never key content.
-    p.on('line', (l) => this.log.info({ event: 'hitch-output', stream: l.stream }, l.text));
+    p.on('line', (l) => this.log.info({ event: 'hitch-output', instance, stream: l.stream }, l.text));
     p.on('exited', (e) => {
-      if (!e.expected) this.log.warn({ event: 'hitch-exit', code: e.code, signal: e.signal, error: e.error }, 'hitch exited');
+      if (!e.expected) this.log.warn({ event: 'hitch-exit', instance, code: e.code, signal: e.signal, error: e.error }, 'hitch exited');
     });
     p.start();
     return p;
-  }
-
-  /** Resolves once every frontend accepts connections; rejects if hitch keeps failing. */
-  private async waitListening(frontends: readonly HitchFrontend[]): Promise<void> {
-    const deadline = Date.now() + 10_000;
-    for (const f of frontends) {
-      while (!(await accepts(f.address, f.port))) {
-        if (Date.now() > deadline) {
-          throw new Error(`hitch does not listen on ${f.address}:${f.port}: ${(this.process?.output() ?? []).slice(-5).join(' | ')}`);
-        }
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    }
   }
 
   private render(config: HitchConfig): string {
@@ -282,4 +372,32 @@ function accepts(address: string, port: number): Promise<boolean> {
     });
     s.once('error', () => resolve(false));
   });
+}
+
+/** The child processes of `pid` (Linux /proc); none when it is gone. */
+async function childPids(pid: number | undefined): Promise<number[]> {
+  if (pid === undefined) return [];
+  try {
+    const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8');
+    return text.trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Already gone.
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
