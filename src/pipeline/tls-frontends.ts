@@ -4,6 +4,7 @@
 // the data plane's user can read.
 import type { Secret } from '../gatewayapi/types.ts';
 import { secretValue, tlsSecretProblem, TLS_CERT_KEY, TLS_KEY_KEY } from '../gatewayapi/certificates.ts';
+import { certificateId } from '../ir/certificate-secret.ts';
 import type { RoutingIR } from '../ir/types.ts';
 import type { HitchFrontend } from '../varnish/hitch.ts';
 
@@ -15,10 +16,7 @@ export interface TlsFrontends {
   missing: string[];
 }
 
-/** A certificate's id and PEM file name: namespaces hold no "_", so the pair stays unambiguous. */
-export function certificateId(namespace: string, name: string): string {
-  return `${namespace}_${name}`;
-}
+export { certificateId } from '../ir/certificate-secret.ts';
 
 /** `secrets` keyed by "namespace/name". A socket left with no usable certificate gets no frontend. */
 export function tlsFrontends(ir: RoutingIR, secrets: ReadonlyMap<string, Secret>): TlsFrontends {

@@ -50,6 +50,10 @@ export class ObservedDataPlane {
       onSocketsFreed: opts.onSocketsFreed,
       portRetry: opts.portRetry,
       onReload: (ok, seconds) => observeReload(metrics, ok, seconds),
+      onTls: (result) => {
+        if (result === 'reloaded') metrics.hitchReloads.inc();
+        else if (result === 'restarted') metrics.hitchRestarts.inc();
+      },
       onLive: (config, varnishd) => {
         observeLive(metrics, config.stats.routes);
         metrics.endpoints.set(countEndpoints(config.endpoints));
