@@ -7,10 +7,8 @@
 // Addresses: pods 127.0.104.0/23, load balancers 127.0.106.0/24, cluster IPs 127.0.107.0/24.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { CoreV1Api, KubernetesObjectApi, RbacAuthorizationV1Api, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
@@ -18,6 +16,7 @@ import { startLocalCluster, type LocalCluster } from '../support/local-cluster/c
 import { ClusterProbe, get, isReady, sample, stopCluster, withDiagnostics as withDiagnosticsOf } from '../support/local-cluster/e2e-helpers.ts';
 import { applyInstallManifest, echoBackend } from '../support/local-cluster/install.ts';
 import { VGW_IN_POD } from '../support/local-cluster/vgw-in-pod.ts';
+import { TestPki, tlsSecret as tlsSecretIn, type LeafPem } from '../support/test-pki.ts';
 import { certificateSecretName, infraName, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL } from '../../src/operator/infrastructure.ts';
 import { eventually } from './support/poll.ts';
 
@@ -34,36 +33,7 @@ const routeRef = { apiVersion: GW_API, kind: 'HTTPRoute', metadata: { name: 'ech
 const infra = infraName(NS, GATEWAY);
 const gatewayPodSelector = `${INSTANCE_LABEL}=${infra},${MANAGED_BY_LABEL}=${MANAGED_BY}`;
 
-/** A test CA and leaf certificates it signs (openssl, as the TLS terminator reads PEM). */
-class Pki {
-  readonly dir = mkdtempSync(join(tmpdir(), 'vgw-cluster-tls-'));
-  private serial = 1;
-  constructor() {
-    this.openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=vgw cluster test CA');
-  }
-  get ca(): string {
-    return readFileSync(join(this.dir, 'ca.crt'), 'utf8');
-  }
-  leaf(file: string, host: string): { crt: string; key: string } {
-    this.openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${file}.key`, '-out', `${file}.csr`, '-subj', `/CN=${host}`);
-    this.openssl('x509', '-req', '-in', `${file}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', String(this.serial++), '-days', '2', '-out', `${file}.crt`);
-    return { crt: readFileSync(join(this.dir, `${file}.crt`), 'utf8'), key: readFileSync(join(this.dir, `${file}.key`), 'utf8') };
-  }
-  private openssl(...args: string[]): void {
-    execFileSync('openssl', args, { cwd: this.dir, stdio: 'pipe' });
-  }
-}
-
-const tlsSecret = (name: string, pem: { crt: string; key: string }) => ({
-  apiVersion: 'v1',
-  kind: 'Secret',
-  metadata: { name, namespace: NS },
-  type: 'kubernetes.io/tls',
-  stringData: { 'tls.crt': pem.crt, 'tls.key': pem.key },
-});
-
-/** Serial of a PEM certificate as node reports a peer's (uppercase hex, no leading zeros). */
-const serialOf = (n: number) => n.toString(16).toUpperCase().padStart(2, '0');
+const tlsSecret = (name: string, pem: { crt: string; key: string }) => tlsSecretIn(NS, name, pem);
 
 interface HttpsReply {
   status: number;
@@ -92,9 +62,9 @@ let probe: ClusterProbe;
 let objects: KubernetesObjectApi;
 let core: CoreV1Api;
 let rbac: RbacAuthorizationV1Api;
-let pki: Pki;
-let first: { crt: string; key: string };
-let second: { crt: string; key: string };
+let pki: TestPki;
+let first: LeafPem;
+let second: LeafPem;
 let pod: V1Pod | undefined;
 
 const withDiagnostics = (body: () => Promise<void>) =>
@@ -103,7 +73,7 @@ const gatewayPods = () => probe.pods(NS, gatewayPodSelector);
 const podSummary = (p: V1Pod) => ({ uid: p.metadata?.uid, restarts: p.status?.containerStatuses?.[0]?.restartCount ?? 0 });
 
 before(async () => {
-  pki = new Pki();
+  pki = new TestPki();
   first = pki.leaf('first', HOST);
   second = pki.leaf('second', HOST);
   cluster = await startLocalCluster({
@@ -122,7 +92,7 @@ before(async () => {
 
 after(async () => {
   await stopCluster(cluster);
-  if (pki) rmSync(pki.dir, { recursive: true, force: true });
+  pki?.remove();
 });
 
 test('an HTTPS Gateway serves its route with its certificate through the gateway pod; the pod holds only that certificate', { timeout: 4 * SLOW }, () =>
@@ -154,7 +124,7 @@ test('an HTTPS Gateway serves its route with its certificate through the gateway
       reply = await httpsGet(address, pki.ca, false).catch(() => reply);
       return reply.status === 200;
     }, SLOW, 200);
-    assert.equal(reply.serial, serialOf(1), 'the listener\'s certificate, verified against the test CA');
+    assert.equal(reply.serial, first.serial, 'the listener\'s certificate, verified against the test CA');
     assert.equal((JSON.parse(reply.body) as { host: string }).host, HOST);
 
     // The certificate Secret: exactly the referenced certificate; the pod may read that Secret only.
@@ -184,7 +154,7 @@ test('a rotated certificate reaches new connections; an open connection keeps wo
     try {
       const opened = await httpsGet(address, pki.ca, kept);
       assert.equal(opened.status, 200);
-      assert.equal(opened.serial, serialOf(1));
+      assert.equal(opened.serial, first.serial);
 
       const live = await core.readNamespacedSecret({ namespace: NS, name: 'site' });
       await core.replaceNamespacedSecret({ namespace: NS, name: 'site', body: { ...tlsSecret('site', second), metadata: { name: 'site', namespace: NS, resourceVersion: live.metadata?.resourceVersion } } });
@@ -194,11 +164,11 @@ test('a rotated certificate reaches new connections; an open connection keeps wo
         const onOpen = await httpsGet(address, pki.ca, kept);
         assert.equal(onOpen.status, 200);
         assert.ok(onOpen.reused, 'the open connection is reused');
-        assert.equal(onOpen.serial, serialOf(1), 'the open connection keeps the certificate it started with');
-        return (await httpsGet(address, pki.ca, false)).serial === serialOf(2);
+        assert.equal(onOpen.serial, first.serial, 'the open connection keeps the certificate it started with');
+        return (await httpsGet(address, pki.ca, false)).serial === second.serial;
       }, SLOW, 200);
       const onOpen = await httpsGet(address, pki.ca, kept);
-      assert.deepEqual([onOpen.status, onOpen.reused, onOpen.serial], [200, true, serialOf(1)], 'the open connection still works after the reload');
+      assert.deepEqual([onOpen.status, onOpen.reused, onOpen.serial], [200, true, first.serial], 'the open connection still works after the reload');
     } finally {
       kept.destroy();
     }
