@@ -4,7 +4,7 @@
 // the Gateway's certificate Secret, the one Secret its pods may read; the gateway pod runs
 // hitch in front of varnishd with it. A rotated Secret reaches new connections through a hitch
 // reload while an open connection keeps working, and nothing is restarted.
-// Addresses: pods 127.0.104.0/23, load balancers 127.0.106.0/24, cluster IPs 127.0.107.0/24.
+// Addresses: pods 127.0.104.0/24, load balancers 127.0.106.0/24, cluster IPs 127.0.107.0/24.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, statSync } from 'node:fs';
@@ -78,7 +78,7 @@ before(async () => {
   second = pki.leaf('second', HOST);
   cluster = await startLocalCluster({
     images: { 'vgw:*': { executables: { vgw: VGW_IN_POD } } },
-    podCidr: '127.0.104.0/23',
+    podCidr: '127.0.104.0/24',
     loadBalancerCidr: '127.0.106.0/24',
     clusterIPCidr: '127.0.107.0/24',
   });
