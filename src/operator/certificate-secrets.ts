@@ -57,10 +57,9 @@ export class CertificateSecrets {
         obj.stringData = undefined;
         if (wanted && this.synced) opts.onChange();
       },
-      onChange: () => {
-        // A relist may have changed anything.
-        if (this.synced) opts.onChange();
-      },
+      // Every event, of any TLS Secret: what matters is decided per object in onEvent (a relist
+      // reports its changes as events too).
+      onChange: () => undefined,
     });
   }
 
