@@ -145,13 +145,18 @@ function operatorClusterRole(): Schema {
       // ownerReferences with blockOwnerDeletion need update on the owner's finalizers.
       rule([GW], ['gateways/finalizers'], ['update']),
       rule([PARAMETERS_GROUP], [PARAMETERS_PLURAL], READ),
-      rule([''], ['namespaces', 'secrets'], READ),
+      rule([''], ['namespaces'], READ),
+      // Reads the certificate Secrets HTTPS listeners reference (any namespace, ReferenceGrant)
+      // and writes one certificate Secret per Gateway, the only Secret its pods may read.
+      rule([''], ['secrets'], ['get', 'list', 'watch', 'create', 'update', 'delete']),
       // The gateway pods' reports of the config they serve (HTTPRoute Programmed).
       rule([''], ['pods'], READ),
       rule(['discovery.k8s.io'], ['endpointslices'], READ),
       rule([''], ['services', 'configmaps', 'serviceaccounts'], OWN),
       rule(['apps'], ['deployments'], OWN),
-      rule(['rbac.authorization.k8s.io'], ['rolebindings', 'clusterrolebindings'], OWN),
+      // Per-Gateway Role: read access to that Gateway's certificate Secret only (resourceNames).
+      // Granting it needs no escalate: the operator holds get/list/watch on Secrets itself.
+      rule(['rbac.authorization.k8s.io'], ['roles', 'rolebindings', 'clusterrolebindings'], OWN),
       rule(['coordination.k8s.io'], ['leases'], ['get', 'create', 'update']),
       rule([''], ['events'], ['create', 'patch']),
       rule(['events.k8s.io'], ['events'], ['create', 'patch']),

@@ -6,6 +6,12 @@
 // change of the config or of a referenced Service's EndpointSlices is coalesced into one
 // compile + reload; a config that cannot be decoded or compiled is reported (log, metrics,
 // /status) and the last good one keeps serving.
+//
+// HTTPS listeners: hitch terminates TLS in front of varnishd (src/runtime/data-plane.ts) with
+// the certificates of the Gateway's certificate Secret, the one Secret this pod may read. A
+// certificate change is a hitch reload (SIGHUP), a change of HTTPS sockets a hitch restart;
+// neither restarts varnishd. A starting pod waits until every HTTPS socket has a certificate
+// and hitch listens on it before it is ready.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { chmod } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -22,6 +28,7 @@ import type { ShardCache } from '../vcl/shards.ts';
 import { drainConnections, type DrainOptions } from './drain.ts';
 import { summarizeError } from './error-summary.ts';
 import { podSockets } from './pod-sockets.ts';
+import { podTls } from './pod-tls.ts';
 import { ServedReporter } from './served-report.ts';
 import { ChaperoneSources } from './sources.ts';
 
@@ -65,6 +72,11 @@ export interface ChaperoneOptions {
    * Absent: every port of the config.
    */
   listenPorts?: readonly number[];
+  /**
+   * Name of the Gateway's certificate Secret (in `namespace`), the one Secret this pod reads.
+   * Absent: none is read, and HTTPS listeners have no certificate.
+   */
+  certificateSecret?: string;
 }
 
 export interface ChaperoneState extends DataPlaneState {
@@ -73,6 +85,8 @@ export interface ChaperoneState extends DataPlaneState {
   configHash?: string;
   endpoints: number;
   lastError?: { at: string; message: string };
+  /** HTTPS certificates that cannot be served now (the rest are). */
+  certificateProblems?: string[];
 }
 
 export class Chaperone {
@@ -86,7 +100,9 @@ export class Chaperone {
   readonly metrics: GatewayMetrics;
   readonly state: ChaperoneState = { phase: 'starting', ready: false, generation: 0, listeners: [], endpoints: 0 };
   /** The decoded config and the endpoints last compiled, to skip work when neither changed. */
-  private compiled: { hash: string; endpoints: string } | null = null;
+  private compiled: { hash: string; endpoints: string; tls: string } | null = null;
+  /** Certificate problems as last logged. */
+  private lastCertificateProblems = '';
   private lastInvalid = '';
   /** Ports of the published config left out, and pod ports kept unrouted, as last logged. */
   private lastLeftOut = '';
@@ -110,6 +126,7 @@ export class Chaperone {
       kubeConfig: opts.kubeConfig,
       namespace: opts.namespace,
       gateway: opts.gateway,
+      certificateSecret: opts.certificateSecret,
       logger: opts.logger,
       onChange: () => void this.applier.run(),
     });
@@ -183,17 +200,26 @@ export class Chaperone {
     const { ir } = usable;
     const endpoints = this.sources.endpoints(ir);
     const endpointsKey = endpointFingerprint(endpoints);
-    if (this.compiled?.hash === decoded.sha256 && this.compiled.endpoints === endpointsKey && this.state.ready) {
+    const tls = podTls(ir, this.sources.certificateSecret());
+    // Waited for only when there is a Secret to wait for.
+    if (tls?.pending && this.opts.certificateSecret !== undefined && this.state.phase === 'starting') {
+      this.log.debug({ event: 'certificates-pending' }, 'an HTTPS listener has no certificate in the certificate Secret yet');
+      return;
+    }
+    this.noteCertificateProblems(tls?.problems ?? []);
+    const tlsKey = tls?.key ?? '';
+    if (this.compiled?.hash === decoded.sha256 && this.compiled.endpoints === endpointsKey && this.compiled.tls === tlsKey && this.state.ready) {
       // What is published is what is live (say, the last good config published again after a
       // rejected one): no problem is outstanding.
       this.applier.accepted();
       return;
     }
     const config = compileConfig(ir, endpoints, { shards: this.opts.shards, shardCache: this.shardCache });
+    if (tls) config.tls = { frontends: tls.frontends, pems: tls.pems, caBundles: new Map(), missing: [] };
     await this.dataPlane.apply(config);
     // The first config is the pod starting, not a change propagating.
     if (this.compiled && decoded.sha256 !== this.compiled.hash) this.observePropagation(decoded.publishedAt);
-    this.compiled = { hash: decoded.sha256, endpoints: endpointsKey };
+    this.compiled = { hash: decoded.sha256, endpoints: endpointsKey, tls: tlsKey };
     this.state.configHash = decoded.sha256;
     this.state.endpoints = countEndpoints(endpoints);
     this.applier.accepted();
@@ -212,6 +238,17 @@ export class Chaperone {
     if (publishedAt === undefined) return;
     const seconds = (Date.now() - publishedAt) / 1000;
     if (seconds >= 0 && seconds < 3600) this.metrics.configPropagation.observe(seconds);
+  }
+
+  /** Logs certificate problems once per distinct set, and shows them in /status. */
+  private noteCertificateProblems(problems: string[]): void {
+    const key = problems.join('\n');
+    if (problems.length) this.state.certificateProblems = problems;
+    else delete this.state.certificateProblems;
+    if (key === this.lastCertificateProblems) return;
+    this.lastCertificateProblems = key;
+    if (problems.length) this.log.warn({ event: 'certificates-unusable', problems }, 'HTTPS certificates left out; the other certificates keep serving');
+    else this.log.info({ event: 'certificates-usable' }, 'every HTTPS certificate of the config is served');
   }
 
   /** The published IR as this pod binds it (see ChaperoneOptions.listenAddress). */

@@ -1,8 +1,10 @@
-// What the in-pod agent watches: its Gateway's routing ConfigMaps (published by the operator)
-// and the EndpointSlices of every Service, in every namespace. Slices are watched cluster-wide
+// What the in-pod agent watches: its Gateway's routing ConfigMaps and certificate Secret
+// (published by the operator) and the EndpointSlices of every Service, in every namespace.
+// The certificate Secret is watched by name (a field selector): the pod may read that one
+// Secret and no other (its Role names it in resourceNames). Slices are watched cluster-wide
 // with one watch rather than one per referenced namespace: routes may reach any namespace
 // through ReferenceGrants, and the set of namespaces changes with every config.
-import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1ConfigMap, type V1EndpointSlice } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1ConfigMap, type V1EndpointSlice, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { resolveEndpoints } from '../gatewayapi/endpoints.ts';
 import { parseEndpointSlice, type SliceResult } from '../gatewayapi/schema/endpointslice.ts';
@@ -17,6 +19,8 @@ export interface SourcesOptions {
   kubeConfig: KubeConfig;
   namespace: string;
   gateway: string;
+  /** Name of the Gateway's certificate Secret (in `namespace`); absent: none is watched. */
+  certificateSecret?: string;
   logger: Logger;
   onChange: () => void;
 }
@@ -25,7 +29,8 @@ export class ChaperoneSources {
   private readonly opts: SourcesOptions;
   private readonly configMaps: WatchedKind<V1ConfigMap>;
   private readonly slices: WatchedKind<V1EndpointSlice>;
-  /** Both kinds have been listed once. */
+  private readonly certificates: WatchedKind<V1Secret> | null;
+  /** Every kind have been listed once. */
   readonly synced: Promise<void>;
   private allSynced = false;
   /** Inflates the routing config only when its ConfigMaps changed, not on every event. */
@@ -63,13 +68,28 @@ export class ChaperoneSources {
       logger: opts.logger,
       name: 'endpointslices (all namespaces)',
     });
-    this.synced = Promise.all([this.configMaps.synced, this.slices.synced]).then(() => {
+    const byName = `metadata.name=${opts.certificateSecret}`;
+    this.certificates = opts.certificateSecret === undefined ? null : new WatchedKind<V1Secret>({
+      kubeConfig: opts.kubeConfig,
+      path: `/api/v1/namespaces/${opts.namespace}/secrets`,
+      list: () => core.listNamespacedSecret({ namespace: opts.namespace, fieldSelector: byName }),
+      fieldSelector: byName,
+      onChange,
+      logger: opts.logger,
+      name: `secret ${opts.namespace}/${opts.certificateSecret}`,
+    });
+    this.synced = Promise.all([this.configMaps.synced, this.slices.synced, this.certificates?.synced]).then(() => {
       this.allSynced = true;
     });
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.configMaps.start(), this.slices.start()]);
+    await Promise.all([this.configMaps.start(), this.slices.start(), this.certificates?.start()]);
+  }
+
+  /** The Gateway's certificate Secret as published, if there is one. */
+  certificateSecret(): V1Secret | undefined {
+    return this.certificates?.list().find((s) => s.metadata?.name === this.opts.certificateSecret);
   }
 
   routingConfig(): DecodeResult {
@@ -115,6 +135,6 @@ export class ChaperoneSources {
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.configMaps.stop(), this.slices.stop()]);
+    await Promise.all([this.configMaps.stop(), this.slices.stop(), this.certificates?.stop()]);
   }
 }

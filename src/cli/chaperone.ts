@@ -26,6 +26,8 @@ const OPTIONS = {
   'listen-address': { type: 'string', default: '0.0.0.0' },
   // The ports this pod listens on, comma-separated; other ports of the config are left out.
   'listen-ports': { type: 'string' },
+  // The Gateway's certificate Secret (same namespace), the one Secret the pod reads.
+  'certificate-secret': { type: 'string' },
   'probe-port': { type: 'string', default: '9901' },
   'probe-address': { type: 'string', default: '0.0.0.0' },
   'metrics-port': { type: 'string', default: '9902' },
@@ -87,6 +89,7 @@ const chaperoneArgs = z.object({
     .regex(/^[a-z0-9-]{1,63}\/[a-z0-9.-]{1,253}$/, '--gateway must be NAMESPACE/NAME'),
   'listen-address': addressFlag('listen-address'),
   'listen-ports': listenPortsFlag.optional(),
+  'certificate-secret': z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, '--certificate-secret must be a Secret name').optional(),
   'probe-port': portFlag('probe-port'),
   'probe-address': addressFlag('probe-address'),
   'metrics-port': portFlag('metrics-port'),
@@ -149,6 +152,7 @@ export async function runChaperone(argv: string[]): Promise<number> {
     listenAddress: args['listen-address'],
     http2: args.http2,
     ...(args['listen-ports'] !== undefined ? { listenPorts: args['listen-ports'] } : {}),
+    ...(args['certificate-secret'] !== undefined ? { certificateSecret: args['certificate-secret'] } : {}),
     ...varnishdSettings(args),
   });
   // Readiness is the agent's (a config live and not draining), not the data plane's flag alone:

@@ -39,6 +39,10 @@ export interface GatewayMetrics {
   configErrors: Counter;
   /** Publication of a routing config by the operator to this pod serving it (gateway pods only). */
   configPropagation: Histogram;
+  /** The TLS terminator read its certificates again (SIGHUP): a certificate changed. */
+  hitchReloads: Counter;
+  /** The TLS terminator was restarted: its frontends (HTTPS address:port) changed. */
+  hitchRestarts: Counter;
 }
 
 export const VSL_READERS = ['mirror', 'records'] as const;
@@ -150,6 +154,16 @@ export function createGatewayMetrics(registry: Registry = new Registry()): Gatew
       name: 'vgw_config_propagation_seconds',
       help: "Time from the operator publishing a routing config (its head ConfigMap's published-at annotation) to this gateway pod serving it; includes the clock difference between the two machines. Gateway pods only.",
       buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
+    hitchReloads: new Counter({
+      name: 'vgw_hitch_reloads_total',
+      help: 'TLS terminator (hitch) reloads: certificates changed; open TLS connections keep the old ones.',
+      registers,
+    }),
+    hitchRestarts: new Counter({
+      name: 'vgw_hitch_restarts_total',
+      help: 'TLS terminator (hitch) restarts: HTTPS listener sockets changed; open TLS connections were cut.',
       registers,
     }),
     configErrors: new Counter({

@@ -18,7 +18,7 @@ import { apiStatusCode } from '../providers/kubernetes/errors.ts';
 import { INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, type Infrastructure } from './infrastructure.ts';
 
 export type ApplyAction = 'created' | 'updated' | 'unchanged' | 'deleted';
-export type InfraKind = 'ServiceAccount' | 'RoleBinding' | 'Deployment' | 'Service' | 'ClusterRoleBinding';
+export type InfraKind = 'ServiceAccount' | 'Role' | 'RoleBinding' | 'Deployment' | 'Service' | 'ClusterRoleBinding' | 'Secret';
 
 interface Obj extends KubernetesObject {
   [key: string]: unknown;
@@ -39,7 +39,7 @@ const asObj = (o: unknown): Obj => o as Obj;
 const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
 
 export class InfrastructureApplier {
-  private readonly clients: Record<InfraKind, KindClient>;
+  private readonly clients: Record<Exclude<InfraKind, 'Secret'>, KindClient>;
   private readonly onAction: (kind: InfraKind, action: ApplyAction, namespace: string | undefined, name: string) => void;
 
   constructor(kubeConfig: KubeConfig, onAction: (kind: InfraKind, action: ApplyAction, namespace: string | undefined, name: string) => void) {
@@ -55,6 +55,13 @@ export class InfrastructureApplier {
         replace: (n, name, body) => core.replaceNamespacedServiceAccount({ namespace: ns(n), name, body: body as never }).then(asObj),
         remove: (n, name) => core.deleteNamespacedServiceAccount({ namespace: ns(n), name }),
         list: async (labelSelector) => (await core.listServiceAccountForAllNamespaces({ labelSelector })).items.map(asObj),
+      },
+      Role: {
+        read: (n, name) => rbac.readNamespacedRole({ namespace: ns(n), name }).then(asObj),
+        create: (n, body) => rbac.createNamespacedRole({ namespace: ns(n), body: body as never }).then(asObj),
+        replace: (n, name, body) => rbac.replaceNamespacedRole({ namespace: ns(n), name, body: body as never }).then(asObj),
+        remove: (n, name) => rbac.deleteNamespacedRole({ namespace: ns(n), name }),
+        list: async (labelSelector) => (await rbac.listRoleForAllNamespaces({ labelSelector })).items.map(asObj),
       },
       RoleBinding: {
         read: (n, name) => rbac.readNamespacedRoleBinding({ namespace: ns(n), name }).then(asObj),
@@ -91,6 +98,9 @@ export class InfrastructureApplier {
   async apply(infra: Infrastructure): Promise<{ deployment: V1Deployment; service: V1Service }> {
     await this.applyOne('ServiceAccount', asObj(infra.serviceAccount));
     await this.applyOne('RoleBinding', asObj(infra.roleBinding));
+    // Before the Deployment: its pods watch the certificate Secret from the start.
+    await this.applyOne('Role', asObj(infra.certificateRole));
+    await this.applyOne('RoleBinding', asObj(infra.certificateRoleBinding));
     await this.applyOne('ClusterRoleBinding', asObj(infra.clusterRoleBinding));
     const service = await this.applyOne('Service', asObj(infra.service));
     const deployment = await this.applyOne('Deployment', asObj(infra.deployment));
@@ -104,7 +114,7 @@ export class InfrastructureApplier {
    * collector runs, and cluster-scoped ones cannot be owned by a namespaced Gateway.
    */
   async sweep(keep: ReadonlySet<string>): Promise<void> {
-    for (const kind of ['Deployment', 'Service', 'RoleBinding', 'ServiceAccount', 'ClusterRoleBinding'] as InfraKind[]) {
+    for (const kind of ['Deployment', 'Service', 'RoleBinding', 'Role', 'ServiceAccount', 'ClusterRoleBinding'] as Exclude<InfraKind, 'Secret'>[]) {
       const client = this.clients[kind];
       for (const obj of await client.list(MANAGED_SELECTOR)) {
         const instance = obj.metadata?.labels?.[INSTANCE_LABEL];
@@ -119,11 +129,11 @@ export class InfrastructureApplier {
     }
   }
 
-  private applyOne(kind: InfraKind, desired: Obj): Promise<Obj> {
+  private applyOne(kind: Exclude<InfraKind, 'Secret'>, desired: Obj): Promise<Obj> {
     return retryConflicts(() => this.applyOnce(kind, desired));
   }
 
-  private async applyOnce(kind: InfraKind, desired: Obj): Promise<Obj> {
+  private async applyOnce(kind: Exclude<InfraKind, 'Secret'>, desired: Obj): Promise<Obj> {
     const client = this.clients[kind];
     const namespace = desired.metadata?.namespace;
     const name = desired.metadata?.name as string;

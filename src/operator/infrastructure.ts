@@ -17,6 +17,7 @@ import type {
   V1EnvVar,
   V1OwnerReference,
   V1ResourceRequirements,
+  V1Role,
   V1RoleBinding,
   V1Service,
   V1ServiceAccount,
@@ -84,11 +85,17 @@ export interface RenderOptions {
 export interface Infrastructure {
   serviceAccount: V1ServiceAccount;
   roleBinding: V1RoleBinding;
+  /**
+   * Read access to the Gateway's certificate Secret only (resourceNames: its one name), and the
+   * binding of it to the pods' ServiceAccount: gateway pods never read other Secrets.
+   */
+  certificateRole: V1Role;
+  certificateRoleBinding: V1RoleBinding;
   deployment: V1Deployment;
   service: V1Service;
   clusterRoleBinding: V1ClusterRoleBinding;
   /** In the Gateway's namespace, owned by the Gateway (garbage-collected with it). */
-  namespaced: [V1ServiceAccount, V1RoleBinding, V1Deployment, V1Service];
+  namespaced: [V1ServiceAccount, V1RoleBinding, V1Deployment, V1Service, V1Role, V1RoleBinding];
   /** Cluster-scoped: cannot be owned by a namespaced Gateway; the operator deletes it by label. */
   cluster: [V1ClusterRoleBinding];
   /** The pod-template hash (also in the Deployment's pod template annotations). */
@@ -148,6 +155,14 @@ export function infraName(...parts: string[]): string {
     .slice(0, MAX_NAME - 'vgw-'.length - 1 - hash.length)
     .replace(/^-+|-+$/g, '');
   return readable ? `vgw-${readable}-${hash}` : `vgw-${hash}`;
+}
+
+/**
+ * The Gateway's certificate Secret (src/operator/publish-certificates.ts): named like its other
+ * generated objects; its pods get read access to this one name and are told it by flag.
+ */
+export function certificateSecretName(namespace: string, gateway: string): string {
+  return infraName(namespace, gateway);
 }
 
 /** Distinct listener ports, ascending: one Service port and one varnishd socket each. */
@@ -222,6 +237,8 @@ function chaperoneArgs(gateway: GatewayIdentity, params: GatewayClassParametersS
     // ports (a listener added) is served by the pods rolled out for them, not by restarting
     // this pod's varnishd under its open connections.
     `--listen-ports=${ports.join(',')}`,
+    // The one Secret the pod may read (certificateRole): the Gateway's certificates.
+    `--certificate-secret=${certificateSecretName(gateway.namespace, gateway.name)}`,
     '--probe-port', String(PROBE_PORT),
     '--metrics-port', String(METRICS_PORT),
     // Exposed: /status and /metrics on the pod IP for a scrape (what they show: docs/chaperone.md).
@@ -299,6 +316,20 @@ export function renderInfrastructure(gateway: GatewayIdentity, infra: GatewayInf
     kind: 'RoleBinding',
     metadata: meta(),
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: CHAPERONE_ROUTING_ROLE },
+    subjects,
+  };
+
+  const certificateRole: V1Role = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: meta(),
+    rules: [{ apiGroups: [''], resources: ['secrets'], resourceNames: [certificateSecretName(gateway.namespace, gateway.name)], verbs: ['get', 'list', 'watch'] }],
+  };
+  const certificateRoleBinding: V1RoleBinding = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { ...meta(), name: infraName(gateway.namespace, gateway.name, 'certificates') },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
     subjects,
   };
 
@@ -385,10 +416,12 @@ export function renderInfrastructure(gateway: GatewayIdentity, infra: GatewayInf
   return {
     serviceAccount,
     roleBinding,
+    certificateRole,
+    certificateRoleBinding,
     deployment,
     service,
     clusterRoleBinding,
-    namespaced: [serviceAccount, roleBinding, deployment, service],
+    namespaced: [serviceAccount, roleBinding, deployment, service, certificateRole, certificateRoleBinding],
     cluster: [clusterRoleBinding],
     infraHash: hash,
     ...(address.problem ? { addressProblem: address.problem } : {}),

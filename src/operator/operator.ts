@@ -19,11 +19,13 @@ import { encodeRoutingConfig, GATEWAY_LABEL, headName, ROLE_LABEL } from '../ir/
 import { apiStatusCode } from '../providers/kubernetes/errors.ts';
 import { Coalescer } from '../util/coalesce.ts';
 import { InfrastructureApplier, type ApplyAction, type InfraKind } from './apply.ts';
+import { CertificateSecrets } from './certificate-secrets.ts';
 import { infraProgrammed, serviceAddresses } from './gateway-status.ts';
 import { infraName, renderInfrastructure } from './infrastructure.ts';
 import { LeaderElector } from './leader.ts';
 import { defaultParameters, PARAMETERS_GROUP, PARAMETERS_KIND, parseParameters, type GatewayClassParametersSpec } from './parameters.ts';
 import { publishRoutingConfig } from './publish.ts';
+import { CertificatePublisher, markOmittedCertificates } from './publish-certificates.ts';
 import { PublishedConfigs, replicaReports, routeProgrammed, ROUTE_PROGRAMMED } from './route-programmed.ts';
 import { OperatorSources, type ClusterView } from './sources.ts';
 import { StatusWriter, type StatusKind } from './status-writer.ts';
@@ -85,6 +87,9 @@ export class Operator {
   private readonly opts: OperatorOptions;
   private readonly log: Logger;
   private readonly sources: OperatorSources;
+  /** The certificate Secrets our Gateways reference (data of referenced ones only). */
+  private readonly certificates: CertificateSecrets;
+  private readonly certificatePublisher: CertificatePublisher;
   private readonly applier: InfrastructureApplier;
   private readonly elector: LeaderElector;
   private readonly coalescer: Coalescer;
@@ -131,6 +136,8 @@ export class Operator {
       (err) => this.log.error({ event: 'reconcile-failed', err: describe(err) }, 'reconcile failed; the next change or renewal retries'),
     );
     this.sources = new OperatorSources({ kubeConfig: opts.kubeConfig, logger: opts.logger, onChange: () => void this.trigger() });
+    this.certificates = new CertificateSecrets({ kubeConfig: opts.kubeConfig, logger: opts.logger, onChange: () => void this.trigger() });
+    this.certificatePublisher = new CertificatePublisher(opts.kubeConfig, (action, namespace, name) => this.onInfraAction('Secret', action, namespace, name));
     this.elector = new LeaderElector({
       kubeConfig: opts.kubeConfig,
       namespace: opts.namespace,
@@ -143,6 +150,7 @@ export class Operator {
       onStartedLeading: () => {
         // A new term starts from what the cluster says, not from what an earlier term wrote.
         this.published.clear();
+        this.certificatePublisher.clear();
         void this.trigger();
       },
     });
@@ -150,7 +158,7 @@ export class Operator {
 
   /** Lists every kind, then campaigns for the lease; reconciles run while leading. */
   async start(): Promise<void> {
-    await this.sources.start();
+    await Promise.all([this.sources.start(), this.certificates.start()]);
     this.log.info({ event: 'synced' }, 'informers synced');
     if (this.stopped) return;
     this.elector.start();
@@ -194,6 +202,7 @@ export class Operator {
     await this.coalescer.stop();
     await this.statusWriter.stop();
     await this.sources.stop();
+    await this.certificates.stop();
   }
 
   private onInfraAction(kind: InfraKind, action: ApplyAction, namespace: string | undefined, name: string): void {
@@ -210,6 +219,7 @@ export class Operator {
     if (resync) {
       // Re-read each Gateway's head ConfigMap instead of trusting what this term published.
       this.published.clear();
+      this.certificatePublisher.clear();
       this.log.debug({ event: 'resync' }, 'periodic resync');
     }
     try {
@@ -246,8 +256,10 @@ export class Operator {
       return { ...gc, spec };
     });
 
+    // Only the Secrets our Gateways' HTTPS listeners name, read now if not kept already.
+    snapshot.secrets = await this.certificates.resolve(snapshot.gateways);
     const endTranslate = this.metrics.translateSeconds.startTimer();
-    const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previous, sharedDataPlane: false, httpsListeners: false, supportedFeatures: CLUSTER_FEATURES });
+    const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previous, sharedDataPlane: false, supportedFeatures: CLUSTER_FEATURES });
     endTranslate();
     const statuses = result.statuses;
     // Each problem is logged once, when it appears, not on every run.
@@ -270,10 +282,13 @@ export class Operator {
     for (const s of statuses) if (s.kind === 'Gateway') gatewayStatus.set(`${s.metadata.namespace}/${s.metadata.name}`, s);
     const classOf = new Map(snapshot.gateways.map((g) => [`${g.metadata.namespace}/${g.metadata.name}`, g.spec.gatewayClassName]));
     const addressesOf = new Map(snapshot.gateways.map((g) => [`${g.metadata.namespace}/${g.metadata.name}`, g.spec.addresses]));
+    const gatewayOf = new Map(snapshot.gateways.map((g) => [`${g.metadata.namespace}/${g.metadata.name}`, g]));
 
     let failed = false;
     const keep = new Set<string>();
     const keepConfigs = new Set<string>();
+    /** Gateways whose certificate Secret stays (kept even when writing it fails this run). */
+    const keepCertificates = new Set<string>();
     for (const gw of result.gateways) {
       const key = `${gw.gateway.namespace}/${gw.gateway.name}`;
       const params = classParams.get(classOf.get(key) ?? '');
@@ -283,7 +298,14 @@ export class Operator {
       keepConfigs.add(key);
       const log = this.log.child({ gateway: key });
       const status = gatewayStatus.get(key);
+      if (gw.routing.sockets.some((s) => s.tls)) keepCertificates.add(key);
       try {
+        // Certificates first: a pod that sees a config naming a certificate finds it published.
+        const certificates = await this.certificatePublisher.publish({ ...gw.gateway, uid }, gw.routing, snapshot.secrets);
+        const gatewayObj = gatewayOf.get(key);
+        if (certificates && status && gatewayObj) {
+          markOmittedCertificates(status.status, gatewayObj, certificates.omitted, status.metadata.generation, now, this.previous?.gateway(gw.gateway.namespace, gw.gateway.name));
+        }
         await this.publish(gw.gateway.namespace, gw.gateway.name, gw.routing, log);
         const infra = renderInfrastructure({ ...gw.gateway, uid, addresses: addressesOf.get(key) }, gw.infra, params.spec, { defaultImage: this.opts.defaultImage });
         const live = await this.applier.apply(infra);
@@ -304,6 +326,7 @@ export class Operator {
     try {
       await this.applier.sweep(keep);
       await this.sweepConfigs(keepConfigs);
+      await this.certificatePublisher.sweep(keepCertificates);
     } catch (err) {
       failed = true;
       this.log.error({ event: 'cleanup-failed', err: describe(err) }, 'could not delete the objects of removed Gateways');

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import type { ConfigMap, Secret } from '../gatewayapi/types.ts';
 import { caBundlePem, caBundleProblem } from '../gatewayapi/frontend-tls.ts';
 import { secretValue, tlsSecretProblem, TLS_CERT_KEY, TLS_KEY_KEY } from '../gatewayapi/certificates.ts';
+import { certificateId } from '../ir/certificate-secret.ts';
 import type { RoutingIR } from '../ir/types.ts';
 import type { HitchFrontend } from '../varnish/hitch.ts';
 
@@ -20,10 +21,7 @@ export interface TlsFrontends {
   missing: string[];
 }
 
-/** A certificate's id and PEM file name: namespaces hold no "_", so the pair stays unambiguous. */
-export function certificateId(namespace: string, name: string): string {
-  return `${namespace}_${name}`;
-}
+export { certificateId } from '../ir/certificate-secret.ts';
 
 /**
  * `secrets` and `configMaps` keyed by "namespace/name". A socket left with no usable certificate

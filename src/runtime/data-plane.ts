@@ -12,7 +12,7 @@ import { deployable, sameDeploy, type ShardedVcl } from '../vcl/shards.ts';
 import { probeSockets, type UnavailableSockets } from '../varnish/ports.ts';
 import { VclReloader, type ReloadResult } from '../varnish/reloader.ts';
 import { Varnishd, type VarnishListener } from '../varnish/varnishd.ts';
-import { Hitch, type HitchFrontend } from '../varnish/hitch.ts';
+import { Hitch, type HitchApplyResult, type HitchFrontend } from '../varnish/hitch.ts';
 
 /** Parameters that make varnishd behave as a transparent gateway (see docs/architecture.md). */
 export const GATEWAY_PARAMS: Record<string, string> = {
@@ -126,6 +126,8 @@ export interface DataPlaneOptions<C extends DataPlaneConfig = DataPlaneConfig> {
   onReload?: (ok: boolean, seconds: number) => void;
   /** A varnishd was started (its supervisor events can be followed from here). */
   onVarnishd?: (varnishd: Varnishd) => void;
+  /** The TLS terminator applied a config: started, restarted, reloaded or unchanged. */
+  onTls?: (result: HitchApplyResult) => void;
   /**
    * A busy socket was found free again. Default: the last config is applied again here; an
    * owner that re-translates (status follows the sockets) applies a new config instead.
@@ -261,7 +263,8 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
     const bound = (await this.varnishd.listenAddresses()).find((a) => a.name === proxy.name);
     if (!bound) throw new Error(`varnishd does not report its ${proxy.name} socket`);
     this.hitch ??= new Hitch({ workDir: join(this.opts.workDir, 'tls'), logger: this.opts.logger, http2: this.opts.http2 === true });
-    await this.hitch.apply({ frontends, pems: config.tls?.pems ?? new Map(), caBundles: config.tls?.caBundles ?? new Map(), backend: { address: bound.address, port: bound.port } });
+    const result = await this.hitch.apply({ frontends, pems: config.tls?.pems ?? new Map(), caBundles: config.tls?.caBundles ?? new Map(), backend: { address: bound.address, port: bound.port } });
+    this.opts.onTls?.(result);
   }
 
   private async applyVarnishd(config: C, leftOut: readonly { address: string; port: number }[]): Promise<void> {

@@ -51,6 +51,10 @@ export class ObservedDataPlane {
       portRetry: opts.portRetry,
       http2: opts.http2,
       onReload: (ok, seconds) => observeReload(metrics, ok, seconds),
+      onTls: (result) => {
+        if (result === 'reloaded') metrics.hitchReloads.inc();
+        else if (result === 'restarted') metrics.hitchRestarts.inc();
+      },
       onLive: (config, varnishd) => {
         observeLive(metrics, config.stats.routes);
         metrics.endpoints.set(countEndpoints(config.endpoints));

@@ -2,7 +2,7 @@
 // then watch from the list's resourceVersion; relist after 410 Gone). client-node stops an
 // informer on any other error, so this restarts it with backoff: a control plane that loses
 // its watch for good would silently serve a stale config forever.
-import { makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
 export interface WatchedKindOptions<T extends KubernetesObject> {
@@ -11,6 +11,8 @@ export interface WatchedKindOptions<T extends KubernetesObject> {
   path: string;
   list: () => Promise<KubernetesListObject<T>>;
   labelSelector?: string;
+  /** Field selector of the list and watch (e.g. `metadata.name=x`: one object, as RBAC resourceNames allow). */
+  fieldSelector?: string;
   /** Called after every change once the first list is in (objects via list()). */
   onChange: () => void;
   /** Called with every event and the object it is about, before the first list too. */
@@ -24,7 +26,7 @@ export interface WatchedKindOptions<T extends KubernetesObject> {
 
 export class WatchedKind<T extends KubernetesObject> {
   private readonly opts: WatchedKindOptions<T>;
-  private readonly informer: ReturnType<typeof makeInformer<T>>;
+  private readonly informer: ListWatch<T>;
   private readonly log: Logger;
   private stopped = false;
   private backoffMs: number;
@@ -46,7 +48,7 @@ export class WatchedKind<T extends KubernetesObject> {
       setImmediate(() => this.markSynced());
       return result;
     };
-    this.informer = makeInformer<T>(opts.kubeConfig, opts.path, list, opts.labelSelector);
+    this.informer = new ListWatch<T>(opts.path, new Watch(opts.kubeConfig), list, false, opts.labelSelector, opts.fieldSelector);
     const changed = () => {
       if (this.isSynced) opts.onChange();
     };

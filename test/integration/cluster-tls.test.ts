@@ -1,0 +1,184 @@
+// HTTPS listeners on the local cluster, end to end: deploy/install.yaml runs the operator; a
+// Gateway with an HTTPS listener, its kubernetes.io/tls Secret and an HTTPRoute are created
+// through the API server. The operator copies the referenced certificate (and only it) into
+// the Gateway's certificate Secret, the one Secret its pods may read; the gateway pod runs
+// hitch in front of varnishd with it. A rotated Secret reaches new connections through a hitch
+// reload while an open connection keeps working, and nothing is restarted.
+// Addresses: pods 127.0.104.0/24, load balancers 127.0.106.0/24, cluster IPs 127.0.107.0/24.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, statSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { CoreV1Api, KubernetesObjectApi, RbacAuthorizationV1Api, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import { startLocalCluster, type LocalCluster } from '../support/local-cluster/cluster.ts';
+import { ClusterProbe, get, isReady, sample, stopCluster, withDiagnostics as withDiagnosticsOf } from '../support/local-cluster/e2e-helpers.ts';
+import { applyInstallManifest, echoBackend } from '../support/local-cluster/install.ts';
+import { VGW_IN_POD } from '../support/local-cluster/vgw-in-pod.ts';
+import { TestPki, tlsSecret as tlsSecretIn, type LeafPem } from '../support/test-pki.ts';
+import { certificateSecretName, infraName, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL } from '../../src/operator/infrastructure.ts';
+import { eventually } from './support/poll.ts';
+
+const NS = 'tls-e2e';
+const GATEWAY = 'secure';
+const HOST = 'secure.example.com';
+const HTTPS_PORT = 8443;
+// Starting varnishd and compiling the first VCL on a loaded 2-core machine takes a while.
+const SLOW = 120_000;
+
+const GW_API = 'gateway.networking.k8s.io/v1';
+const gatewayRef = { apiVersion: GW_API, kind: 'Gateway', metadata: { name: GATEWAY, namespace: NS } };
+const routeRef = { apiVersion: GW_API, kind: 'HTTPRoute', metadata: { name: 'echo', namespace: NS } };
+const infra = infraName(NS, GATEWAY);
+const gatewayPodSelector = `${INSTANCE_LABEL}=${infra},${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+
+const tlsSecret = (name: string, pem: { crt: string; key: string }) => tlsSecretIn(NS, name, pem);
+
+interface HttpsReply {
+  status: number;
+  body: string;
+  serial: string;
+  reused: boolean;
+}
+
+function httpsGet(address: string, ca: string, agent: Agent | false): Promise<HttpsReply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: address, port: HTTPS_PORT, path: '/', servername: HOST, headers: { host: HOST }, ca, agent, timeout: 5000 }, (res) => {
+      let body = '';
+      const serial = (res.socket as TLSSocket).getPeerCertificate().serialNumber ?? '';
+      res.setEncoding('utf8').on('data', (s: string) => (body += s));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, serial, reused: req.reusedSocket }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+let cluster: LocalCluster;
+let probe: ClusterProbe;
+let objects: KubernetesObjectApi;
+let core: CoreV1Api;
+let rbac: RbacAuthorizationV1Api;
+let pki: TestPki;
+let first: LeafPem;
+let second: LeafPem;
+let pod: V1Pod | undefined;
+
+const withDiagnostics = (body: () => Promise<void>) =>
+  withDiagnosticsOf(() => probe.diagnostics([{ namespace: NS, selector: gatewayPodSelector }, { namespace: NS, selector: 'app=echo' }], [gatewayRef, routeRef]), body);
+const gatewayPods = () => probe.pods(NS, gatewayPodSelector);
+const podSummary = (p: V1Pod) => ({ uid: p.metadata?.uid, restarts: p.status?.containerStatuses?.[0]?.restartCount ?? 0 });
+
+before(async () => {
+  pki = new TestPki();
+  first = pki.leaf('first', HOST);
+  second = pki.leaf('second', HOST);
+  cluster = await startLocalCluster({
+    images: { 'vgw:*': { executables: { vgw: VGW_IN_POD } } },
+    podCidr: '127.0.104.0/24',
+    loadBalancerCidr: '127.0.106.0/24',
+    clusterIPCidr: '127.0.107.0/24',
+  });
+  const kc = cluster.kubeConfig();
+  probe = new ClusterProbe(cluster);
+  objects = KubernetesObjectApi.makeApiClient(kc);
+  core = kc.makeApiClient(CoreV1Api);
+  rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  await applyInstallManifest(cluster, objects);
+});
+
+after(async () => {
+  await stopCluster(cluster);
+  pki?.remove();
+});
+
+test('an HTTPS Gateway serves its route with its certificate through the gateway pod; the pod holds only that certificate', { timeout: 4 * SLOW }, () =>
+  withDiagnostics(async () => {
+    const gateway = {
+      ...gatewayRef,
+      spec: { gatewayClassName: 'vgw', listeners: [{ name: 'https', protocol: 'HTTPS', port: HTTPS_PORT, tls: { mode: 'Terminate', certificateRefs: [{ name: 'site' }] } }] },
+    };
+    const route = { ...routeRef, spec: { parentRefs: [{ name: GATEWAY }], hostnames: [HOST], rules: [{ backendRefs: [{ name: 'echo', port: 8080 }] }] } };
+    // A TLS Secret no listener names: neither published nor readable by the pod.
+    const other = pki.leaf('other', 'other.example.com');
+    for (const obj of [...echoBackend(NS), tlsSecret('site', first), tlsSecret('unreferenced', other), gateway, route]) await objects.create(obj as KubernetesObject);
+
+    await eventually('Gateway Programmed=True, listener https ResolvedRefs=True', async () => {
+      const status = (await probe.read(gatewayRef)).status as { conditions?: { type: string; status: string }[]; listeners?: { name: string; conditions: { type: string; status: string }[] }[] } | undefined;
+      const programmed = status?.conditions?.some((c) => c.type === 'Programmed' && c.status === 'True');
+      const resolved = status?.listeners?.find((l) => l.name === 'https')?.conditions.some((c) => c.type === 'ResolvedRefs' && c.status === 'True');
+      return programmed === true && resolved === true;
+    }, SLOW, 200);
+    await eventually('the gateway pod is Ready', async () => {
+      const pods = await gatewayPods();
+      pod = pods.length === 1 && isReady(pods[0]) ? pods[0] : undefined;
+      return pod !== undefined;
+    }, SLOW, 200);
+    const address = pod?.status?.podIP as string;
+
+    let reply: HttpsReply = { status: 0, body: '', serial: '', reused: false };
+    await eventually(`GET https://${HOST}:${HTTPS_PORT}/ through ${address} answers 200`, async () => {
+      reply = await httpsGet(address, pki.ca, false).catch(() => reply);
+      return reply.status === 200;
+    }, SLOW, 200);
+    assert.equal(reply.serial, first.serial, 'the listener\'s certificate, verified against the test CA');
+    assert.equal((JSON.parse(reply.body) as { host: string }).host, HOST);
+
+    // The certificate Secret: exactly the referenced certificate; the pod may read that Secret only.
+    const name = certificateSecretName(NS, GATEWAY);
+    const published = await core.readNamespacedSecret({ namespace: NS, name });
+    assert.equal(published.type, 'Opaque');
+    assert.deepEqual(Object.keys(published.data ?? {}), [`${NS}_site`]);
+    assert.equal(Buffer.from(published.data?.[`${NS}_site`] ?? '', 'base64').toString('utf8'), `${first.crt}${first.key}`);
+    assert.equal(published.metadata?.ownerReferences?.[0]?.kind, 'Gateway');
+    const role = await rbac.readNamespacedRole({ namespace: NS, name: infra });
+    assert.deepEqual(JSON.parse(JSON.stringify(role.rules)), [{ apiGroups: [''], resources: ['secrets'], resourceNames: [name], verbs: ['get', 'list', 'watch'] }]);
+
+    // In the pod's work directory: one PEM file per referenced certificate, readable by its owner only.
+    const certs = join(cluster.stateDir, 'pods', `${NS}_${pod?.metadata?.name}_${pod?.metadata?.uid?.slice(0, 8)}`, 'volumes', 'work', 'tls', 'certs');
+    assert.deepEqual(readdirSync(certs), [`${NS}_site.pem`]);
+    assert.equal(statSync(certs).mode & 0o777, 0o700);
+    assert.equal(statSync(join(certs, `${NS}_site.pem`)).mode & 0o777, 0o600);
+  }),
+);
+
+test('a rotated certificate reaches new connections; an open connection keeps working; nothing restarts', { timeout: 2 * SLOW }, () =>
+  withDiagnostics(async () => {
+    assert.ok(pod, 'the first test got traffic through the Gateway');
+    const before = podSummary(pod);
+    const address = pod.status?.podIP as string;
+    const kept = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const opened = await httpsGet(address, pki.ca, kept);
+      assert.equal(opened.status, 200);
+      assert.equal(opened.serial, first.serial);
+
+      const live = await core.readNamespacedSecret({ namespace: NS, name: 'site' });
+      await core.replaceNamespacedSecret({ namespace: NS, name: 'site', body: { ...tlsSecret('site', second), metadata: { name: 'site', namespace: NS, resourceVersion: live.metadata?.resourceVersion } } });
+
+      // Requests on the open connection all along (varnishd closes an idle one after timeout_idle).
+      await eventually('a new connection gets the new certificate', async () => {
+        const onOpen = await httpsGet(address, pki.ca, kept);
+        assert.equal(onOpen.status, 200);
+        assert.ok(onOpen.reused, 'the open connection is reused');
+        assert.equal(onOpen.serial, first.serial, 'the open connection keeps the certificate it started with');
+        return (await httpsGet(address, pki.ca, false)).serial === second.serial;
+      }, SLOW, 200);
+      const onOpen = await httpsGet(address, pki.ca, kept);
+      assert.deepEqual([onOpen.status, onOpen.reused, onOpen.serial], [200, true, first.serial], 'the open connection still works after the reload');
+    } finally {
+      kept.destroy();
+    }
+
+    const pods = await gatewayPods();
+    assert.deepEqual(pods.map(podSummary), [before], 'the same gateway pod, not restarted');
+    const metrics = await probe.metrics(pods[0]);
+    assert.ok(sample(metrics, 'vgw_hitch_reloads_total') >= 1, 'hitch reloaded its certificates');
+    assert.equal(sample(metrics, 'vgw_hitch_restarts_total'), 0, 'hitch was not restarted');
+    const status = JSON.parse((await get(address, 'status', '/status', 9902)).body) as { varnishdStarts?: number };
+    assert.equal(status.varnishdStarts, 1, 'varnishd was started once, never restarted');
+  }),
+);
