@@ -75,6 +75,8 @@ export interface Gateway {
     addresses?: { type?: string; value?: string }[];
     /** labels and annotations are validated by the schema (schema/gateway.ts). */
     infrastructure?: { parametersRef?: unknown; labels?: Record<string, string>; annotations?: Record<string, string> };
+    /** backend.clientCertificateRef: the certificate presented to backends that ask for one. */
+    tls?: { backend?: { clientCertificateRef?: SecretObjectReference } };
   };
 }
 
@@ -248,6 +250,23 @@ export interface ConfigMap {
   data?: Record<string, string>;
 }
 
+/** Gateway API v1 BackendTLSPolicy: how the gateway speaks TLS to a Service's endpoints. */
+export interface BackendTLSPolicy {
+  apiVersion: string;
+  kind: 'BackendTLSPolicy';
+  metadata: ObjectMeta;
+  spec: {
+    targetRefs: { group: string; kind: string; name: string; sectionName?: string }[];
+    validation: {
+      caCertificateRefs?: { group: string; kind: string; name: string }[];
+      wellKnownCACertificates?: string;
+      hostname: string;
+      subjectAltNames?: { type: 'Hostname' | 'URI'; hostname?: string; uri?: string }[];
+    };
+    options?: Record<string, string>;
+  };
+}
+
 /**
  * An object of one of our kinds that failed its schema: it is left out of the snapshot, and
  * what can still be read from it (identity, references) lets its failure be reported where
@@ -291,6 +310,8 @@ export interface ResourceSnapshot {
   namespaces: Namespace[];
   secrets: Secret[];
   configMaps: ConfigMap[];
+  /** Absent in snapshots from sources that do not read them (no policy applies). */
+  backendTLSPolicies?: BackendTLSPolicy[];
   /** Objects that failed their schema (file provider); reported, never served. */
   rejected?: RejectedObject[];
 }
@@ -306,6 +327,7 @@ export function emptySnapshot(): ResourceSnapshot {
     namespaces: [],
     secrets: [],
     configMaps: [],
+    backendTLSPolicies: [],
     rejected: [],
   };
 }

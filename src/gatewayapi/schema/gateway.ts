@@ -1,5 +1,6 @@
 // GatewayClass, Gateway and ReferenceGrant as the Gateway API v1 CRDs validate them.
 import { z } from 'zod';
+import { gatewayTlsSchema } from './backendtlspolicy.ts';
 import { dnsLabel, dnsSubdomain, group, hostname, kind, labelKey, labelSelector, labelValue, objectMeta, objectName, port, sectionName } from './common.ts';
 
 const apiVersion = z.string().min(1).max(253);
@@ -89,6 +90,7 @@ export const gatewaySchema = z.looseObject({
       .max(16)
       .optional(),
     infrastructure: infrastructure.optional(),
+    tls: gatewayTlsSchema.optional(),
   }),
 });
 
