@@ -4,7 +4,6 @@
 import type http from 'node:http';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { X509Certificate } from 'node:crypto';
 
 export interface EchoTlsOptions {
   port: number;
@@ -55,22 +54,15 @@ export function echoTlsInfo(socket: unknown): EchoTlsInfo | undefined {
     serverName: typeof (s as { servername?: unknown }).servername === 'string' ? ((s as { servername: string }).servername) : '',
     cipherSuite: s.getCipher()?.standardName ?? '',
   };
-  const peers: string[] = [];
-  const seen = new Set<string>();
-  let c = s.getPeerCertificate(true) as { raw?: Buffer; fingerprint256?: string; issuerCertificate?: unknown } | undefined;
-  while (c?.raw && !seen.has(c.fingerprint256 ?? '')) {
-    seen.add(c.fingerprint256 ?? '');
-    peers.push(pem(c.raw));
-    c = c.issuerCertificate as typeof c;
-  }
-  // Leaf first; a self-signed chain end is the issuer of itself and listed once.
-  if (peers.length) info.peerCertificates = peers;
+  // The certificate the peer presented (Node does not expose the rest of what it sent; the
+  // chain it builds from its own trust store is not what the peer presented).
+  const peer = s.getPeerX509Certificate();
+  if (peer) info.peerCertificates = [pem(peer.raw)];
   return info;
 }
 
 /** DER as one PEM block: 64-column base64 lines and a trailing newline (Go's pem.Encode). */
 function pem(der: Buffer): string {
-  new X509Certificate(der);
   const b64 = der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '');
   return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
 }
