@@ -25,7 +25,7 @@ if [ "${1:-}" = --image-tools ]; then
   exit 0
 fi
 
-install_missing varnish varnish-modules varnish-selector tcc hitch wrk
+install_missing varnish varnish-modules varnish-selector tcc hitch wrk stunnel4
 # The Debian package starts a system varnishd on :6081; we run our own, so keep it out of the way.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now varnish varnishncsa >/dev/null 2>&1 || true; fi
 

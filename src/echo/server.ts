@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { groupRawHeaders } from './headers.ts';
 import { parseGoDuration } from './duration.ts';
 import { isWebSocketUpgrade, webSocketEcho } from './websocket.ts';
+import { createEchoTlsServer, echoTlsInfo, type EchoTlsOptions } from './tls.ts';
 
 export interface EchoOptions {
   port: number;
@@ -23,6 +24,8 @@ export interface EchoOptions {
   log?: boolean;
   /** Size of the request record ring. */
   keep?: number;
+  /** HTTPS port (upstream's TLS mode, 8443); not opened when absent. */
+  https?: EchoTlsOptions;
 }
 
 export interface RecordedRequest {
@@ -45,6 +48,7 @@ export interface EchoServer {
   requests: RecordedRequest[];
   url: string;
   h2cUrl?: string;
+  httpsUrl?: string;
 }
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
@@ -157,7 +161,8 @@ export async function startEchoServer(opts: EchoOptions): Promise<EchoServer> {
       pod: ctx.pod,
       httpPort: String(localPort),
     };
-    const out = goJson(body);
+    const tls = echoTlsInfo(req.socket);
+    const out = goJson(tls ? { ...body, tls } : body);
     for (const [name, value] of echoSetHeaders(headers['X-Echo-Set-Header'] ?? [])) res.setHeader(name, value);
     res.setHeader('Content-Type', 'application/json');
     res.setHeader('X-Content-Type-Options', 'nosniff');
@@ -218,11 +223,28 @@ export async function startEchoServer(opts: EchoOptions): Promise<EchoServer> {
     };
   }
 
+  let httpsServer: ReturnType<typeof createEchoTlsServer> | undefined;
+  let httpsUrl: string | undefined;
+  if (opts.https) {
+    let port = opts.https.port;
+    httpsServer = createEchoTlsServer(opts.https, (req, res) => handle(req, res, port, false));
+    await listen(httpsServer, port, address);
+    port = (httpsServer.address() as net.AddressInfo).port;
+    httpsUrl = `https://${address}:${port}`;
+  }
+
   return {
     requests,
     url: `http://${address}:${httpPort}`,
     ...(h2cUrl !== undefined ? { h2cUrl } : {}),
+    ...(httpsUrl !== undefined ? { httpsUrl } : {}),
     async close() {
+      if (httpsServer) {
+        const s = httpsServer;
+        const closed = new Promise<void>((resolve) => s.close(() => resolve()));
+        s.closeAllConnections();
+        await closed;
+      }
       const closed = new Promise<void>((resolve) => h1.close(() => resolve()));
       h1.closeAllConnections();
       ws.close();

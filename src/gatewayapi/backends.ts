@@ -17,6 +17,8 @@ export interface BackendIndex {
   grants: ReferenceGrant[];
   /** Services made unusable by a rejected Service or EndpointSlice manifest: key -> why. */
   invalid?: ReadonlyMap<string, string>;
+  /** Whether a BackendTLSPolicy targets the Service: the gateway then speaks TLS to it. */
+  tlsTargets?: (namespace: string, name: string) => boolean;
 }
 
 export function resolveBackendRef(route: HTTPRoute, ref: HTTPBackendRef, index: BackendIndex): BackendResolution {
@@ -44,7 +46,8 @@ export function resolveBackendRef(route: HTTPRoute, ref: HTTPBackendRef, index: 
   if (!port) {
     return { ok: false, weight, reason: 'BackendNotFound', message: `backendRef ${what}: Service has no port ${ref.port}` };
   }
-  if (port.appProtocol !== undefined && UNSUPPORTED_APP_PROTOCOLS.has(port.appProtocol)) {
+  const tls = port.appProtocol === 'https' && index.tlsTargets?.(namespace, ref.name) === true;
+  if (port.appProtocol !== undefined && UNSUPPORTED_APP_PROTOCOLS.has(port.appProtocol) && !tls) {
     return {
       ok: false,
       weight,

@@ -46,6 +46,17 @@ export interface HTTPRouteStatus {
   parents: RouteParentStatus[];
 }
 
+/** Gateway API PolicyAncestorStatus: how one policy fares for one Gateway. */
+export interface PolicyAncestorStatus {
+  ancestorRef: ParentReference;
+  controllerName: string;
+  conditions: Condition[];
+}
+
+export interface PolicyStatus {
+  ancestors: PolicyAncestorStatus[];
+}
+
 export interface StatusMetadata {
   name: string;
   namespace?: string;
@@ -62,15 +73,17 @@ interface StatusOf<K extends string, S> {
 export type GatewayClassObjectStatus = StatusOf<'GatewayClass', GatewayClassStatus>;
 export type GatewayObjectStatus = StatusOf<'Gateway', GatewayStatus>;
 export type HTTPRouteObjectStatus = StatusOf<'HTTPRoute', HTTPRouteStatus>;
+export type BackendTLSPolicyObjectStatus = StatusOf<'BackendTLSPolicy', PolicyStatus>;
 
 /** The status of one object we own, discriminated by kind. */
-export type ObjectStatus = GatewayClassObjectStatus | GatewayObjectStatus | HTTPRouteObjectStatus;
+export type ObjectStatus = GatewayClassObjectStatus | GatewayObjectStatus | HTTPRouteObjectStatus | BackendTLSPolicyObjectStatus;
 
 /** The statuses a previous translation wrote, looked up by object. */
 export interface PreviousStatuses {
   gatewayClass(name: string): GatewayClassStatus | undefined;
   gateway(namespace: string, name: string): GatewayStatus | undefined;
   httpRoute(namespace: string, name: string): HTTPRouteStatus | undefined;
+  backendTLSPolicy?(namespace: string, name: string): PolicyStatus | undefined;
 }
 
 /** Indexes a translation's statuses for the next one. */
@@ -78,16 +91,19 @@ export function indexStatuses(statuses: readonly ObjectStatus[]): PreviousStatus
   const classes = new Map<string, GatewayClassStatus>();
   const gateways = new Map<string, GatewayStatus>();
   const routes = new Map<string, HTTPRouteStatus>();
+  const policies = new Map<string, PolicyStatus>();
   const id = (namespace: string | undefined, name: string) => `${namespace ?? ''}/${name}`;
   for (const s of statuses) {
     if (s.kind === 'GatewayClass') classes.set(s.metadata.name, s.status);
     else if (s.kind === 'Gateway') gateways.set(id(s.metadata.namespace, s.metadata.name), s.status);
-    else routes.set(id(s.metadata.namespace, s.metadata.name), s.status);
+    else if (s.kind === 'HTTPRoute') routes.set(id(s.metadata.namespace, s.metadata.name), s.status);
+    else policies.set(id(s.metadata.namespace, s.metadata.name), s.status);
   }
   return {
     gatewayClass: (name) => classes.get(name),
     gateway: (namespace, name) => gateways.get(id(namespace, name)),
     httpRoute: (namespace, name) => routes.get(id(namespace, name)),
+    backendTLSPolicy: (namespace, name) => policies.get(id(namespace, name)),
   };
 }
 

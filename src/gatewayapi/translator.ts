@@ -6,6 +6,7 @@ import type { GatewayIR } from '../ir/infra.ts';
 import { compareSocketAddresses, reindexServices, socketNames } from '../ir/merge.ts';
 import { gatewayInfra } from './infra.ts';
 import { resolveBackendRef, type BackendIndex, type BackendResolution } from './backends.ts';
+import { BackendTlsPolicies, resolveClientCertificate, type ClientCertificateResolution } from './backend-tls.ts';
 import { condition, mergeConditions } from './conditions.ts';
 import { CONTROLLER_NAME, SUPPORTED_FEATURES } from './features.ts';
 import { intersectHostnames, patternCovers, specificity } from './hostnames.ts';
@@ -79,7 +80,7 @@ export type { ObjectStatus } from './status.ts';
 /** An object of ours that is not accepted, and why; logged and shown by check and /status. */
 export interface Problem {
   /** Our three kinds, or any kind the loader read and rejected (Service, EndpointSlice, ...). */
-  kind: 'GatewayClass' | 'Gateway' | 'HTTPRoute' | 'ReferenceGrant' | 'Service' | 'EndpointSlice' | 'Namespace' | 'Secret' | 'ConfigMap';
+  kind: 'GatewayClass' | 'Gateway' | 'HTTPRoute' | 'ReferenceGrant' | 'Service' | 'EndpointSlice' | 'Namespace' | 'Secret' | 'ConfigMap' | 'BackendTLSPolicy';
   /** "namespace/name" (just the name for cluster-scoped kinds). */
   object: string;
   message: string;
@@ -164,11 +165,17 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
   for (const g of gateways) settleGateway(g);
   const gatewayByKey = new Map(gateways.map((g) => [key(g.gateway), g]));
 
+  const backendTls = new BackendTlsPolicies(snapshot.backendTLSPolicies ?? [], snapshot.configMaps);
   const index: BackendIndex = {
     services: new Map(snapshot.services.map((s) => [key(s), s])),
     grants: snapshot.referenceGrants,
     invalid: rejectedBackends(snapshot.rejected ?? []),
+    tlsTargets: (ns, name) => backendTls.targets(ns, name),
   };
+  const secretsByKey = new Map(snapshot.secrets.map((s) => [key(s), s]));
+  const clientCertificates = new Map<Gateway, ClientCertificateResolution>(
+    gateways.map((g) => [g.gateway, resolveClientCertificate(g.gateway, secretsByKey, snapshot.referenceGrants)]),
+  );
   const namespaceLabels = new Map(snapshot.namespaces.map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
 
   const attachments: Attachment[] = [];
@@ -180,11 +187,22 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
 
   const services: IRService[] = [];
   const serviceIds = new Map<string, number>();
-  const serviceId = (b: { namespace: string; name: string; port: number }): number => {
+  // null: a BackendTLSPolicy applies but cannot be honoured, so the backend must not be reached
+  // (in clear text least of all).
+  const serviceId = (b: { namespace: string; name: string; port: number }, gw: Gateway): number | null => {
     const port = index.services.get(`${b.namespace}/${b.name}`)?.spec.ports?.find((p) => p.port === b.port);
     const svc: IRService = { namespace: b.namespace, name: b.name, port: b.port, portName: port?.name ?? '' };
     if (port?.targetPort !== undefined) svc.targetPort = port.targetPort;
-    const k = serviceKey(svc);
+    const tls = backendTls.forPort(b.namespace, b.name, port);
+    if (tls && !tls.ok) return null;
+    if (tls) {
+      svc.tls = { ...tls.tls };
+      const client = clientCertificates.get(gw);
+      if (client?.ok && client.ref) svc.tls.clientCertificate = client.ref;
+    }
+    // One IR service per Service port and client certificate: Gateways presenting different
+    // certificates to one Service get one TLS proxy service each.
+    const k = svc.tls?.clientCertificate ? `${serviceKey(svc)}|${svc.tls.clientCertificate.namespace}/${svc.tls.clientCertificate.name}` : serviceKey(svc);
     let id = serviceIds.get(k);
     if (id === undefined) {
       id = services.length;
@@ -193,17 +211,21 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
     }
     return id;
   };
-  const backendsOf = (state: RouteState, rule: ValidRule): IRBackendRef[] =>
+  const backendsOf = (state: RouteState, rule: ValidRule, gw: Gateway): IRBackendRef[] =>
     state.backends[rule.index].flatMap((b, i) => {
       if (b.weight <= 0) return [];
-      const ref: IRBackendRef = { weight: b.weight, service: b.ok ? serviceId(b) : null };
+      const ref: IRBackendRef = { weight: b.weight, service: b.ok ? serviceId(b, gw) : null };
       const f = rule.backendFilters[i];
       if (f?.requestHeaders) ref.requestHeaders = f.requestHeaders;
       if (f?.responseHeaders) ref.responseHeaders = f.responseHeaders;
       return [ref];
     });
-  const mirrorsOf = (state: RouteState, rule: ValidRule): IRMirror[] =>
-    (state.mirrors[rule.index] ?? []).flatMap((m) => (m.resolution.ok && m.percent > 0 ? [{ service: serviceId(m.resolution), percent: m.percent }] : []));
+  const mirrorsOf = (state: RouteState, rule: ValidRule, gw: Gateway): IRMirror[] =>
+    (state.mirrors[rule.index] ?? []).flatMap((m) => {
+      if (!m.resolution.ok || m.percent <= 0) return [];
+      const service = serviceId(m.resolution, gw);
+      return service === null ? [] : [{ service, percent: m.percent }];
+    });
 
   const stateByRoute = new Map(routeStates.map((s) => [s.route, s]));
   // Built once per attachment and match: the combined and the per-Gateway tables share them.
@@ -219,7 +241,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
       route = {
         id,
         match: m,
-        action: ruleAction(rule, backendsOf(state, rule), mirrorsOf(state, rule), att.listener.listener.port, m.path.value),
+        action: ruleAction(rule, backendsOf(state, rule, att.listener.gateway), mirrorsOf(state, rule, att.listener.gateway), att.listener.listener.port, m.path.value),
       } satisfies IRRoute;
       perAttachment.set(id, route);
     }
@@ -254,21 +276,20 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
       }
     }
     const before = options.previous?.gateway(g.gateway.metadata.namespace as string, g.gateway.metadata.name);
+    const gatewayConditions = [condition('Accepted', g.accepted, g.acceptedReason, g.acceptedMessage, gen), gatewayProgrammed(g, gen)];
+    // ResolvedRefs of the Gateway itself: reported when it names a backend client certificate.
+    const client = clientCertificates.get(g.gateway);
+    if (g.gateway.spec.tls?.backend?.clientCertificateRef && client) {
+      gatewayConditions.push(client.ok ? condition('ResolvedRefs', true, 'ResolvedRefs', 'All references are resolved', gen) : condition('ResolvedRefs', false, client.reason, client.message, gen));
+      if (!client.ok) problems.push({ kind: 'Gateway', object: key(g.gateway), message: `${client.reason}: ${client.message}` });
+    }
     statuses.push({
       apiVersion: g.gateway.apiVersion,
       kind: g.gateway.kind,
       metadata: statusMetadata(g.gateway),
       status: {
         addresses: g.addresses.map((value) => ({ type: 'IPAddress', value })),
-        conditions: mergeConditions(
-          before?.conditions,
-          [
-            condition('Accepted', g.accepted, g.acceptedReason, g.acceptedMessage, gen),
-            gatewayProgrammed(g, gen),
-            ...[insecureFrontendCondition(g, gen)].filter((c) => c !== null),
-          ],
-          options.now,
-        ),
+        conditions: mergeConditions(before?.conditions, [...gatewayConditions, ...[insecureFrontendCondition(g, gen)].filter((c) => c !== null)], options.now),
         listeners: g.listeners.map((l) => ({
           name: l.listener.name,
           supportedKinds: l.supportedKinds,
@@ -300,6 +321,27 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
         })),
       },
     });
+  }
+
+  // BackendTLSPolicies: an ancestor entry per Gateway whose accepted routes use a target.
+  const ancestors = new Map<string, Set<string>>();
+  for (const att of attachments) {
+    const state = stateByRoute.get(att.route) as RouteState;
+    const used = [...state.backends.flat(), ...state.mirrors.flat().map((m) => m.resolution)];
+    for (const b of used) {
+      if (!b.ok) continue;
+      const k = `${b.namespace}/${b.name}`;
+      const set = ancestors.get(k) ?? new Set<string>();
+      set.add(key(att.listener.gateway));
+      ancestors.set(k, set);
+    }
+  }
+  for (const s of backendTls.statuses(ancestors, options.now, options.previous)) {
+    statuses.push(s);
+    for (const a of s.status.ancestors) {
+      const bad = a.conditions.find((c) => c.status !== 'True');
+      if (bad) problems.push({ kind: 'BackendTLSPolicy', object: `${s.metadata.namespace}/${s.metadata.name}`, message: `ancestor ${a.ancestorRef.namespace}/${a.ancestorRef.name}: ${bad.reason}: ${bad.message}` });
+    }
   }
 
   // Objects that failed their schema: a problem each, and status where they are ours.

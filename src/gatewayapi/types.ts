@@ -81,6 +81,8 @@ export interface Gateway {
 
 /** Gateway spec.tls (Gateway API v1.4+): frontend = client certificate validation. */
 export interface GatewayTLSConfig {
+  /** backend.clientCertificateRef: the certificate presented to backends that ask for one. */
+  backend?: { clientCertificateRef?: SecretObjectReference };
   frontend?: {
     default: FrontendTLSConfig;
     perPort?: { port: number; tls: FrontendTLSConfig }[];
@@ -271,6 +273,23 @@ export interface ConfigMap {
   data?: Record<string, string>;
 }
 
+/** Gateway API v1 BackendTLSPolicy: how the gateway speaks TLS to a Service's endpoints. */
+export interface BackendTLSPolicy {
+  apiVersion: string;
+  kind: 'BackendTLSPolicy';
+  metadata: ObjectMeta;
+  spec: {
+    targetRefs: { group: string; kind: string; name: string; sectionName?: string }[];
+    validation: {
+      caCertificateRefs?: { group: string; kind: string; name: string }[];
+      wellKnownCACertificates?: string;
+      hostname: string;
+      subjectAltNames?: { type: 'Hostname' | 'URI'; hostname?: string; uri?: string }[];
+    };
+    options?: Record<string, string>;
+  };
+}
+
 /**
  * An object of one of our kinds that failed its schema: it is left out of the snapshot, and
  * what can still be read from it (identity, references) lets its failure be reported where
@@ -314,6 +333,8 @@ export interface ResourceSnapshot {
   namespaces: Namespace[];
   secrets: Secret[];
   configMaps: ConfigMap[];
+  /** Absent in snapshots from sources that do not read them (no policy applies). */
+  backendTLSPolicies?: BackendTLSPolicy[];
   /** Objects that failed their schema (file provider); reported, never served. */
   rejected?: RejectedObject[];
 }
@@ -329,6 +350,7 @@ export function emptySnapshot(): ResourceSnapshot {
     namespaces: [],
     secrets: [],
     configMaps: [],
+    backendTLSPolicies: [],
     rejected: [],
   };
 }

@@ -27,6 +27,7 @@ import {
   validHostname,
 } from './limits.ts';
 import { regexProblem } from './regex-dialect.ts';
+import { serviceTlsSchema } from './service-tls-schema.ts';
 import { IR_VERSION, type IRAction, type IRMatch, type IRRoute, type IRService, type IRSocket, type IRSocketTLS, type IRVirtualHost, type RoutingIR } from './types.ts';
 
 /** List bounds. Generous for anything the translator produces, small enough to bound work. */
@@ -242,6 +243,7 @@ const service = z.strictObject({
   port,
   portName: z.union([z.literal(''), z.string().regex(DNS_LABEL, 'must be a port name')]),
   targetPort: z.union([port, z.string().regex(DNS_LABEL, 'must be a port number or name')]).optional(),
+  tls: serviceTlsSchema.optional(),
 });
 
 const routeGenerations = z

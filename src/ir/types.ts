@@ -193,6 +193,28 @@ export interface IRService {
   portName: string;
   /** The Service port's targetPort, used when a slice lists no ports. */
   targetPort?: number | string;
+  /** Present when a BackendTLSPolicy applies: the gateway speaks TLS to the endpoints. */
+  tls?: IRServiceTLS;
+}
+
+/**
+ * Backend TLS of one Service port (docs/tls.md "Backend TLS"). Like listener certificates,
+ * trust anchors and the client certificate are named, never carried.
+ */
+export interface IRServiceTLS {
+  /** Server name sent in the TLS handshake (the policy's validation.hostname). */
+  sni: string;
+  /** ConfigMaps whose `ca.crt` is trusted (their bundles together), or the system store. */
+  verify: { caCertificates: IRObjectRef[] } | { system: true };
+  /** The backend certificate must carry at least one of these DNS names. */
+  hostnames: string[];
+  /** The kubernetes.io/tls Secret presented when the backend asks for a client certificate. */
+  clientCertificate?: IRObjectRef;
+}
+
+export interface IRObjectRef {
+  namespace: string;
+  name: string;
 }
 
 export function serviceKey(s: IRService): string {

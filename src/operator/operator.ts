@@ -336,6 +336,8 @@ export class Operator {
     this.previous = indexStatuses(statuses);
     const keys = new Map<string, { kind: StatusKind; namespace: string | undefined; name: string }>();
     for (const s of statuses) {
+      // The operator does not read BackendTLSPolicies yet, so it never has their status.
+      if (s.kind === 'BackendTLSPolicy') continue;
       const id = `${s.kind}/${s.metadata.namespace ?? ''}/${s.metadata.name}`;
       keys.set(id, { kind: s.kind, namespace: s.metadata.namespace, name: s.metadata.name });
       const uid = view.statusUids.get(id);

@@ -10,6 +10,7 @@ import { regexProblem } from '../ir/regex-dialect.ts';
 import type { EndpointMap, RoutingIR } from '../ir/types.ts';
 import { TLS_PROXY_SOCKET, type CompileStats } from '../vcl/compile.ts';
 import { tlsFrontends, type TlsFrontends } from './tls-frontends.ts';
+import { backendTlsMaterial, backendTlsProxy, type BackendTlsProxy } from './backend-tls-proxy.ts';
 import { compileSharded, shardCount, type ShardCache, type ShardedVcl } from '../vcl/shards.ts';
 
 /** Test seam: changes the VCL a config deploys (to make a given IR fail to compile). */
@@ -33,6 +34,8 @@ export interface RenderOptions {
   unavailableSockets?: ReadonlyMap<string, string>;
   /** The statuses of the last render, so unchanged conditions keep their lastTransitionTime. */
   previous?: PreviousStatuses;
+  /** Backend TLS proxy ports by tlsProxyKey; TLS endpoints without one are not reachable. */
+  tlsProxyPorts?: ReadonlyMap<string, number>;
 }
 
 /** What the data plane needs to serve a config: the VCL to deploy and its listen sockets. */
@@ -49,6 +52,9 @@ export interface CompiledConfig {
   /** The TLS terminator's frontends and certificates, when the config has HTTPS listeners
    *  and the Secrets are at hand (standalone mode). */
   tls?: TlsFrontends;
+  /** The backend TLS proxy's services and material, when services have BackendTLSPolicies
+   *  and the material is at hand (standalone mode). */
+  backendTls?: BackendTlsProxy;
 }
 
 export interface RenderedConfig extends CompiledConfig {
@@ -60,14 +66,15 @@ export interface RenderedConfig extends CompiledConfig {
   regexCheckUnavailable?: string;
 }
 
-export type CompileOptions = Pick<RenderOptions, 'shards' | 'shardCache' | 'compileHook'> & {
+export type CompileOptions = Pick<RenderOptions, 'shards' | 'shardCache' | 'compileHook' | 'tlsProxyPorts'> & {
   /** The VCL of a draining data plane: every response closes its connection (CompileVclOptions). */
   draining?: boolean;
 };
 
 /** IR + endpoints -> the VCL set to deploy. */
 export function compileConfig(ir: RoutingIR, endpoints: EndpointMap, options: CompileOptions = {}): CompiledConfig {
-  const compiled = compileSharded(ir, endpoints, options.shards ?? shardCount(ir), options.shardCache, options.draining ? { draining: true } : {});
+  const vclOptions = { ...(options.draining ? { draining: true } : {}), ...(options.tlsProxyPorts ? { tlsProxyPorts: options.tlsProxyPorts } : {}) };
+  const compiled = compileSharded(ir, endpoints, options.shards ?? shardCount(ir), options.shardCache, vclOptions);
   const deploy = options.compileHook ? options.compileHook(compiled, ir) : compiled;
   return { ir, endpoints, vcl: deploy.main, deploy, stats: deploy.stats, sockets: varnishdSockets(ir) };
 }
@@ -102,6 +109,9 @@ export function render(snapshot: ResourceSnapshot, options: RenderOptions): Rend
   if (ir.sockets.some((s) => s.tls)) {
     const byKey = <T extends { metadata: { namespace?: string; name: string } }>(list: readonly T[]) => new Map(list.map((o) => [`${o.metadata.namespace}/${o.metadata.name}`, o]));
     compiled.tls = tlsFrontends(ir, byKey(snapshot.secrets), byKey(snapshot.configMaps));
+  }
+  if (ir.services.some((s) => s.tls)) {
+    compiled.backendTls = backendTlsProxy(ir, endpoints, options.tlsProxyPorts ?? new Map(), backendTlsMaterial(snapshot.configMaps, snapshot.secrets));
   }
   return { ...compiled, statuses, problems, leftOutSockets };
 }

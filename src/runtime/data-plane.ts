@@ -13,6 +13,7 @@ import { probeSockets, type UnavailableSockets } from '../varnish/ports.ts';
 import { VclReloader, type ReloadResult } from '../varnish/reloader.ts';
 import { Varnishd, type VarnishListener } from '../varnish/varnishd.ts';
 import { Hitch, type HitchApplyResult, type HitchFrontend } from '../varnish/hitch.ts';
+import { Stunnel, type StunnelConfig } from '../varnish/stunnel.ts';
 
 /** Parameters that make varnishd behave as a transparent gateway (see docs/architecture.md). */
 export const GATEWAY_PARAMS: Record<string, string> = {
@@ -82,6 +83,8 @@ export interface DataPlaneConfig {
   sockets: readonly { name: string; address: string; port: number; proxy?: boolean }[];
   /** HTTPS frontends and their PEM files; hitch runs while there are any. */
   tls?: { frontends: readonly HitchFrontend[]; pems: ReadonlyMap<string, Buffer>; caBundles?: ReadonlyMap<string, Buffer> };
+  /** Backend TLS endpoints and their material; stunnel runs while there are any. */
+  backendTls?: StunnelConfig;
 }
 
 /** What the owner shows about the data plane (standalone /status, the agent's logs). */
@@ -161,6 +164,7 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
   private readonly varnishdParams: Record<string, string>;
   private readonly varnishdArgs: string[];
   private hitch: Hitch | null = null;
+  private stunnel: Stunnel | null = null;
 
   constructor(opts: DataPlaneOptions<C>) {
     this.opts = opts;
@@ -244,6 +248,11 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
   }
 
   private async applyNow(config: C, leftOut: readonly { address: string; port: number }[]): Promise<void> {
+    // The backend TLS proxy first: the VCL about to go live sends requests to its ports.
+    if (!this.stopped && (config.backendTls?.services.length || this.stunnel)) {
+      this.stunnel ??= new Stunnel({ workDir: join(this.opts.workDir, 'backend-tls'), logger: this.opts.logger });
+      await this.stunnel.apply(config.backendTls ?? { services: [], pems: new Map() });
+    }
     await this.applyVarnishd(config, leftOut);
     if (!this.stopped) await this.applyTls(config);
   }
@@ -440,6 +449,8 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
     await this.varnishd?.stop();
     this.varnishd = null;
     this.reloader = null;
+    await this.stunnel?.stop();
+    this.stunnel = null;
   }
 }
 

@@ -9,6 +9,8 @@ import type { ResourceSnapshot } from '../gatewayapi/types.ts';
 import { compileConfig, renderChecked, type CompileHook, type RenderedConfig } from '../pipeline/render.ts';
 import { CompileCulprits, isolateCompileFailure } from '../pipeline/compile-isolation.ts';
 import { RegexChecker } from '../varnish/regex-check.ts';
+import { TlsProxyPorts } from '../runtime/tls-proxy-ports.ts';
+import { tlsProxyKeys } from '../pipeline/backend-tls-proxy.ts';
 import { vccCheck, VccUnavailableError, type VccResult } from '../varnish/vcc-check.ts';
 import type { ShardCache } from '../vcl/shards.ts';
 
@@ -38,6 +40,7 @@ export class CheckedPipeline {
   private readonly checker: RegexChecker;
   private readonly culprits = new CompileCulprits();
   private readonly vcc: (vcl: string) => Promise<VccResult>;
+  private readonly tlsProxyPorts = new TlsProxyPorts();
 
   constructor(opts: CheckedPipelineOptions) {
     this.opts = opts;
@@ -50,11 +53,20 @@ export class CheckedPipeline {
     this.culprits.prune(snapshot.httpRoutes);
     const { defaultAddress, shards, shardCache, compileHook, unavailableSockets, pathNormalization } = this.opts;
     const previous = this.opts.previousStatuses?.();
-    return renderChecked(
-      snapshot,
-      { defaultAddress, shards, shardCache, compileHook, unavailableSockets, pathNormalization, previous, rejectedRoutes: this.culprits.rejected },
-      this.checker,
-    );
+    const once = () =>
+      renderChecked(
+        snapshot,
+        { defaultAddress, shards, shardCache, compileHook, unavailableSockets, pathNormalization, previous, rejectedRoutes: this.culprits.rejected, tlsProxyPorts: this.tlsProxyPorts.map },
+        this.checker,
+      );
+    const config = await once();
+    // TLS endpoints get their proxy ports once the translation names them; a render that met
+    // new ones is done again with their ports.
+    const keys = tlsProxyKeys(config.ir, config.endpoints);
+    const known = this.tlsProxyPorts.map;
+    const fresh = keys.some((k) => !known.has(k));
+    await this.tlsProxyPorts.assign(keys);
+    return fresh ? once() : config;
   }
 
   /**

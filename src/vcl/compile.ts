@@ -9,6 +9,7 @@ import { MAX_RETRY_ATTEMPTS } from '../ir/limits.ts';
 import type { EndpointMap, IRAction, IRBackendRef, IRCors, IRHeaderModifier, IRMatch, IRPathModifier, IRRedirect, IRRetry, IRRoute, IRSocket, IRVirtualHost, IRValueMatch, RoutingIR } from '../ir/types.ts';
 import { serviceKey } from '../ir/types.ts';
 import { endpointBackend } from './backend-names.ts';
+import { viaTlsProxy } from './backend-tls.ts';
 import { headerRef, regexLiteral, VclValueError, vclDurationMs, vclIdent, vclInt, vclName, vclPort, vclReal, vclRegex, vclStatus, vclString } from './escape.ts';
 import { LOG_FILTER_FAILURE, LOG_FILTERS, LOG_MIRROR, LOG_RETRY, LOG_TIMEOUT } from './log-records.ts';
 import { absoluteFormVcl, hostValidationVcl, normalizePath, pathNormalizationVcl, stripInternalHeadersVcl } from './normalize.ts';
@@ -81,6 +82,12 @@ export interface CompileVclOptions {
    * requests still arriving (endpoint removal takes time to propagate) are served as before.
    */
   draining?: boolean;
+  /**
+   * Loopback ports of the backend TLS proxy, by tlsProxyKey(service, endpoint). An endpoint of
+   * a TLS service (IRService.tls) is reached through its port; one without a port is left out,
+   * so a TLS backend is never spoken to in clear text.
+   */
+  tlsProxyPorts?: ReadonlyMap<string, number>;
 }
 
 export function compileVcl(ir: RoutingIR, endpoints: EndpointMap, options: CompileVclOptions = {}): { vcl: string; stats: CompileStats } {
@@ -121,7 +128,8 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap, options: Compi
   const endpointNames = new Map<string, string>();
   const declared = new Set<string>();
   let unnamed = 0;
-  const serviceEndpoints = ir.services.map((svc, i) => (used.has(i) ? (endpoints.get(serviceKey(svc)) ?? []) : []));
+  // A TLS service's endpoints are the proxy's loopback ports (backend-tls.ts).
+  const serviceEndpoints = ir.services.map((svc, i) => (used.has(i) ? viaTlsProxy(svc, endpoints.get(serviceKey(svc)) ?? [], options.tlsProxyPorts) : []));
   const ctx: EmitContext = { responses: new ResponseModifiers(), services: ir.services, hasEndpoints: (i) => serviceEndpoints[i].length > 0 };
   for (const list of serviceEndpoints) {
     for (const ep of list) {

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { EndpointMap, IRVirtualHost, RoutingIR } from '../ir/types.ts';
 import { serviceKey } from '../ir/types.ts';
 import { absoluteFormVcl } from './normalize.ts';
+import { viaTlsProxy } from './backend-tls.ts';
 import { compileVcl, DRAINING_CLOSE, usedServices, type CompileStats, type CompileVclOptions } from './compile.ts';
 import { vclInt, vclName, vclString } from './escape.ts';
 
@@ -84,7 +85,12 @@ export function compileSharded(ir: RoutingIR, endpoints: EndpointMap, count = sh
   const stats: CompileStats = { vhosts: 0, routes: 0, backends: 0 };
   for (let i = 0; i < count; i++) {
     const part: RoutingIR = { ...ir, sockets: ir.sockets.map((s, si) => ({ ...s, vhosts: buckets[i][si] })) };
-    const services = [...usedServices(part.sockets.flatMap((s) => s.vhosts))].map((k) => [k, ir.services[k], endpoints.get(serviceKey(ir.services[k]))]);
+    const services = [...usedServices(part.sockets.flatMap((s) => s.vhosts))].map((k) => {
+      const svc = ir.services[k];
+      const eps = endpoints.get(serviceKey(svc));
+      // A TLS service's text depends on its proxy ports too.
+      return svc.tls ? [k, svc, eps, viaTlsProxy(svc, eps ?? [], options.tlsProxyPorts)] : [k, svc, eps];
+    });
     const key = cache ? JSON.stringify([count, options.draining === true, part.sockets, services]) : '';
     const hit = cache?.get(i);
     const compiled = hit?.key === key ? hit : compileVcl(part, endpoints, options);

@@ -21,6 +21,8 @@ const caseFile = z.strictObject({
   ir: z.unknown(),
   /** Ready endpoints by service key ("namespace/name:port"). */
   endpoints: z.record(z.string(), z.array(z.strictObject({ address: z.string(), port: z.number().int() }))).default({}),
+  /** Backend TLS proxy ports by tlsProxyKey (CompileVclOptions.tlsProxyPorts). */
+  tlsProxyPorts: z.record(z.string(), z.number().int()).optional(),
 });
 
 export interface VclGoldenCase {
@@ -29,6 +31,7 @@ export interface VclGoldenCase {
   endpoints: EndpointMap;
   shards: number;
   draining: boolean;
+  tlsProxyPorts?: ReadonlyMap<string, number>;
 }
 
 export function vclGoldenCases(): string[] {
@@ -40,12 +43,14 @@ export function readVclGoldenCase(name: string): VclGoldenCase {
   const doc = caseFile.parse(parse(readFileSync(file, 'utf8')));
   const parsed = parseRoutingIR(doc.ir);
   if (!parsed.ok) throw new Error(`${file}: ir: ${parsed.reason}`);
-  return { name, ir: parsed.ir, endpoints: new Map(Object.entries(doc.endpoints)), shards: doc.shards ?? 1, draining: doc.draining ?? false };
+  const c: VclGoldenCase = { name, ir: parsed.ir, endpoints: new Map(Object.entries(doc.endpoints)), shards: doc.shards ?? 1, draining: doc.draining ?? false };
+  if (doc.tlsProxyPorts) c.tlsProxyPorts = new Map(Object.entries(doc.tlsProxyPorts));
+  return c;
 }
 
 /** Golden file name -> VCL text: `<case>.vcl` (whole config or dispatcher), `<case>.shard-N.vcl`. */
 export function compileVclGoldenCase(c: VclGoldenCase): Map<string, string> {
-  const compiled = compileSharded(c.ir, c.endpoints, c.shards, undefined, { draining: c.draining });
+  const compiled = compileSharded(c.ir, c.endpoints, c.shards, undefined, { draining: c.draining, ...(c.tlsProxyPorts ? { tlsProxyPorts: c.tlsProxyPorts } : {}) });
   const out = new Map([[`${c.name}.vcl`, compiled.main]]);
   compiled.shards.forEach((vcl, i) => out.set(`${c.name}.shard-${i}.vcl`, vcl));
   return out;

@@ -30,7 +30,7 @@ function times(statuses: ObjectStatus[]): Map<string, string | undefined> {
     else if (s.kind === 'Gateway') {
       add(id, s.status.conditions);
       for (const l of s.status.listeners) add(`${id} listener ${l.name}`, l.conditions);
-    } else {
+    } else if (s.kind === 'HTTPRoute') {
       for (const p of s.status.parents) add(`${id} parent ${p.parentRef.namespace}/${p.parentRef.name}/${p.parentRef.sectionName ?? ''}`, p.conditions);
     }
   }

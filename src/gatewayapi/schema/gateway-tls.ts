@@ -1,5 +1,6 @@
-// Gateway spec.tls as the Gateway API v1 CRD validates it. Only `frontend` (client certificate
-// validation) is read here; other fields pass through untouched.
+// Gateway spec.tls as the Gateway API v1 CRD validates it: `frontend` (client certificate
+// validation) and `backend` (the client certificate presented to TLS backends); other fields
+// pass through untouched.
 import { z } from 'zod';
 import { dnsLabel, group, kind, objectName, port } from './common.ts';
 
@@ -23,4 +24,8 @@ const frontend = z.looseObject({
     .optional(),
 });
 
-export const gatewayTls = z.looseObject({ frontend: frontend.optional() });
+const backend = z.looseObject({
+  clientCertificateRef: z.looseObject({ group: group.optional(), kind: kind.optional(), name: objectName, namespace: dnsLabel.optional() }).optional(),
+});
+
+export const gatewayTls = z.looseObject({ frontend: frontend.optional(), backend: backend.optional() });

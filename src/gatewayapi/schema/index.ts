@@ -7,6 +7,7 @@ import { serviceSchema, namespaceSchema, secretSchema, configMapSchema } from '.
 import { endpointSliceSchema, SERVICE_NAME_LABEL } from './endpointslice.ts';
 import { gatewayClassSchema, gatewaySchema, referenceGrantSchema } from './gateway.ts';
 import { httpRouteSchema, parentRefsSchema } from './httproute.ts';
+import { backendTlsPolicySchema } from './backendtlspolicy.ts';
 
 export { parseEndpointSlice } from './endpointslice.ts';
 export { withoutNulls, quote } from './common.ts';
@@ -35,6 +36,7 @@ export const MANIFEST_KINDS: Record<string, ManifestKind> = {
   Namespace: { field: 'namespaces', namespaced: false, groups: [''], name: dnsLabel, schema: namespaceSchema },
   Secret: { field: 'secrets', namespaced: true, groups: [''], name: dnsSubdomain, schema: secretSchema },
   ConfigMap: { field: 'configMaps', namespaced: true, groups: [''], name: dnsSubdomain, schema: configMapSchema },
+  BackendTLSPolicy: { field: 'backendTLSPolicies', namespaced: true, groups: GATEWAY_API, name: dnsSubdomain, schema: backendTlsPolicySchema },
 };
 
 export type Validated = { ok: true; object: unknown } | { ok: false; rejected: Omit<RejectedObject, 'file' | 'line'> };

@@ -123,6 +123,7 @@ const FIELD_CHECK = {
   namespaces: 1,
   secrets: 1,
   configMaps: 1,
+  backendTLSPolicies: 1,
 } satisfies Record<Exclude<keyof ResourceSnapshot, 'rejected'>, 1>;
 
 interface CachedFile {
@@ -253,7 +254,7 @@ export class ManifestLoader {
       // (the translator never mutates its input), and copying thousands of objects per
       // reload would cost more than the routing work itself.
       for (const o of parsed.objects) {
-        if (claim(seen, o.id, file, o.line, duplicates)) (snapshot[o.field] as unknown[]).push(o.object);
+        if (claim(seen, o.id, file, o.line, duplicates)) ((snapshot[o.field] ??= []) as unknown[]).push(o.object);
       }
       for (const r of parsed.rejected) {
         if (r.name === undefined || claim(seen, rejectedId(r), file, r.line, duplicates)) rejected.push(r);
