@@ -8,7 +8,8 @@
 //   - throughput: wrk against this gateway and a 1-route gateway running side by side, in
 //     interleaved rounds, (a) pass and (b) cache hit.
 // Flags: --sizes 1000,5000 --additions 10 --flips 100 --wrk-seconds 5 --rounds 2
-//        --no-throughput --cpu-prof (profiles of `vgw serve` kept in the printed directory).
+//        --no-throughput --cpu-prof (profiles of `vgw serve` kept in the printed directory)
+//        --from-results (only rebuild the README section from bench/results.json).
 import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { gatewayManifests, NAMESPACE, GATEWAY_NAME, SERVICE_NAME, serviceManifests } from './lib/manifests.ts';
 import { countOther, describe, keepAliveAgent, newTally, pollUntil, type PollTally } from './lib/poll.ts';
 import { httpGet, spawnServe, startEcho, waitFor, waitFor200, waitForQuietMachine, type EchoBackend, type Gateway } from './lib/procs.ts';
-import { fmt, machineInfo, saveSection, stats, table } from './lib/report.ts';
+import { fmt, machineInfo, saveSection, stats, table, type Section } from './lib/report.ts';
 import { runWrk, wrkErrors, type WrkResult } from './lib/wrk.ts';
 
 const { values: flags } = parseArgs({
@@ -32,6 +33,8 @@ const { values: flags } = parseArgs({
     'no-throughput': { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
     'no-save': { type: 'boolean', default: false },
+    /** Rebuilds the README section from bench/results.json (after editing scale-analysis.md). */
+    'from-results': { type: 'boolean', default: false },
   },
 });
 const SIZES = flags.sizes.split(',').map(Number);
@@ -335,7 +338,17 @@ async function measureThroughput(gatewayUrl: string, last: number): Promise<Thro
   return out;
 }
 
+async function rerender(): Promise<void> {
+  const all = JSON.parse(await readFile(new URL('./results.json', import.meta.url), 'utf8')) as Record<string, Section>;
+  const previous = all.scale;
+  if (!previous) throw new Error('bench/results.json has no scale section yet');
+  const analysis = await readFile(new URL('./scale-analysis.md', import.meta.url), 'utf8');
+  const results = (previous.data as { results: SizeResult[] }).results;
+  saveSection('scale', { ...previous, markdown: `${scaleMarkdown(results)}\n${analysis}` });
+}
+
 async function main(): Promise<void> {
+  if (flags['from-results']) return rerender();
   const quiet = await waitForQuietMachine(30);
   const t0 = performance.now();
   const machine = machineInfo();
@@ -367,8 +380,9 @@ async function main(): Promise<void> {
   if (flags['cpu-prof']) console.log(`profiles kept in ${tmp}/profile-*`);
   else if (!failed) await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
   const durationS = (performance.now() - t0) / 1000;
-  const markdown = scaleMarkdown(results);
-  console.log(markdown);
+  const analysis = await readFile(new URL('./scale-analysis.md', import.meta.url), 'utf8');
+  const markdown = `${scaleMarkdown(results)}\n${analysis}`;
+  console.log(scaleMarkdown(results));
   if (flags['no-save']) return;
   saveSection('scale', {
     title: 'Scale',
