@@ -47,7 +47,7 @@ const THROUGHPUT = !flags['no-throughput'];
 const POLL_MS = 5;
 /** Keep-alive connections hammering the existing route during the flips, each back to back. */
 const HAMMER_CONNECTIONS = 4;
-const MEMORY_SAMPLE_MS = 250;
+const MEMORY_SAMPLE_MS = 1_000;
 const GATEWAY = { address: '127.0.114.1', port: 18580 };
 const REFERENCE = { address: '127.0.114.2', port: 18580 };
 const BACKEND = { address: '127.0.115.1', port: 18581 };
@@ -121,7 +121,7 @@ function memorySampler(pid: number): { stop(): Promise<{ t: number; rssMiB: numb
   const loop = (async () => {
     while (!stopped) {
       const m = await memory(pid).catch(() => undefined);
-      if (m) samples.push({ t: Math.round(performance.now() - t0), rssMiB: m.rssMiB });
+      if (m) samples.push({ t: Math.round(performance.now() - t0), rssMiB: Math.round(m.rssMiB * 10) / 10 });
       await sleep(MEMORY_SAMPLE_MS);
     }
   })();
@@ -416,6 +416,7 @@ function scaleMarkdown(results: SizeResult[]): string {
       r.throughput ? ratio(r.throughput.pass) : 'n/a',
       r.throughput ? ratio(r.throughput.hit) : 'n/a',
       `${r.flips.non200} of ${r.flips.requests.toLocaleString('en-US')}`,
+      `${r.flips.generations} / ${r.flips.changes}`,
       r.uptime.replace(/^.*load average: /, ''),
     ];
   });
@@ -426,7 +427,9 @@ function scaleMarkdown(results: SizeResult[]): string {
 first 200, polled every ${POLL_MS} ms, over ${ADDITIONS} additions. RSS is VmRSS of the \`vgw serve\` Node process
 (varnishd not included): after the load (2 s after the last route's first 200), and before and after
 ${FLIPS} changes of one route file (its prefix flips every ${FLIP_MS} ms) while ${HAMMER_CONNECTIONS} keep-alive connections send
-GETs to another route back to back ("non-200" counts their answers that were not 200). Cold start
+GETs to another route back to back ("non-200" counts their answers that were not 200; changes that
+arrive while a config is being applied are coalesced, so fewer configs go live than changes are
+made, the more so the slower the machine). Cold start
 is from spawning \`vgw serve\` to the first 200 of the last route. Throughput compares the last
 route of this gateway with a 1-route gateway running alongside (wrk 2 threads, 50 connections,
 ${WRK_S} s, ${ROUNDS} interleaved rounds, best of each): (a) pass (no Cache-Control, every request goes
@@ -434,7 +437,7 @@ to the backend), (b) cache hit. The machine is shared: the last column is \`upti
 at the start of each size.
 
 ${table(
-    ['routes', 'shard VCLs', 'new route → 200 mean / max ms', 'RSS after load MiB', 'RSS over the route changes MiB', 'cold start s', 'throughput vs 1 route: (a) pass', '(b) cache hit', 'non-200 under flips', 'load average'],
+    ['routes', 'shard VCLs', 'new route → 200 mean / max ms', 'RSS after load MiB', 'RSS over the route changes MiB', 'cold start s', 'throughput vs 1 route: (a) pass', '(b) cache hit', 'non-200 under flips', 'configs live / route changes', 'load average'],
     rows,
   )}
 `;
