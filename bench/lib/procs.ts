@@ -35,11 +35,11 @@ export class ManagedProcess {
   readonly exited: Promise<void>;
   private done = false;
 
-  /** `command` null runs the vgw CLI with `args`. */
-  constructor(name: string, command: string | null, args: string[], logFile?: string) {
+  /** `command` null runs the vgw CLI with `args` (after `nodeArgs`, flags for Node itself). */
+  constructor(name: string, command: string | null, args: string[], logFile?: string, nodeArgs: string[] = []) {
     installExitHooks();
     this.name = name;
-    this.proc = spawn(command ?? process.execPath, command === null ? [MAIN, ...args] : args, {
+    this.proc = spawn(command ?? process.execPath, command === null ? [...nodeArgs, MAIN, ...args] : args, {
       stdio: ['ignore', logFile ? 'pipe' : 'ignore', logFile ? 'pipe' : 'ignore'],
       // Own process group, so that stop() can reach grandchildren (varnishd) if the child hangs.
       detached: true,
@@ -172,9 +172,10 @@ export interface Gateway {
  * Spawns `vgw serve`; does not wait for readiness (callers time that themselves). varnishd's
  * jail user must be able to reach `workDir`, so its parents must not be private (mkdtemp is 0700).
  */
-export function spawnServe(dir: string, adminPort: number, workDir: string, logFile: string): Gateway {
+export function spawnServe(dir: string, adminPort: number, workDir: string, logFile: string, opts: { nodeArgs?: string[]; args?: string[] } = {}): Gateway {
   const spawnedAt = performance.now();
-  const proc = new ManagedProcess(`vgw serve ${dir}`, null, ['serve', dir, '--admin-port', String(adminPort), '--work-dir', workDir], logFile);
+  const args = ['serve', dir, '--admin-port', String(adminPort), '--work-dir', workDir, ...(opts.args ?? [])];
+  const proc = new ManagedProcess(`vgw serve ${dir}`, null, args, logFile, opts.nodeArgs);
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   return {
     proc,

@@ -58,7 +58,24 @@ export function shardCount(ir: RoutingIR): number {
  * endian. The host is what the VCL computes: lowercased, port removed.
  */
 export function shardOf(host: string, count: number): number {
-  return createHash('sha256').update(host).digest().readUInt32LE(28) % count;
+  let key = hostKeys.get(host);
+  if (key === undefined) {
+    key = createHash('sha256').update(host).digest().readUInt32LE(28);
+    // Every render places every host again; hashing each one each time was a tenth of a
+    // 5 000-route render. Bounded: hosts come and go, so a full memo is simply started over.
+    if (hostKeys.size >= HOST_KEY_MEMO_LIMIT) hostKeys.clear();
+    hostKeys.set(host, key);
+  }
+  return key % count;
+}
+
+/** Hosts whose shard key is remembered, at most (a few MB of memory). */
+export const HOST_KEY_MEMO_LIMIT = 65_536;
+const hostKeys = new Map<string, number>();
+
+/** Hosts whose shard key is remembered now (tests). */
+export function hostKeyMemoSize(): number {
+  return hostKeys.size;
 }
 
 /**

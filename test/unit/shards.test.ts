@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { IR_VERSION, type EndpointMap, type IRVirtualHost, type RoutingIR } from '../../src/ir/types.ts';
-import { compileSharded, shardCount, shardOf, VHOSTS_PER_SHARD, type ShardCache } from '../../src/vcl/shards.ts';
+import { compileSharded, HOST_KEY_MEMO_LIMIT, hostKeyMemoSize, shardCount, shardOf, VHOSTS_PER_SHARD, type ShardCache } from '../../src/vcl/shards.ts';
 
 function ir(hosts: string[], backendPort = 3000): { ir: RoutingIR; endpoints: EndpointMap } {
   const vhost = (hostname: string, i: number): IRVirtualHost => ({
@@ -22,6 +22,18 @@ test('shardOf is the last four bytes of SHA-256, little endian, modulo the count
   assert.equal(shardOf(h, 1 << 30), createHash('sha256').update(h).digest().readUInt32LE(28) % (1 << 30));
   // Value read off varnishd 7.1: directors.shard().key("foo.example.com") = 3750604989.
   assert.equal(shardOf(h, 2 ** 32), 3750604989);
+});
+
+test('shard keys are remembered per host, in a memo that stays bounded and gives the same answers', () => {
+  const hash = (h: string) => createHash('sha256').update(h).digest().readUInt32LE(28);
+  for (let i = 0; i < HOST_KEY_MEMO_LIMIT + 10; i++) shardOf(`memo${i}.test`, 64);
+  assert.ok(hostKeyMemoSize() <= HOST_KEY_MEMO_LIMIT);
+  // Asked again (remembered or not), every host gets the key SHA-256 gives it.
+  for (const h of ['memo0.test', `memo${HOST_KEY_MEMO_LIMIT + 9}.test`, 'foo.example.com']) {
+    assert.equal(shardOf(h, 2 ** 32), hash(h));
+    assert.equal(shardOf(h, 2 ** 32), hash(h));
+    assert.equal(shardOf(h, 7), hash(h) % 7);
+  }
 });
 
 test('shard count doubles with the number of exact hosts and stays 1 for small configs', () => {
