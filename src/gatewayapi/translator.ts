@@ -447,7 +447,7 @@ function buildSockets(
   const byAddress = new Map<string, { address: string; port: number; listeners: ListenerState[] }>();
   for (const g of gateways) {
     for (const l of g.listeners) {
-      if (!l.usable) continue;
+      if (!l.usable || l.noCertificate) continue;
       for (const address of l.addresses) {
         if (l.unavailable.some((u) => u.address === address)) continue;
         const k = `${address}|${l.listener.port}`;
@@ -517,7 +517,7 @@ function buildSockets(
         seen.add(k);
         return true;
       });
-      socket.tls = { certificates };
+      socket.tls = { certificates, listeners: [...new Set(s.listeners.map((l) => l.hostname))] };
     }
     sockets.push(socket);
   }
