@@ -202,7 +202,13 @@ const certificateRef = z.strictObject({
   ),
 });
 
-const socketTls = z.strictObject({ certificates: bounded(certificateRef, IR_LIMITS.certificatesPerSocket).min(1, 'at least one certificate') });
+const socketTls = z.strictObject({
+  certificates: bounded(certificateRef, IR_LIMITS.certificatesPerSocket).min(1, 'at least one certificate'),
+  listeners: bounded(
+    checked((v) => (v === '*' ? null : validHostname(v, true))),
+    IR_LIMITS.vhostsPerSocket,
+  ).optional(),
+});
 
 const socket = z.strictObject({
   name: z.string().regex(SOCKET_NAME, 'must be a generated socket name like a127_0_0_1_80'),
