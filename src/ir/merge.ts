@@ -121,7 +121,18 @@ function mergeTls(sockets: IRSocket[]): IRSocketTLS | undefined {
       certificates.push(c);
     }
   }
-  return { certificates };
+  const listeners = mergeListenerHostnames(sockets.map((s) => s.tls?.listeners));
+  return listeners ? { certificates, listeners } : { certificates };
+}
+
+/**
+ * The listener hostnames of one TLS address:port, all parts together (cross-Gateway conflicts
+ * keep them distinct). Unknown as soon as one part does not list them: the misdirected-request
+ * check then stays off rather than judge by half the listeners.
+ */
+export function mergeListenerHostnames(parts: readonly (readonly string[] | undefined)[]): string[] | undefined {
+  if (parts.length === 0 || parts.some((p) => p === undefined)) return undefined;
+  return [...new Set(parts.flatMap((p) => p ?? []))];
 }
 
 /** One IR's service index `i` as an index into the shared list. */
