@@ -32,7 +32,9 @@ export function misdirectedRequestVcl(sockets: readonly IRSocket[], proxySocket:
   const checked = sockets.map((s) => ({ socket: s, listeners: misdirectionListeners(s) })).filter((x) => x.listeners.length);
   if (checked.length === 0) return [];
   const out: string[] = [];
-  out.push(`if (local.socket == ${vclString(proxySocket)} && proxy.authority() != "") {`);
+  // A regex match, not a comparison with "": without SNI proxy.authority() is NULL, and a NULL
+  // string compares unequal to everything while it matches as the empty string.
+  out.push(`if (local.socket == ${vclString(proxySocket)} && proxy.authority() ~ ".") {`);
   out.push(`  set ${H_SNI} = std.tolower(proxy.authority());`);
   checked.forEach(({ socket, listeners }, i) => {
     out.push(`  ${i === 0 ? 'if' : '} elsif'} (${socketHeader} == ${vclString(socket.name)}) {`);

@@ -204,7 +204,7 @@ sub vcl_recv {
       return (synth(404));
     }
   }
-  if (local.socket == "vgw_tls" && proxy.authority() != "") {
+  if (local.socket == "vgw_tls" && proxy.authority() ~ ".") {
     set req.http.x-vgw-sni = std.tolower(proxy.authority());
     if (req.http.x-vgw-socket == "a127_0_0_1_443") {
       if (req.http.x-vgw-sni == "second-example.org") {
