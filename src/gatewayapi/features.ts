@@ -11,6 +11,8 @@ export const SUPPORTED_FEATURES = [
   'HTTPRouteDestinationPortMatching',
   'GatewayHTTPListenerIsolation',
   'GatewayPort8080',
+  // GEP-3567: a request whose Host belongs to another HTTPS listener than its SNI chose gets 421.
+  'GatewayHTTPSListenerDetectMisdirectedRequests',
   'HTTPRouteNamedRouteRule',
   'HTTPRoutePathRedirect',
   'HTTPRoutePortRedirect',
@@ -34,11 +36,14 @@ export const SUPPORTED_FEATURES = [
   'HTTPRouteBackendProtocolWebSocket',
 ] as const;
 
+/** Features that need HTTPS listeners, which the operator's gateway pods do not serve yet. */
+export const STANDALONE_ONLY_FEATURES: readonly string[] = ['GatewayHTTPSListenerDetectMisdirectedRequests'];
+
 /**
  * What the operator adds: it generates each Gateway's Deployment, Service and ServiceAccount, so
  * `spec.infrastructure` labels and annotations have somewhere to go. Standalone mode generates no
  * objects and does not claim it.
  */
-export const CLUSTER_FEATURES = [...SUPPORTED_FEATURES, 'GatewayInfrastructurePropagation'] as const;
+export const CLUSTER_FEATURES = [...SUPPORTED_FEATURES.filter((f) => !STANDALONE_ONLY_FEATURES.includes(f)), 'GatewayInfrastructurePropagation'];
 
 export const CONTROLLER_NAME = 'vgw.dev/gateway-controller';

@@ -4,7 +4,8 @@ import type { GatewayState } from './listeners.ts';
 
 export function gatewayInfra(g: GatewayState): GatewayInfra {
   const listeners: InfraListener[] = g.listeners
-    .filter((l) => l.usable)
+    // A listener without a resolved certificate is not served: nothing to listen on for it.
+    .filter((l) => l.usable && !l.noCertificate)
     .map((l) => ({
       name: l.listener.name,
       protocol: l.listener.protocol,

@@ -35,6 +35,11 @@ export interface ListenerState {
   /** HTTPS listeners: client certificate validation and tls.options (see frontend-tls.ts). */
   clientValidation?: IRClientValidation;
   tlsOptions?: IRTLSOptions;
+  /**
+   * An HTTPS listener none of whose certificateRefs resolved: still valid, so routes attach
+   * and are counted, but not served (Programmed=False) until a certificate resolves.
+   */
+  noCertificate?: boolean;
 }
 
 export interface GatewayState {
@@ -158,7 +163,8 @@ function evaluateListener(gwId: string, gateway: Gateway, l: Listener, addresses
 /**
  * Resolves the certificateRefs of every HTTPS listener. An invalid or unpermitted ref sets
  * ResolvedRefs=False (InvalidCertificateRef or RefNotPermitted, the first one found); the
- * listener still serves with the refs that resolved, and is not usable when none did.
+ * listener still serves with the refs that resolved, and is not served when none did (routes
+ * still attach to it, as upstream's GatewayWithAttachedRoutes expects).
  */
 export function resolveListenerCertificates(listeners: ListenerState[], secrets: readonly Secret[], grants: readonly ReferenceGrant[]): void {
   const byKey = new Map(secrets.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
@@ -181,7 +187,7 @@ export function resolveListenerCertificates(listeners: ListenerState[], secrets:
       else if (!certificates.some((c) => c.namespace === r.ref.namespace && c.name === r.ref.name)) certificates.push(r.ref);
     }
     l.certificates = certificates;
-    if (certificates.length === 0) l.usable = false;
+    l.noCertificate = certificates.length === 0;
   }
 }
 
@@ -220,7 +226,8 @@ export function markCrossGatewayConflicts(listeners: ListenerState[]): void {
   // One address:port speaks TLS or it does not: the first usable listener there decides.
   const protocolOwner = new Map<string, ListenerState>();
   for (const l of listeners) {
-    if (!l.usable) continue;
+    // An HTTPS listener without a certificate is not served, so it claims no socket.
+    if (!l.usable || l.noCertificate) continue;
     for (const address of l.addresses) {
       const socket = socketKey(address, l.listener.port);
       const first = protocolOwner.get(socket);
@@ -288,7 +295,9 @@ export function listenerConditions(l: ListenerState, generation: number): Condit
     condition('ResolvedRefs', refsOk, l.resolvedRefsReason, l.resolvedRefsMessage, generation),
     portUnavailable
       ? condition('Programmed', false, 'Pending', unavailableMessage(l), generation)
-      : programmed(l.usable, 'Listener', 'Listener is not valid', generation),
+      : l.usable && l.noCertificate
+        ? programmed(false, 'Listener', 'no certificate of tls.certificateRefs resolved', generation)
+        : programmed(l.usable, 'Listener', 'Listener is not valid', generation),
   ];
 }
 

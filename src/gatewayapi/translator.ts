@@ -493,7 +493,7 @@ function buildSockets(
   const byAddress = new Map<string, { address: string; port: number; listeners: ListenerState[] }>();
   for (const g of gateways) {
     for (const l of g.listeners) {
-      if (!l.usable) continue;
+      if (!l.usable || l.noCertificate) continue;
       for (const address of l.addresses) {
         if (l.unavailable.some((u) => u.address === address)) continue;
         const k = `${address}|${l.listener.port}`;
@@ -563,7 +563,7 @@ function buildSockets(
         seen.add(k);
         return true;
       });
-      socket.tls = { certificates };
+      socket.tls = { certificates, listeners: [...new Set(s.listeners.map((l) => l.hostname))] };
       // Every HTTPS listener here has the same TLS settings (markTlsSettingConflicts).
       const first = s.listeners.find((l) => l.listener.protocol === 'HTTPS');
       if (first?.clientValidation) socket.tls.clientValidation = first.clientValidation;

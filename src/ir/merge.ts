@@ -123,12 +123,24 @@ function mergeTls(sockets: IRSocket[]): IRSocketTLS | undefined {
     }
   }
   const merged: IRSocketTLS = { certificates };
+  const listeners = mergeListenerHostnames(sockets.map((s) => s.tls?.listeners));
+  if (listeners) merged.listeners = listeners;
   // The translator lets only listeners with the same TLS settings share a socket: the first
   // Gateway's settings are every part's.
   const first = sockets.find((s) => s.tls)?.tls;
   if (first?.clientValidation) merged.clientValidation = first.clientValidation;
   if (first?.options) merged.options = first.options;
   return merged;
+}
+
+/**
+ * The listener hostnames of one TLS address:port, all parts together (cross-Gateway conflicts
+ * keep them distinct). Unknown as soon as one part does not list them: the misdirected-request
+ * check then stays off rather than judge by half the listeners.
+ */
+export function mergeListenerHostnames(parts: readonly (readonly string[] | undefined)[]): string[] | undefined {
+  if (parts.length === 0 || parts.some((p) => p === undefined)) return undefined;
+  return [...new Set(parts.flatMap((p) => p ?? []))];
 }
 
 /** One IR's service index `i` as an index into the shared list. */

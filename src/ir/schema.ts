@@ -227,6 +227,10 @@ const socketTls = z.strictObject({
   certificates: bounded(certificateRef, IR_LIMITS.certificatesPerSocket).min(1, 'at least one certificate'),
   clientValidation: clientValidation.optional(),
   options: tlsOptions.optional(),
+  listeners: bounded(
+    checked((v) => (v === '*' ? null : validHostname(v, true))),
+    IR_LIMITS.vhostsPerSocket,
+  ).optional(),
 });
 
 const socket = z.strictObject({

@@ -40,6 +40,12 @@ export interface IRSocketTLS {
   /** In listener and certificateRefs order, without duplicates; the first is the default
    *  certificate for clients whose SNI (or lack of one) matches none. */
   certificates: IRCertificateRef[];
+  /**
+   * Hostnames of the HTTPS listeners served on this socket ("*" = no hostname). With more than
+   * one, a request whose Host selects another listener than its SNI did gets 421 (misdirected).
+   * Absent = not checked.
+   */
+  listeners?: string[];
   /** Client certificate validation (Gateway spec.tls.frontend); absent = no client certificate asked. */
   clientValidation?: IRClientValidation;
   /** Listener tls.options the terminator applies to this address:port (docs/tls-frontend.md). */

@@ -12,6 +12,7 @@ import { endpointBackend } from './backend-names.ts';
 import { viaTlsProxy } from './backend-tls.ts';
 import { headerRef, regexLiteral, VclValueError, vclDurationMs, vclIdent, vclInt, vclName, vclPort, vclReal, vclRegex, vclStatus, vclString } from './escape.ts';
 import { LOG_FILTER_FAILURE, LOG_FILTERS, LOG_MIRROR, LOG_RETRY, LOG_TIMEOUT } from './log-records.ts';
+import { misdirectedRequestVcl } from './misdirected.ts';
 import { absoluteFormVcl, hostValidationVcl, normalizePath, pathNormalizationVcl, stripInternalHeadersVcl } from './normalize.ts';
 
 /** Vhosts per chunk sub: keeps each generated function small and the sub count low. */
@@ -180,6 +181,7 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap, options: Compi
     out.line(`set ${H_PATH} = regsub(req.url, "[?#].*$", "");`);
   }
   emitSocketLookup(out, tlsSockets);
+  for (const l of misdirectedRequestVcl(tlsSockets, TLS_PROXY_SOCKET, H_SOCKET, H_HOST)) out.line(l);
   emitHostLookup(out, ir.sockets);
   out.line('call vgw_dispatch;');
   // WebSocket needs the connection handed over: pipe, after routing, request filters and the

@@ -7,6 +7,10 @@ import { roundTrip, wireHeaders, type Exchange, type Target } from './client.ts'
 import { awaitConvergence, type ConvergenceOptions } from './converge.ts';
 import type { RecordedRequest } from '../../src/echo/server.ts';
 import { pollUntil, type Clock } from './poll.ts';
+import type { ClientTls } from './tls-client.ts';
+
+/** The generated TLS Secrets by "namespace/name" (generated-objects.ts), for cases that speak TLS. */
+export type TrustStore = ReadonlyMap<string, { cert: string; key: string }>;
 
 /**
  * What mirror checks read: the requests each echo Deployment recorded (in-process echo servers
@@ -46,7 +50,8 @@ export function instantiate(c: TrafficCase): TrafficCase {
   };
 }
 
-export function send(c: TrafficCase, target: Target): Promise<Exchange> {
+export function send(c: TrafficCase, target: Target, trust?: TrustStore): Promise<Exchange> {
+  const tls = target.scheme === 'https' ? clientTls(c, trust) : undefined;
   return roundTrip({
     target,
     host: c.request.host,
@@ -55,26 +60,37 @@ export function send(c: TrafficCase, target: Target): Promise<Exchange> {
     headers: wireHeaders(c.request.headers, c.backendSetResponseHeaders),
     ...(c.request.unfollowRedirect ? { unfollowRedirect: true } : {}),
     ...(c.request.protocol ? { protocol: c.request.protocol } : {}),
+    ...(tls ? { tls } : {}),
   });
 }
 
-export async function checkOnce(c: TrafficCase, target: Target): Promise<string | undefined> {
+/** upstream: SNI = the case's serverName, the one root = tls.crt of the named Secret. */
+export function clientTls(c: TrafficCase, trust: TrustStore | undefined): ClientTls {
+  if (!c.tls) throw new Error(`case "${c.name}" goes to an HTTPS listener but names no server name and certificate`);
+  const trusted = trust?.get(c.tls.trustedServerCertificateSecret);
+  if (!trusted) throw new Error(`no generated Secret ${c.tls.trustedServerCertificateSecret} to trust`);
+  const client = c.tls.clientCertificateSecret === undefined ? undefined : trust?.get(c.tls.clientCertificateSecret);
+  if (c.tls.clientCertificateSecret !== undefined && !client) throw new Error(`no generated Secret ${c.tls.clientCertificateSecret} to present`);
+  return { serverName: c.tls.serverName, trusted: trusted.cert, ...(client ? { clientCert: client } : {}) };
+}
+
+export async function checkOnce(c: TrafficCase, target: Target, trust?: TrustStore): Promise<string | undefined> {
   const concrete = instantiate(c);
-  const ex = await send(concrete, target);
+  const ex = await send(concrete, target, trust);
   return compareRoundTrip(concrete, ex.url, ex);
 }
 
-export async function runCase(c: TrafficCase, target: Target, convergence: ConvergenceOptions, fleet: RequestLog, requestIds: boolean): Promise<CaseResult> {
+export async function runCase(c: TrafficCase, target: Target, convergence: ConvergenceOptions, fleet: RequestLog, requestIds: boolean, trust?: TrustStore): Promise<CaseResult> {
   if (c.mode === 'expectRequestError') {
     try {
-      const ex = await send(instantiate(c), target);
+      const ex = await send(instantiate(c), target, trust);
       return { name: c.name, ok: false, attempts: 1, detail: `expected a transport error, got HTTP ${ex.response.status}` };
     } catch {
       return { name: c.name, ok: true, attempts: 1 };
     }
   }
   const concrete = requestIds || c.mirroredTo?.length ? withRequestId(c, randomUUID()) : c;
-  const r = await awaitConvergence(() => checkOnce(concrete, target), convergence);
+  const r = await awaitConvergence(() => checkOnce(concrete, target, trust), convergence);
   if (!r.ok) return { name: c.name, ok: false, attempts: r.attempts, detail: `not consistent within ${Math.round(convergence.timeoutMs / 1000)} s: ${r.lastFailure}` };
   const mirrorFailure = await checkMirrors(concrete, fleet);
   if (mirrorFailure) return { name: c.name, ok: false, attempts: r.attempts, detail: mirrorFailure };

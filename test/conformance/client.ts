@@ -5,10 +5,12 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { canonicalHeaderKey } from '../../src/echo/headers.ts';
 import { isRedirect, type CapturedRequest, type CapturedResponse, type RequestUrl, type RoundTrip } from './compare.ts';
 import { resolveLocation } from './location.ts';
+import { connectTls, type ClientTls } from './tls-client.ts';
 
 export interface Target {
   ip: string;
@@ -27,6 +29,8 @@ export interface OutgoingRequest {
   unfollowRedirect?: boolean;
   protocol?: string;
   timeoutMs?: number;
+  /** Required for an https target: SNI and the trusted certificate. */
+  tls?: ClientTls;
 }
 
 export interface Exchange extends RoundTrip {
@@ -58,33 +62,36 @@ export function wireHeaders(headers: Record<string, string> | undefined, backend
 }
 
 export async function roundTrip(req: OutgoingRequest): Promise<Exchange> {
-  if (req.target.scheme !== 'http') throw new Error('https is not implemented by the harness client');
+  const scheme = req.target.scheme;
+  if (scheme === 'https' && !req.tls) throw new Error('an https request needs a server name and a trusted certificate');
   const deadline = Date.now() + (req.timeoutMs ?? 10_000);
   const [rawPath, rawQuery] = splitOnce(req.path, '?');
-  const urlHost = calculateHost(req.target.ip, req.target.port, 'http');
-  const url: RequestUrl = { scheme: 'http', path: rawPath };
+  const urlHost = calculateHost(req.target.ip, req.target.port, scheme);
+  const url: RequestUrl = { scheme, path: rawPath };
 
   let current = { connect: { ip: req.target.ip, port: req.target.port }, urlHost, requestUri: (rawPath || '/') + (rawQuery === undefined ? '' : `?${rawQuery}`), path: rawPath };
   let method = req.method || 'GET';
   let hostHeader = req.host || urlHost;
   for (let hop = 0; ; hop++) {
     const headers = { ...req.headers };
-    const res = req.protocol === 'H2C_PRIOR_KNOWLEDGE'
-      ? await sendH2c(current.connect, method, hostHeader, current.requestUri, headers, deadline)
-      : await sendH1(current.connect, method, hostHeader, current.requestUri, headers, deadline);
+    const res = req.tls
+      ? await sendTls(current.connect, req.tls, req.protocol === 'H2', method, hostHeader, current.requestUri, headers, deadline)
+      : req.protocol === 'H2C_PRIOR_KNOWLEDGE'
+        ? await sendH2c(current.connect, method, hostHeader, current.requestUri, headers, deadline)
+        : await sendH1(current.connect, method, hostHeader, current.requestUri, headers, deadline);
 
     const location = res.headers.location?.[0];
     if (isRedirect(res.status)) {
       if (location === undefined) throw new Error(`${res.status} response without a Location header`);
-      const { scheme, host, port, path } = resolveLocation(location, { scheme: 'http', host: current.urlHost, path: current.path });
-      res.redirect = { scheme, host, port, path };
+      const { scheme: s, host, port, path } = resolveLocation(location, { scheme, host: current.urlHost, path: current.path });
+      res.redirect = { scheme: s, host, port, path };
     }
     const follow = !req.unfollowRedirect && [301, 302, 303, 307, 308].includes(res.status) && location !== undefined;
     if (!follow) return { url, request: capture(res, req.method || 'GET'), response: res };
 
     if (hop + 1 >= MAX_REDIRECTS) throw new Error(`stopped after ${MAX_REDIRECTS} redirects`);
-    const next = resolveLocation(location, { scheme: 'http', host: current.urlHost, path: current.path });
-    if (next.scheme !== 'http') throw new Error(`redirect to ${location} not followed: only http is implemented by the harness client`);
+    const next = resolveLocation(location, { scheme, host: current.urlHost, path: current.path });
+    if (next.scheme !== scheme) throw new Error(`redirect to ${location} not followed: the harness client follows redirects only within the scheme of the request`);
     const connect = next.authority === current.urlHost ? current.connect : loopbackTarget(next.host, next.port, location);
     if ([301, 302, 303].includes(res.status) && method !== 'HEAD') method = 'GET';
     // Go keeps a caller-set Host only across redirects whose Location has no scheme.
@@ -96,7 +103,7 @@ export async function roundTrip(req: OutgoingRequest): Promise<Exchange> {
 // A followed redirect may only go somewhere the harness owns; resolving other names would mean
 // talking to the internet.
 function loopbackTarget(hostname: string, port: string, location: string): { ip: string; port: number } {
-  if (net.isIPv4(hostname) && hostname.startsWith('127.')) return { ip: hostname, port: port ? Number(port) : 80 };
+  if (net.isIPv4(hostname) && hostname.startsWith('127.')) return { ip: hostname, port: port ? Number(port) : location.startsWith('https:') ? 443 : 80 };
   throw new Error(`redirect to ${location} not followed: host is outside the harness`);
 }
 
@@ -120,7 +127,7 @@ function capture(res: CapturedResponse, method: string): CapturedRequest {
   return { path: str('path'), host: str('host'), method: str('method'), proto: str('proto'), headers, namespace: str('namespace'), pod: str('pod') };
 }
 
-function sendH1(to: { ip: string; port: number }, method: string, host: string, requestUri: string, headers: Record<string, string>, deadline: number): Promise<CapturedResponse> {
+function sendH1(to: { ip: string; port: number }, method: string, host: string, requestUri: string, headers: Record<string, string>, deadline: number, over?: Duplex): Promise<CapturedResponse> {
   const wire: [string, string][] = [['Host', host]];
   if (!hasHeader(headers, 'User-Agent')) wire.push(['User-Agent', 'Go-http-client/1.1']);
   for (const [k, v] of Object.entries(headers)) wire.push([k, v]);
@@ -132,7 +139,10 @@ function sendH1(to: { ip: string; port: number }, method: string, host: string, 
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => request.destroy(new Error('client timeout (10s) awaiting response')), Math.max(1, deadline - Date.now()));
     const request = http.request(
-      { host: to.ip, port: to.port, method, path: requestUri, headers: wire.flat(), agent: false, setHost: false },
+      // Over an established TLS socket, node needs no agent (and then closes after the response).
+      over
+        ? { method, path: requestUri, headers: wire.flat(), setHost: false, createConnection: () => over }
+        : { host: to.ip, port: to.port, method, path: requestUri, headers: wire.flat(), agent: false, setHost: false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -158,14 +168,14 @@ function sendH1(to: { ip: string; port: number }, method: string, host: string, 
   });
 }
 
-function sendH2c(to: { ip: string; port: number }, method: string, host: string, requestUri: string, headers: Record<string, string>, deadline: number): Promise<CapturedResponse> {
+function sendH2c(to: { ip: string; port: number }, method: string, host: string, requestUri: string, headers: Record<string, string>, deadline: number, over?: Duplex): Promise<CapturedResponse> {
   const addedGzip = !hasHeader(headers, 'Accept-Encoding') && !hasHeader(headers, 'Range') && method !== 'HEAD';
-  const h2headers: http2.OutgoingHttpHeaders = { ':method': method, ':path': requestUri, ':authority': host, ':scheme': 'http' };
+  const h2headers: http2.OutgoingHttpHeaders = { ':method': method, ':path': requestUri, ':authority': host, ':scheme': over ? 'https' : 'http' };
   if (!hasHeader(headers, 'User-Agent')) h2headers['user-agent'] = 'Go-http-client/2.0';
   for (const [k, v] of Object.entries(headers)) h2headers[k.toLowerCase()] = v;
   if (addedGzip) h2headers['accept-encoding'] = 'gzip';
   return new Promise((resolve, reject) => {
-    const session = http2.connect(`http://${to.ip.includes(':') ? `[${to.ip}]` : to.ip}:${to.port}`);
+    const session = http2.connect(`${over ? 'https' : 'http'}://${to.ip.includes(':') ? `[${to.ip}]` : to.ip}:${to.port}`, over ? { createConnection: () => over } : {});
     const fail = (e: Error) => {
       clearTimeout(timer);
       session.destroy();
@@ -196,6 +206,15 @@ function sendH2c(to: { ip: string; port: number }, method: string, host: string,
       }
     });
   });
+}
+
+/**
+ * HTTPS: HTTP/1.1 over TLS; with `h2`, ALPN offers h2 and http/1.1 and the request goes as
+ * HTTP/2 only if the server picks h2 (as Go's transport does when it may use HTTP/2).
+ */
+async function sendTls(to: { ip: string; port: number }, tlsOpts: ClientTls, h2: boolean, method: string, host: string, requestUri: string, headers: Record<string, string>, deadline: number): Promise<CapturedResponse> {
+  const socket = await connectTls(to, h2 ? { ...tlsOpts, alpn: ['h2', 'http/1.1'] } : tlsOpts, deadline);
+  return socket.alpnProtocol === 'h2' ? sendH2c(to, method, host, requestUri, headers, deadline, socket) : sendH1(to, method, host, requestUri, headers, deadline, socket);
 }
 
 function finish(status: number, proto: string, rawHeaders: string[], body: Buffer, addedGzip: boolean): CapturedResponse {

@@ -51,6 +51,8 @@ export interface ClusterStageOptions {
   /** For the reported status to meet a test's expectations. */
   statusTimeoutMs: number;
   log?: (line: string) => void;
+  /** The suite's generated Secrets and ConfigMaps, applied once after the base manifests. */
+  generated?: K8sObject[];
 }
 
 type ObjectRef = ObjectKeyParts & { apiVersion: string };
@@ -89,7 +91,7 @@ export class ClusterStage implements Stage {
         return pods.length > 0 && pods.every(isReady) ? true : undefined;
       });
       const base = stage.compose(loadManifests([BASE_MANIFESTS]));
-      for (const o of base.objects) {
+      for (const o of [...base.objects, ...(opts.generated ?? [])]) {
         await stage.#apply(o);
         stage.#baseKeys.add(objectKey(o));
       }

@@ -18,9 +18,13 @@ test('missing features are named', () => {
   assert.deepEqual(planTrafficTest(t({ features: ['Gateway', 'X', 'Y'] }), ['Gateway']), { run: false, reason: 'unsupported feature(s): X, Y' });
 });
 
-test('TLS-only and mixed tests are skipped as a whole', () => {
-  assert.match((planTrafficTest(t({ cases: [tlsCase] }), ['Gateway', 'HTTPRoute']) as { reason: string }).reason, /needs TLS/);
-  assert.match((planTrafficTest(t({ cases: [plain, tlsCase] }), ['Gateway', 'HTTPRoute']) as { reason: string }).reason, /^needs TLS .*: 1 of its 2 cases use TLS/);
+test('TLS tests run in standalone mode; in cluster mode TLS-only and mixed tests are skipped as a whole', () => {
+  assert.deepEqual(planTrafficTest(t({ cases: [tlsCase] }), ['Gateway', 'HTTPRoute']), { run: true });
+  assert.deepEqual(planTrafficTest(t({ cases: [plain, tlsCase] }), ['Gateway', 'HTTPRoute'], 'standalone'), { run: true });
+  assert.deepEqual(planTrafficTest(t({ cases: [tlsCase] }), ['Gateway', 'HTTPRoute'], 'cluster'), { run: false, reason: TLS_REASON });
+  assert.match((planTrafficTest(t({ cases: [plain, tlsCase] }), ['Gateway', 'HTTPRoute'], 'cluster') as { reason: string }).reason, /^HTTPS listeners are not served in cluster mode yet: 1 of its 2 cases use TLS/);
+  const { tls: _, ...untrusted } = tlsCase;
+  assert.match((planTrafficTest(t({ cases: [untrusted] }), ['Gateway', 'HTTPRoute']) as { reason: string }).reason, /name no server name/);
 });
 
 test('procedures the harness lacks are skipped with their name', () => {
@@ -44,13 +48,18 @@ test('every procedural part of a claimed test is implemented, the WebSocket and 
   assert.deepEqual(planTrafficTest(t({ cases: [], procedural: { type: 'websocketEcho' } }), ['Gateway', 'HTTPRoute']), { run: true });
 });
 
-// The suite's rule for traffic tests: once its features are claimed, a test runs unless it needs TLS.
-test('with every feature claimed, a traffic test is skipped only for TLS', () => {
+// The suite's rule for traffic tests: once its features are claimed, a test runs (in cluster mode: unless it needs TLS).
+test('with every feature claimed, a traffic test runs, and in cluster mode is skipped only for TLS', () => {
   const cases = loadCases();
   const every = [...new Set(cases.trafficTests.flatMap((x) => x.features))];
   for (const x of cases.trafficTests) {
-    const d = planTrafficTest(x, every);
-    if (!d.run) assert.match(d.reason, /^needs TLS \(HTTPS listeners are not supported yet\)/, x.name);
+    const standalone = planTrafficTest(x, every);
+    if (!standalone.run) assert.doesNotMatch(standalone.reason, /TLS|HTTPS/, x.name);
+    const d = planTrafficTest(x, every, 'cluster');
+    if (!d.run) assert.ok(d.reason.startsWith(TLS_REASON), x.name);
+  }
+  for (const name of ['HTTPRouteHTTPSListener', 'HTTPRouteHTTPSListenerDetectMisdirectedRequests', 'HTTPRouteRedirectPortAndScheme']) {
+    assert.equal(planAll(cases).find((p) => p.name === name)?.decision.run, true, name);
   }
   for (const name of ['HTTPRouteBackendProtocolWebSocket', 'HTTPRouteRequestPercentageMirror', 'HTTPRouteRequestMirror', 'HTTPRouteRequestMultipleMirrors', 'HTTPRouteCORS', 'HTTPRouteRetry', 'HTTPRouteResponseHeaderModifier', 'HTTPRouteTimeoutRequest', 'HTTPRouteTimeoutBackendRequest']) {
     assert.deepEqual(planTrafficTest(cases.trafficTests.find((x) => x.name === name)!, every), { run: true }, name);
@@ -63,8 +72,7 @@ test('skip reasons name the features the product does not claim', () => {
   for (const p of planAll(cases).filter((x) => x.kind === 'traffic' && !x.decision.run)) {
     const reason = (p.decision as { reason: string }).reason;
     const missing = missingFeatures(cases.trafficTests.find((x) => x.name === p.name)!.features);
-    if (missing.length) assert.equal(reason, `unsupported feature(s): ${missing.join(', ')}`, p.name);
-    else assert.match(reason, /^needs TLS/, p.name);
+    assert.equal(reason, `unsupported feature(s): ${missing.join(', ')}`, p.name);
   }
 });
 
@@ -74,16 +82,20 @@ test('status-only tests: expectations, TLS and TLS parts decide', () => {
   assert.match((planStatusOnlyTest(so, ['Gateway']) as { reason: string }).reason, /status-only\.ts/);
   assert.deepEqual(planStatusOnlyTest(so, ['Gateway'], { phases: [{ checks }] }), { run: true });
   assert.deepEqual(planStatusOnlyTest(so, [], { phases: [{ checks }] }), { run: false, reason: 'unsupported feature(s): Gateway' });
-  assert.deepEqual(planStatusOnlyTest(so, ['Gateway'], { needsTls: 'why', phases: [{ checks }] }), { run: false, reason: `${TLS_REASON}: why` });
-  const partial = planStatusOnlyTest(so, ['Gateway'], { tlsParts: [{ description: 'the HTTPS Gateway', checks }], phases: [{ checks }] });
-  assert.deepEqual(partial, { run: true, note: `without its TLS part (the HTTPS Gateway): ${TLS_REASON}` });
+  assert.deepEqual(planStatusOnlyTest(so, ['Gateway'], { needsTls: 'why', phases: [{ checks }] }), { run: true });
+  assert.deepEqual(planStatusOnlyTest(so, ['Gateway'], { needsTls: 'why', phases: [{ checks }] }, 'cluster'), { run: false, reason: `${TLS_REASON}: why` });
+  const withParts = { tlsParts: [{ description: 'the HTTPS Gateway', checks }], phases: [{ checks }] };
+  assert.deepEqual(planStatusOnlyTest(so, ['Gateway'], withParts), { run: true });
+  assert.deepEqual(planStatusOnlyTest(so, ['Gateway'], withParts, 'cluster'), { run: true, note: `without its TLS part (the HTTPS Gateway): ${TLS_REASON}` });
 });
 
-// The suite's rule: a test is skipped only for a feature the product lacks or for TLS.
-test('every status-only test runs unless it needs an unsupported feature or TLS', () => {
+// The suite's rule: a test is skipped only for a feature the product lacks (in cluster mode, or for TLS).
+test('every status-only test runs unless it needs an unsupported feature (or, in cluster mode, TLS)', () => {
   for (const p of planAll(loadCases()).filter((x) => x.kind === 'status-only')) {
-    if (p.decision.run) continue;
-    assert.match(p.decision.reason, /^(unsupported feature\(s\)|needs TLS \(HTTPS listeners are not supported yet\))/, p.name);
+    if (!p.decision.run) assert.match(p.decision.reason, /^unsupported feature\(s\)/, p.name);
+  }
+  for (const p of planAll(loadCases(), undefined, 'cluster').filter((x) => x.kind === 'status-only')) {
+    if (!p.decision.run) assert.ok(p.decision.reason.startsWith('unsupported feature(s)') || p.decision.reason.startsWith(TLS_REASON), p.name);
   }
 });
 

@@ -16,6 +16,7 @@ import { DEFAULT_CONVERGENCE } from './converge.ts';
 import { EchoFleet } from './fleet.ts';
 import { planAll } from './plan.ts';
 import { killAllChildren, type Serve } from './product.ts';
+import { generateConformanceObjects } from './generated-objects.ts';
 import { formatOutcome, formatSummary, planMarkdown } from './report.ts';
 import { runStatusOnlyTest, runTrafficTest, type RunnerEnv } from './runner.ts';
 import { StandaloneStage } from './standalone-stage.ts';
@@ -103,7 +104,7 @@ async function main(): Promise<number> {
   const everyFeature = [...new Set([...cases.trafficTests, ...cases.statusOnlyTests].flatMap((t) => t.features))];
   // A cluster adds what only generated objects can show (GatewayInfrastructurePropagation).
   const claimed = args.cluster ? CLUSTER_FEATURES : SUPPORTED_FEATURES;
-  let plan = planAll(cases, args.force ? everyFeature : claimed);
+  let plan = planAll(cases, args.force ? everyFeature : claimed, args.cluster ? 'cluster' : 'standalone');
   if (args.only) {
     const unknown = args.only.filter((n) => !plan.some((p) => p.name === n));
     if (unknown.length) usage(`no such test: ${unknown.join(', ')}`);
@@ -146,16 +147,19 @@ async function main(): Promise<number> {
   process.on('exit', killAllChildren);
 
   const setupStarted = Date.now();
+  // The suite's Setup objects (certificates, CAs): made once, present in every test as upstream's are.
+  const generated = await generateConformanceObjects(path.join(workDir, 'generated'));
   if (args.cluster) {
     console.log('starting the local cluster, installing vgw and applying the base manifests');
-    cluster = await ClusterStage.start({ workDir, readyTimeoutMs: Math.max(args.readyTimeoutMs, 120_000), statusTimeoutMs: Math.max(args.timeoutMs, 60_000) });
+    cluster = await ClusterStage.start({ workDir, readyTimeoutMs: Math.max(args.readyTimeoutMs, 120_000), statusTimeoutMs: Math.max(args.timeoutMs, 60_000), generated: generated.objects });
     console.log(`(cluster ready in ${((Date.now() - setupStarted) / 1000).toFixed(0)} s)`);
   }
-  const stage = cluster ?? new StandaloneStage({ workDir, book: new AddressBook(), fleet, readyTimeoutMs: args.readyTimeoutMs, onServe: (s) => (current = s) });
+  const stage = cluster ?? new StandaloneStage({ workDir, book: new AddressBook(), fleet, readyTimeoutMs: args.readyTimeoutMs, onServe: (s) => (current = s), generated: generated.objects });
   const env: RunnerEnv = {
     stage,
     convergence: { ...DEFAULT_CONVERGENCE, timeoutMs: args.timeoutMs },
     caseConcurrency: 16,
+    trust: generated.secrets,
   };
 
   const byName = new Map(cases.trafficTests.map((t) => [t.name, t]));

@@ -5,7 +5,7 @@
 import type { GatewayTarget, TrafficCase, TrafficTest } from './data.ts';
 import type { Target } from './client.ts';
 import type { ConvergenceOptions } from './converge.ts';
-import { pool, runCase, type CaseResult } from './cases.ts';
+import { pool, runCase, type CaseResult, type TrustStore } from './cases.ts';
 import { mirrorPercentageCase, mirrorPercentageSpec } from './mirror.ts';
 import { patchedEndpointSlices, perBackendHeaderConsistency, weightedDistribution } from './procedures.ts';
 import type { Stage } from './stage.ts';
@@ -32,6 +32,8 @@ export interface RunnerEnv {
   stage: Stage;
   convergence: ConvergenceOptions;
   caseConcurrency: number;
+  /** The generated TLS Secrets, for cases sent to HTTPS listeners. */
+  trust?: TrustStore;
 }
 
 export async function runTrafficTest(test: TrafficTest, env: RunnerEnv): Promise<TestOutcome> {
@@ -89,7 +91,7 @@ async function playTraffic(test: TrafficTest, world: World, env: RunnerEnv, rows
     }
     const cases = test.cases.filter((c) => (c.phase ?? 1) === phase);
     for (const c of cases) await caseTarget(c);
-    const results = await pool(cases, env.caseConcurrency, async (c) => runCase(c, await caseTarget(c), env.convergence, stage.requests, test.addRequestIdQueryParam === true));
+    const results = await pool(cases, env.caseConcurrency, async (c) => runCase(c, await caseTarget(c), env.convergence, stage.requests, test.addRequestIdQueryParam === true, env.trust));
     rows.push(...results.map((r) => ({ ...r, kind: 'case' as const })));
   }
 
@@ -139,7 +141,15 @@ export async function runStatusOnlyTest(name: string, manifests: string[], expec
     rows.push({ kind: 'setup', name: 'harness', ok: false, attempts: 1, detail: (err as Error).message });
   }
   for (const part of expectations.tlsParts ?? []) {
-    rows.push({ kind: 'status', name: `not run: ${part.description}`, ok: true, skipped: true, attempts: 0, detail: TLS_REASON });
+    if (stage.mode === 'cluster') rows.push({ kind: 'status', name: `not run: ${part.description}`, ok: true, skipped: true, attempts: 0, detail: TLS_REASON });
+    else if (rows.every((r) => r.kind !== 'setup' || r.ok)) {
+      const label = `${part.description.split(':')[0]}: `;
+      try {
+        rows.push(...(await stage.status(part.checks, world, label)));
+      } catch (err) {
+        rows.push({ kind: 'setup', name: `${label}harness`, ok: false, attempts: 1, detail: (err as Error).message });
+      }
+    }
   }
   const ok = rows.every((r) => r.ok);
   const logs = await stage.end(ok);

@@ -17,6 +17,8 @@ export interface StandaloneStageOptions {
   readyTimeoutMs: number;
   /** Called with the running serve so a signal handler can stop it. */
   onServe?: (serve: Serve | undefined) => void;
+  /** The suite's generated Secrets and ConfigMaps (generated-objects.ts), written for every test. */
+  generated?: K8sObject[];
 }
 
 export class StandaloneStage implements Stage {
@@ -36,7 +38,11 @@ export class StandaloneStage implements Stage {
   }
 
   compose(manifests: K8sObject[]): World {
-    return composeWorld(manifests, this.#opts.book);
+    const world = composeWorld(manifests, this.#opts.book);
+    // A test's own object of the same name wins, as a later apply would.
+    const own = new Set(world.objects.map(objectKey));
+    world.objects.push(...(this.#opts.generated ?? []).filter((o) => !own.has(objectKey(o))).map((o) => structuredClone(o)));
+    return world;
   }
 
   async begin(test: string, world: World, opts: { serve: boolean }): Promise<StageRow[]> {

@@ -9,6 +9,7 @@ import { EchoFleet } from './fleet.ts';
 import { runStatusOnlyTest } from './runner.ts';
 import { StandaloneStage } from './standalone-stage.ts';
 import { evaluateStatusCheck } from './status.ts';
+import { generateConformanceObjects, type ConformanceObjects } from './generated-objects.ts';
 import { applyPatch, STATUS_ONLY, statusOnlyExpectations } from './status-only.ts';
 import { AddressBook, loadManifests, objectKey } from './world.ts';
 
@@ -52,11 +53,14 @@ describe('status-only conformance tests against vgw check', { concurrency: 4 }, 
   const work = mkdtempSync(path.join(tmpdir(), 'vgw-status-only-'));
   after(() => rmSync(work, { recursive: true, force: true }));
   const book = new AddressBook();
+  // The suite's generated certificates, made once for all tests as a run makes them.
+  let generated: Promise<ConformanceObjects> | undefined;
   for (const t of cases.statusOnlyTests) {
     const decision = planStatusOnlyTest(t);
     test(t.name, decision.run ? {} : { skip: decision.reason }, async () => {
       // A stage per test: they run concurrently, and a stage holds its test's folder.
-      const stage = new StandaloneStage({ workDir: work, book, fleet: new EchoFleet(), readyTimeoutMs: 60_000 });
+      generated ??= generateConformanceObjects(path.join(work, 'generated'));
+      const stage = new StandaloneStage({ workDir: work, book, fleet: new EchoFleet(), readyTimeoutMs: 60_000, generated: (await generated).objects });
       const outcome = await runStatusOnlyTest(t.name, t.manifests, statusOnlyExpectations(t)!, { stage });
       const failed = outcome.rows.filter((r) => !r.ok);
       assert.deepEqual(failed.map((r) => `${r.name}: ${r.detail}`), []);

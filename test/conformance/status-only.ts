@@ -34,19 +34,20 @@ export interface StatusPhase {
 
 export interface StatusOnlyExpectations {
   /**
-   * Set when the test is about TLS as a whole (HTTPS listeners, certificate Secrets), so running
-   * what is left would not test what upstream tests. The phases are kept for when TLS lands.
+   * Set when the test is about TLS as a whole (HTTPS listeners, certificate Secrets): a stage
+   * that does not serve HTTPS (cluster mode, for now) skips it, since running what is left would
+   * not test what upstream tests.
    */
   needsTls?: string;
   /**
-   * Upstream sub-tests that need TLS while the rest of the test stands on its own. They are not
-   * evaluated; every run lists them as not run, with the reason.
+   * Upstream sub-tests that need TLS while the rest of the test stands on its own. Evaluated
+   * after the phases where HTTPS is served; elsewhere listed as not run, with the reason.
    */
   tlsParts?: { description: string; checks: StatusCheck[] }[];
   phases: StatusPhase[];
 }
 
-export const TLS_REASON = 'needs TLS (HTTPS listeners are not supported yet)';
+export const TLS_REASON = 'HTTPS listeners are not served in cluster mode yet';
 
 const INFRA = 'gateway-conformance-infra';
 const WEB = 'gateway-conformance-web-backend';

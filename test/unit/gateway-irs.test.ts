@@ -210,7 +210,7 @@ describe('Gateway infrastructure', () => {
   });
 
   test('a Gateway that is not accepted gets no per-Gateway IR', () => {
-    const gw = gateway('gw', [listener('tls', { port: 443, protocol: 'HTTPS' })]);
+    const gw = gateway('gw', [listener('tcp', { port: 9000, protocol: 'TCP' })]);
     assert.deepEqual(translate(world({ gateways: [gw] }), { defaultAddress: '127.0.0.1', now: NOW }).gateways, []);
   });
 
