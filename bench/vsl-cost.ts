@@ -59,7 +59,7 @@ sub vcl_backend_response {
 
 // The config the records stand for: one route whose rule applies one filter.
 const IR: RoutingIR = {
-  version: 3,
+  version: 4,
   sockets: [
     {
       name: 'a0',

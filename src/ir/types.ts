@@ -5,7 +5,7 @@
 // Endpoints are NOT part of the routing IR: they change far more often than routes and are
 // resolved separately (see src/gatewayapi/endpoints.ts), then merged at VCL compile time.
 
-export const IR_VERSION = 3;
+export const IR_VERSION = 4;
 
 export interface RoutingIR {
   version: typeof IR_VERSION;

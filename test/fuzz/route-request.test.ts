@@ -6,7 +6,7 @@ import type { IRRoute, RoutingIR } from '../../src/ir/types.ts';
 
 const route = (id: string, match: Partial<IRRoute['match']>): IRRoute => ({ id, match: { path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [], ...match }, action: { backends: [] } });
 const ir: RoutingIR = {
-  version: 3,
+  version: 4,
   services: [],
   sockets: [{
     name: 's', address: '127.0.0.1', port: 80,

@@ -300,7 +300,7 @@ describe('chaperone (in-process, test API server, real varnishd)', () => {
     }));
     await eventually('decode failure reported', () => /cannot decode/.test(chaperone.state.lastError?.message ?? ''));
     // 3. Valid gzip of something that is not a routing IR.
-    const notIr = gzipSync(JSON.stringify({ version: 3, hello: 'world' }));
+    const notIr = gzipSync(JSON.stringify({ version: 4, hello: 'world' }));
     server.set(kube({
       ...(head as object),
       data: { ...head.data, sha256: createHash('sha256').update(notIr).digest('hex'), parts: '1', bytes: String(notIr.length) },

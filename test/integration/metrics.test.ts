@@ -185,7 +185,7 @@ function recordsIr(withOther: boolean): RoutingIR {
   const routes = [route('app/web/0/0', ['RequestHeaderModifier', 'URLRewrite'])];
   if (withOther) routes.push(route('app/other/1/0', ['RequestHeaderModifier']));
   return {
-    version: 3,
+    version: 4,
     sockets: [{ name: 'a0', address: '127.0.0.1', port: 0, vhosts: [{ hostname: '*', listener: 'app/gw/http', routes }] }],
     services: [{ namespace: 'app', name: 'web', port: 80, portName: '' }],
   };

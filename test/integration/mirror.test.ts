@@ -84,7 +84,7 @@ sub vcl_backend_fetch {
 /** The IR the VCL above stands for: one route whose rule mirrors to three Services. */
 function ir(): RoutingIR {
   return {
-    version: 3,
+    version: 4,
     sockets: [
       {
         name: 'a0',

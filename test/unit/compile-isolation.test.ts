@@ -11,7 +11,7 @@ import type { VccResult } from '../../src/varnish/vcc-check.ts';
 function irWith(keys: string[]): RoutingIR {
   const route = (id: string) => ({ id, match: { path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] }, action: { backends: [] } }) as IRRoute;
   return {
-    version: 3,
+    version: 4,
     services: [],
     sockets: [{ name: 's', address: '127.0.0.1', port: 80, vhosts: [{ hostname: '*', listener: 'ns/gw/http', routes: keys.flatMap((k) => [route(`${k}/0/0`), route(`${k}/1/0`)]) }] }],
   } as RoutingIR;

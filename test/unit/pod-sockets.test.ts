@@ -8,7 +8,7 @@ import { podSockets, unroutedSocketName } from '../../src/chaperone/pod-sockets.
 const ADDRESS = '127.0.94.10';
 const vhost = (hostname: string) => ({ hostname, listener: `edge/gw/${hostname}`, routes: [] });
 const socket = (name: string, port: number, hosts: string[] = ['a.example']): IRSocket => ({ name, address: ADDRESS, port, vhosts: hosts.map(vhost) });
-const config = (...sockets: IRSocket[]): RoutingIR => ({ version: 3, sockets, services: [] }) as unknown as RoutingIR;
+const config = (...sockets: IRSocket[]): RoutingIR => ({ version: 4, sockets, services: [] }) as unknown as RoutingIR;
 const summary = (ir: RoutingIR) => ir.sockets.map((s) => `${s.name}=${s.address}:${s.port}/${s.vhosts.length}`);
 
 test('every port of the pod and no other: a config socket on another port is left out', () => {
