@@ -172,10 +172,10 @@ export interface Gateway {
  * Spawns `vgw serve`; does not wait for readiness (callers time that themselves). varnishd's
  * jail user must be able to reach `workDir`, so its parents must not be private (mkdtemp is 0700).
  */
-export function spawnServe(dir: string, adminPort: number, workDir: string, logFile: string): Gateway {
+export function spawnServe(dir: string, adminPort: number, workDir: string, logFile: string, adminAddress = '127.0.0.1'): Gateway {
   const spawnedAt = performance.now();
-  const proc = new ManagedProcess(`vgw serve ${dir}`, null, ['serve', dir, '--admin-port', String(adminPort), '--work-dir', workDir], logFile);
-  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  const proc = new ManagedProcess(`vgw serve ${dir}`, null, ['serve', dir, '--admin-port', String(adminPort), '--admin-address', adminAddress, '--work-dir', workDir], logFile);
+  const adminUrl = `http://${adminAddress}:${adminPort}`;
   return {
     proc,
     adminUrl,
