@@ -302,6 +302,8 @@ interface Rotation {
   connections: number;
   oldCert: number;
   errors: number;
+  /** Failed connections by error code (or message). */
+  errorKinds: Record<string, number>;
 }
 
 async function rotate(dir: string, certs: Pem[], logFile: string): Promise<Rotation[]> {
@@ -316,6 +318,7 @@ async function rotate(dir: string, certs: Pem[], logFile: string): Promise<Rotat
     let connections = 0;
     let oldCert = 0;
     let errors = 0;
+    const errorKinds: Record<string, number> = {};
     writes.push(Date.now());
     const t0 = performance.now();
     await replaceFile(file, secretYaml('cert-rotate', certs[i]));
@@ -323,13 +326,15 @@ async function rotate(dir: string, certs: Pem[], logFile: string): Promise<Rotat
       let got: string | undefined;
       try {
         got = (await servedCertificate(PORTS.rotate)).fingerprint;
-      } catch {
+      } catch (err) {
         errors++;
+        const kind = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
       }
       connections++;
       const now = performance.now();
       if (got === want) {
-        out.push({ ms: now - t0, connections, oldCert, errors });
+        out.push({ ms: now - t0, connections, oldCert, errors, errorKinds });
         break;
       }
       if (got === old) oldCert++;
@@ -340,7 +345,7 @@ async function rotate(dir: string, certs: Pem[], logFile: string): Promise<Rotat
       else next = now;
     }
     const r = out[out.length - 1];
-    console.log(`  rotation ${i}: ${fmt(r.ms)} ms, ${r.connections} connections (${r.oldCert} old certificate, ${r.errors} failed)`);
+    console.log(`  rotation ${i}: ${fmt(r.ms)} ms, ${r.connections} connections (${r.oldCert} old certificate, ${r.errors} failed${r.errors ? `: ${JSON.stringify(r.errorKinds)}` : ''})`);
     await sleep(ROTATION_SETTLE_MS);
   }
   // The control plane's share: the first hitch-reload event logged after each write.
@@ -482,6 +487,22 @@ interface TlsResult {
 
 // ---------------------------------------------------------------- report
 
+/**
+ * Whether hitch was the limit: its one worker process can use at most one core. When it used
+ * less, the rates measure the client and the machine, and CPU per handshake is the figure to
+ * compare.
+ */
+function saturation(r: TlsResult): string {
+  const hitch = [...r.handshakes.map((s) => s.best.cpu.hitch), ...r.closeRuns.filter((s) => s.best.label !== 'HTTP').map((s) => s.best.cpu.hitch)];
+  const most = Math.max(...hitch);
+  const client = Math.max(...r.handshakes.map((s) => s.best.cpu.client));
+  return most >= 0.9
+    ? `hitch used up to ${cores(most)} cores during the handshake runs: with its one worker process, it was the limit.`
+    : `hitch used at most ${cores(most)} of a core during the handshake runs, so it was not the limit (one worker can
+use one core): the rates above are bound by the load generators (\`openssl s_time\` used up to ${cores(client)} cores)
+and the rest of the machine. hitch's CPU per handshake is the figure that compares certificates and protocols.`;
+}
+
 const us = (cores: number, perS: number) => fmt((1e6 * cores) / perS, 1);
 const cores = (v: number) => fmt(v, 2);
 
@@ -527,6 +548,10 @@ function tlsMarkdown(r: TlsResult): string {
   const rotErrors = r.rotations.reduce((n, x) => n + x.errors, 0);
   const rotConns = r.rotations.reduce((n, x) => n + x.connections, 0);
   const rotOld = r.rotations.reduce((n, x) => n + x.oldCert, 0);
+  const rotKinds: Record<string, number> = {};
+  for (const x of r.rotations) for (const [k, v] of Object.entries(x.errorKinds)) rotKinds[k] = (rotKinds[k] ?? 0) + v;
+  const rotFailed = rotErrors === 0 ? '0' : `${rotErrors} (${Object.entries(rotKinds).map(([k, v]) => `${k} ×${v}`).join(', ')})`;
+  const rotHit = r.rotations.filter((x) => x.errors > 0).length;
   const busy = r.load.before[0] > r.load.nproc * 0.5 || r.load.backgroundCores > 0.3;
   const la = (v: number[]) => v.map((x) => x.toFixed(2)).join(', ');
   const hitchKeepUs = (label: string) => {
@@ -569,6 +594,8 @@ processes at once, each one connection at a time, ${DURATION_S} s.
 
 ${table(['certificate, protocol', 'handshakes/s (best)', 'range', 'hitch µs CPU / handshake', 'openssl µs CPU / handshake', 'cores: hitch / varnishd / openssl / machine'], hsRows)}
 
+${saturation(r)}
+
 **2. Keep-alive.** wrk ${THREADS} threads, ${CONNECTIONS} connections, ${DURATION_S} s after a ${WARMUP_S} s warm-up; the connections are opened once.
 
 ${table(WRK_HEADER, wrkRows(r.keepRuns))}
@@ -589,9 +616,21 @@ is hitch reloading its configuration on SIGHUP and starting new workers. ${ROTAT
 
 ${table(
     ['rotations', 'mean ms', 'p50 ms', 'max ms', 'to hitch reload: mean / max ms', 'connections during rotation', 'served the old certificate', 'failed'],
-    [[rot.n, fmt(rot.mean), fmt(rot.p50), fmt(rot.max), toReload.n ? `${fmt(toReload.mean)} / ${fmt(toReload.max)}` : 'n/a', rotConns, rotOld, rotErrors]],
+    [[rot.n, fmt(rot.mean), fmt(rot.p50), fmt(rot.max), toReload.n ? `${fmt(toReload.mean)} / ${fmt(toReload.max)}` : 'n/a', rotConns, rotOld, rotFailed]],
   )}
-`;
+${
+    rotErrors === 0
+      ? `
+No new connection failed while hitch reloaded.
+`
+      : `
+In ${rotHit} of ${r.rotations.length} rotations a new connection failed while hitch reloaded (refused: nothing listened;
+reset: accepted, then dropped). On SIGHUP hitch 1.7.2 starts new worker processes that listen on
+sockets of their own and the old workers close theirs (\`ss -ltnp\` shows a new listening socket
+after each reload), so a connection that arrives during the handover can be lost. Clients that
+retry a failed connect do not notice; the rest see one error per unlucky connection.
+`
+  }`;
 }
 
 await main();
