@@ -11,17 +11,18 @@
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type PeerCertificate } from 'node:tls';
 import { request } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { VARNISHD_DIR } from '../src/runtime/data-plane.ts';
 import { CONTROLLER_NAME, NAMESPACE, SERVICE_NAME, serviceManifests } from './lib/manifests.ts';
 import { httpGet, spawnServe, startEcho, waitFor, waitFor200, waitForQuietMachine, machineCpuSeconds, type EchoBackend, type Gateway } from './lib/procs.ts';
 import { reapedChildrenCpuSeconds, treeCpuSeconds } from './lib/proctree.ts';
-import { fmt, machineInfo, saveSection, stats, table } from './lib/report.ts';
+import { fmt, machineInfo, saveSection, stats, table, type Section } from './lib/report.ts';
 import { runWrk, wrkErrors, type WrkOptions, type WrkResult } from './lib/wrk.ts';
 
 const execFileP = promisify(execFile);
@@ -36,6 +37,8 @@ const CACHE_HEADER = { 'X-Echo-Set-Header': 'Cache-Control:max-age=3600' };
 
 /** `--quick`: a short run that checks the benchmark works; prints, records nothing. */
 const QUICK = process.argv.includes('--quick');
+/** `--render`: writes the section's text again from the figures in results.json (no measuring). */
+const RENDER = process.argv.includes('--render');
 const THREADS = 2;
 const CONNECTIONS = 50;
 const WARMUP_S = QUICK ? 1 : 2;
@@ -390,7 +393,17 @@ async function waitForHttps(port: number, gw: Gateway): Promise<void> {
     }), gw.proc);
 }
 
+/** Renders the recorded figures again, for a change of the report's wording. */
+async function renderAgain(): Promise<void> {
+  const all = JSON.parse(await readFile(fileURLToPath(new URL('./results.json', import.meta.url)), 'utf8')) as Record<string, Section>;
+  const section = all.tls;
+  if (!section) throw new Error('bench/results.json has no TLS section: run the benchmark first');
+  saveSection('tls', { ...section, markdown: tlsMarkdown(section.data as TlsResult) });
+  console.log('bench/README.md rendered again from bench/results.json');
+}
+
 async function main(): Promise<void> {
+  if (RENDER) return renderAgain();
   const loadBefore = loadavg();
   const quiet = await waitForQuietMachine(60);
   const t0 = performance.now();
@@ -453,6 +466,17 @@ async function main(): Promise<void> {
   const loadAfter = loadavg();
   const durationS = (performance.now() - t0) / 1000;
   const result: TlsResult = {
+    params: {
+      threads: THREADS,
+      connections: CONNECTIONS,
+      warmupS: WARMUP_S,
+      durationS: DURATION_S,
+      rounds: ROUNDS,
+      stimeProcesses: STIME_PROCESSES,
+      rotationPollMs: ROTATION_POLL_MS,
+      rotationSettleMs: ROTATION_SETTLE_MS,
+      cpuModel: machine.cpuModel,
+    },
     closeRuns: TARGETS.map((t) => best(close.get(t.label)!, (m) => m.wrk.rps)),
     keepRuns: TARGETS.map((t) => best(keep.get(t.label)!, (m) => m.wrk.rps)),
     handshakes: combos.map((c) => best(handshakes.get(`${c.cert} ${c.version}`)!, (h) => h.rate)),
@@ -471,12 +495,26 @@ async function main(): Promise<void> {
     durationS,
     backgroundCores: quiet.backgroundCores,
     markdown: tlsMarkdown(result),
-    data: { threads: THREADS, connections: CONNECTIONS, warmupS: WARMUP_S, durationS: DURATION_S, rounds: ROUNDS, stimeProcesses: STIME_PROCESSES, rotationPollMs: ROTATION_POLL_MS, ...result },
+    data: result,
   });
   console.log(`\n${tlsMarkdown(result)}\ndone in ${fmt(durationS)} s; bench/README.md updated`);
 }
 
+/** How the run was made; stored with the figures so that the text can be rendered again. */
+interface RunParams {
+  threads: number;
+  connections: number;
+  warmupS: number;
+  durationS: number;
+  rounds: number;
+  stimeProcesses: number;
+  rotationPollMs: number;
+  rotationSettleMs: number;
+  cpuModel: string;
+}
+
 interface TlsResult {
+  params: RunParams;
   closeRuns: Series<WrkMeasured>[];
   keepRuns: Series<WrkMeasured>[];
   handshakes: Series<HandshakeMeasured>[];
@@ -497,10 +535,11 @@ function saturation(r: TlsResult): string {
   const most = Math.max(...hitch);
   const client = Math.max(...r.handshakes.map((s) => s.best.cpu.client));
   return most >= 0.9
-    ? `hitch used up to ${cores(most)} cores during the handshake runs: with its one worker process, it was the limit.`
-    : `hitch used at most ${cores(most)} of a core during the handshake runs, so it was not the limit (one worker can
-use one core): the rates above are bound by the load generators (\`openssl s_time\` used up to ${cores(client)} cores)
-and the rest of the machine. hitch's CPU per handshake is the figure that compares certificates and protocols.`;
+    ? `hitch used up to ${cores(most)} cores during the new-connection runs: with its one worker process, it was the limit.`
+    : `hitch used at most ${cores(most)} of a core during the new-connection runs, so it was not the limit (its one
+worker can use one core): the rates are bound by the load generators (\`openssl s_time\` used up to ${cores(client)}
+cores, wrk's TLS client costs about as much CPU per connection as hitch) and the rest of the machine. hitch's
+CPU per handshake is the figure that compares certificates and protocols.`;
 }
 
 const us = (cores: number, perS: number) => fmt((1e6 * cores) / perS, 1);
@@ -534,6 +573,7 @@ function wrkRows(series: Series<WrkMeasured>[]): (string | number)[][] {
 const WRK_HEADER = ['listener', 'req/s (best)', 'range', 'p50 / p90 / p99 ms', 'errors', 'hitch µs CPU / req', 'varnishd µs CPU / req', 'wrk µs CPU / req', 'cores: hitch / varnishd / wrk / machine', 'cache hits / sessions per req'];
 
 function tlsMarkdown(r: TlsResult): string {
+  const p = r.params;
   const rate = (label: string, runs: Series<WrkMeasured>[]) => runs.find((s) => s.best.label === label)?.best.wrk.rps ?? NaN;
   const pct = (a: number, b: number) => `${fmt((100 * a) / b, 1)} %`;
   const http = 'HTTP';
@@ -558,6 +598,10 @@ function tlsMarkdown(r: TlsResult): string {
     const m = r.keepRuns.find((s) => s.best.label === label)?.best;
     return m ? us(m.cpu.hitch, m.wrk.rps) : 'n/a';
   };
+  const serverUs = (label: string) => {
+    const m = r.keepRuns.find((s) => s.best.label === label)?.best;
+    return m ? us(m.cpu.hitch + m.cpu.varnishd, m.wrk.rps) : 'n/a';
+  };
   const hitchCloseUs = (label: string) => {
     const m = r.closeRuns.find((s) => s.best.label === label)?.best;
     return m ? us(m.cpu.hitch, m.wrk.rps) : 'n/a';
@@ -567,20 +611,21 @@ after it on ${r.load.nproc} CPUs, and other processes kept ${fmt(r.load.backgrou
 work took CPU from every figure below. Ratios between rows of one table hold better than absolute
 numbers; re-run on a quiet machine for those.
 
-` : ''}One \`vgw serve\` on ${r.load.nproc} vCPUs (${cpus()[0]?.model ?? 'unknown CPU'}); the load generators (wrk, \`openssl s_time\`), hitch
-(1 worker process, as vgw configures it), varnishd and the echo backend all share those CPUs over
-loopback. The Gateway has an HTTP listener and three HTTPS listeners, one with an ECDSA P-256 and one
-with an RSA-2048 self-signed certificate, and one whose Secret is rotated; one HTTPRoute
+` : ''}This workload differs from the other sections. One \`vgw serve\` on ${r.load.nproc} vCPUs (${p.cpuModel}); the
+load generators (wrk, \`openssl s_time\`), hitch (1 worker process, as vgw configures it), varnishd
+and the echo backend all share those CPUs over loopback. The Gateway has an HTTP listener and
+three HTTPS listeners, one with an ECDSA P-256 and one with an RSA-2048 self-signed certificate,
+and one whose Secret is rotated; one HTTPRoute
 (\`Host: ${HOST}\`, prefix \`${PATH}\`) sends all of them to one echo backend that answers
 \`Cache-Control: max-age=3600\`, so every measured request is a cache hit (the table's hit ratio).
-Measurements run in ${ROUNDS} interleaved rounds (every row once per round); tables show the best run and
+Measurements run in ${p.rounds} interleaved rounds (every row once per round); tables show the best run and
 the range. CPU is read from /proc over the measured run: hitch and varnishd are the processes below
 \`vgw serve\` by command name, the load generator's CPU is its own user + system time once it has
 exited. µs per request is CPU time divided by requests (or handshakes) served. hitch offers TLS 1.2
 and 1.3 (a Node client got \`${r.negotiatedProtocol}\`); clients do not verify certificates and do not
 resume sessions, so every HTTPS connection is a full handshake.
 
-**1. A new connection per request.** wrk ${THREADS} threads, ${CONNECTIONS} connections, ${DURATION_S} s after a ${WARMUP_S} s warm-up, every
+**1. A new connection per request.** wrk ${p.threads} threads, ${p.connections} connections, ${p.durationS} s after a ${p.warmupS} s warm-up, every
 request with \`Connection: close\`: the server closes after each answer and wrk reconnects, so
 req/s is new connections per second (sessions per request ≈ 1). wrk's OpenSSL negotiates TLS 1.3.
 
@@ -589,30 +634,31 @@ ${table(WRK_HEADER, wrkRows(r.closeRuns))}
 HTTPS with a new connection per request runs at ${pct(rate(ec, r.closeRuns), rate(http, r.closeRuns))} (ECDSA) and ${pct(rate(rs, r.closeRuns), rate(http, r.closeRuns))} (RSA)
 of plain HTTP's rate; hitch spends ${hitchCloseUs(ec)} µs (ECDSA) and ${hitchCloseUs(rs)} µs (RSA) of CPU per connection.
 
-Bare TLS handshakes: \`openssl s_time -new\` (connect, full handshake, close; no request), ${STIME_PROCESSES}
-processes at once, each one connection at a time, ${DURATION_S} s.
+Bare TLS handshakes: \`openssl s_time -new\` (connect, full handshake, close; no request), ${p.stimeProcesses}
+processes at once, each one connection at a time, ${p.durationS} s.
 
 ${table(['certificate, protocol', 'handshakes/s (best)', 'range', 'hitch µs CPU / handshake', 'openssl µs CPU / handshake', 'cores: hitch / varnishd / openssl / machine'], hsRows)}
 
 ${saturation(r)}
 
-**2. Keep-alive.** wrk ${THREADS} threads, ${CONNECTIONS} connections, ${DURATION_S} s after a ${WARMUP_S} s warm-up; the connections are opened once.
+**2. Keep-alive.** wrk ${p.threads} threads, ${p.connections} connections, ${p.durationS} s after a ${p.warmupS} s warm-up; the connections are opened once.
 
 ${table(WRK_HEADER, wrkRows(r.keepRuns))}
 
 HTTPS keep-alive runs at ${pct(rate(ec, r.keepRuns), rate(http, r.keepRuns))} (ECDSA) and ${pct(rate(rs, r.keepRuns), rate(http, r.keepRuns))} (RSA) of plain HTTP's
-rate; hitch adds ${hitchKeepUs(ec)} µs (ECDSA listener) of CPU per request for decrypting, encrypting and
-forwarding to varnishd's PROXY socket. hitch runs one worker process, so TLS traffic has at most one
-core; on this 2-vCPU machine wrk and varnishd compete for the other.
+rate. Server CPU per cache hit: ${serverUs(http)} µs over HTTP (varnishd), ${serverUs(ec)} µs over HTTPS (hitch ${hitchKeepUs(ec)}
+µs for decrypting, encrypting and forwarding to varnishd's PROXY socket, plus varnishd).
+The certificate type does not matter once the connection is open. hitch runs one worker process,
+so TLS traffic has at most one core; on this 2-vCPU machine wrk and varnishd compete for the other.
 
-**3. Certificate rotation.** ${ROTATIONS} times, the Secret of the rotated listener is rewritten (written to a
+**3. Certificate rotation.** ${r.rotations.length} times, the Secret of the rotated listener is rewritten (written to a
 hidden temporary name in the watched directory and renamed over the old file) with a new ECDSA
-certificate; from just before the write, a new TLS connection is made every ${ROTATION_POLL_MS} ms (one at a time)
+certificate; from just before the write, a new TLS connection is made every ${p.rotationPollMs} ms (one at a time)
 until one is served the new certificate's SHA-256 fingerprint. Time is on the monotonic clock, so
 it includes up to one poll interval and one handshake of measurement slack. "to hitch reload" is
 from the write to \`vgw serve\`'s \`hitch-reload\` log event (wall clock, millisecond resolution):
 the watcher's debounce, re-reading the directory, rendering, and writing hitch's PEM files; the rest
-is hitch reloading its configuration on SIGHUP and starting new workers. ${ROTATION_SETTLE_MS} ms between rotations.
+is hitch reloading its configuration on SIGHUP and starting new workers. ${p.rotationSettleMs} ms between rotations.
 
 ${table(
     ['rotations', 'mean ms', 'p50 ms', 'max ms', 'to hitch reload: mean / max ms', 'connections during rotation', 'served the old certificate', 'failed'],
@@ -624,9 +670,10 @@ ${
 No new connection failed while hitch reloaded.
 `
       : `
-In ${rotHit} of ${r.rotations.length} rotations a new connection failed while hitch reloaded (refused: nothing listened;
-reset: accepted, then dropped). On SIGHUP hitch 1.7.2 starts new worker processes that listen on
-sockets of their own and the old workers close theirs (\`ss -ltnp\` shows a new listening socket
+In ${rotHit} of ${r.rotations.length} rotations a new connection failed while hitch reloaded (refused: nothing
+listened; reset: the TCP connection was set up, then reset before the TLS handshake ended). On
+SIGHUP hitch 1.7.2 starts new worker processes that listen on sockets of their own and the old
+workers close theirs (\`ss -ltnp\` shows a new listening socket
 after each reload), so a connection that arrives during the handover can be lost. Clients that
 retry a failed connect do not notice; the rest see one error per unlucky connection.
 `
