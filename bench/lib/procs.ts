@@ -172,11 +172,12 @@ export interface Gateway {
  * Spawns `vgw serve`; does not wait for readiness (callers time that themselves). varnishd's
  * jail user must be able to reach `workDir`, so its parents must not be private (mkdtemp is 0700).
  */
-export function spawnServe(dir: string, adminPort: number, workDir: string, logFile: string, opts: { nodeArgs?: string[]; args?: string[] } = {}): Gateway {
+export function spawnServe(dir: string, adminPort: number, workDir: string, logFile: string, opts: { nodeArgs?: string[]; args?: string[]; adminAddress?: string } = {}): Gateway {
   const spawnedAt = performance.now();
-  const args = ['serve', dir, '--admin-port', String(adminPort), '--work-dir', workDir, ...(opts.args ?? [])];
+  const adminAddress = opts.adminAddress ?? '127.0.0.1';
+  const args = ['serve', dir, '--admin-port', String(adminPort), '--admin-address', adminAddress, '--work-dir', workDir, ...(opts.args ?? [])];
   const proc = new ManagedProcess(`vgw serve ${dir}`, null, args, logFile, opts.nodeArgs);
-  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  const adminUrl = `http://${adminAddress}:${adminPort}`;
   return {
     proc,
     adminUrl,
