@@ -18,6 +18,7 @@ import { request } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { defaultHitchWorkers } from '../src/varnish/hitch.ts';
 import { VARNISHD_DIR } from '../src/runtime/data-plane.ts';
 import { CONTROLLER_NAME, NAMESPACE, SERVICE_NAME, serviceManifests } from './lib/manifests.ts';
 import { httpGet, spawnServe, startEcho, waitFor, waitFor200, waitForQuietMachine, machineCpuSeconds, type EchoBackend, type Gateway } from './lib/procs.ts';
@@ -476,12 +477,14 @@ async function main(): Promise<void> {
       rotationPollMs: ROTATION_POLL_MS,
       rotationSettleMs: ROTATION_SETTLE_MS,
       cpuModel: machine.cpuModel,
+      hitchWorkers: defaultHitchWorkers(),
     },
     closeRuns: TARGETS.map((t) => best(close.get(t.label)!, (m) => m.wrk.rps)),
     keepRuns: TARGETS.map((t) => best(keep.get(t.label)!, (m) => m.wrk.rps)),
     handshakes: combos.map((c) => best(handshakes.get(`${c.cert} ${c.version}`)!, (h) => h.rate)),
     rotations,
     negotiatedProtocol: negotiated?.protocol ?? 'unknown',
+    tcpMigrateReq: (await readFile('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').catch(() => 'unknown')).trim(),
     load: { before: loadBefore, after: loadAfter, backgroundCores: quiet.backgroundCores, nproc: machine.nproc },
   };
   if (QUICK) {
@@ -511,6 +514,7 @@ interface RunParams {
   rotationPollMs: number;
   rotationSettleMs: number;
   cpuModel: string;
+  hitchWorkers?: number;
 }
 
 interface TlsResult {
@@ -520,6 +524,7 @@ interface TlsResult {
   handshakes: Series<HandshakeMeasured>[];
   rotations: Rotation[];
   negotiatedProtocol: string;
+  tcpMigrateReq?: string;
   load: { before: number[]; after: number[]; backgroundCores: number; nproc: number };
 }
 
@@ -612,7 +617,7 @@ work took CPU from every figure below. Ratios between rows of one table hold bet
 numbers; re-run on a quiet machine for those.
 
 ` : ''}This workload differs from the other sections. One \`vgw serve\` on ${r.load.nproc} vCPUs (${p.cpuModel}); the
-load generators (wrk, \`openssl s_time\`), hitch (1 worker process, as vgw configures it), varnishd
+load generators (wrk, \`openssl s_time\`), hitch (${p.hitchWorkers} worker processes, as vgw configures it on this machine), varnishd
 and the echo backend all share those CPUs over loopback. The Gateway has an HTTP listener and
 three HTTPS listeners, one with an ECDSA P-256 and one with an RSA-2048 self-signed certificate,
 and one whose Secret is rotated; one HTTPRoute
@@ -648,8 +653,8 @@ ${table(WRK_HEADER, wrkRows(r.keepRuns))}
 HTTPS keep-alive runs at ${pct(rate(ec, r.keepRuns), rate(http, r.keepRuns))} (ECDSA) and ${pct(rate(rs, r.keepRuns), rate(http, r.keepRuns))} (RSA) of plain HTTP's
 rate. Server CPU per cache hit: ${serverUs(http)} µs over HTTP (varnishd), ${serverUs(ec)} µs over HTTPS (hitch ${hitchKeepUs(ec)}
 µs for decrypting, encrypting and forwarding to varnishd's PROXY socket, plus varnishd).
-The certificate type does not matter once the connection is open. hitch runs one worker process,
-so TLS traffic has at most one core; on this 2-vCPU machine wrk and varnishd compete for the other.
+The certificate type does not matter once the connection is open. hitch runs one worker process
+per CPU (at most 4); on this 2-vCPU machine wrk and varnishd compete with it for both.
 
 **3. Certificate rotation.** ${r.rotations.length} times, the Secret of the rotated listener is rewritten (written to a
 hidden temporary name in the watched directory and renamed over the old file) with a new ECDSA
@@ -657,8 +662,10 @@ certificate; from just before the write, a new TLS connection is made every ${p.
 until one is served the new certificate's SHA-256 fingerprint. Time is on the monotonic clock, so
 it includes up to one poll interval and one handshake of measurement slack. "to hitch reload" is
 from the write to \`vgw serve\`'s \`hitch-reload\` log event (wall clock, millisecond resolution):
-the watcher's debounce, re-reading the directory, rendering, and writing hitch's PEM files; the rest
-is hitch reloading its configuration on SIGHUP and starting new workers. ${p.rotationSettleMs} ms between rotations.
+the watcher's debounce, re-reading the directory, rendering, writing hitch's PEM files, and starting
+a second hitch instance with the new certificates beside the serving one (the event is logged once it
+serves and the old instance is retired; docs/tls.md). ${p.rotationSettleMs} ms between rotations.
+net.ipv4.tcp_migrate_req was ${r.tcpMigrateReq} during the run.
 
 ${table(
     ['rotations', 'mean ms', 'p50 ms', 'max ms', 'to hitch reload: mean / max ms', 'connections during rotation', 'served the old certificate', 'failed'],
@@ -667,15 +674,13 @@ ${table(
 ${
     rotErrors === 0
       ? `
-No new connection failed while hitch reloaded.
+No new connection failed during the rotations.
 `
       : `
-In ${rotHit} of ${r.rotations.length} rotations a new connection failed while hitch reloaded (refused: nothing
-listened; reset: the TCP connection was set up, then reset before the TLS handshake ended). On
-SIGHUP hitch 1.7.2 starts new worker processes that listen on sockets of their own and the old
-workers close theirs (\`ss -ltnp\` shows a new listening socket
-after each reload), so a connection that arrives during the handover can be lost. Clients that
-retry a failed connect do not notice; the rest see one error per unlucky connection.
+In ${rotHit} of ${r.rotations.length} rotations a new connection failed (refused: nothing listened;
+reset: the TCP connection was set up, then reset before the TLS handshake ended). When the retired
+hitch instance closes its listen socket, connections still queued on that socket are reset by the
+kernel unless net.ipv4.tcp_migrate_req is 1, which moves them to the serving instance's socket.
 `
   }`;
 }

@@ -23,6 +23,7 @@
 // dies while serving.
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { chmod, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -60,7 +61,7 @@ export interface HitchOptions {
   logger: Logger;
   /** Default "hitch". */
   command?: string;
-  /** Worker processes; default 1 (each handles many connections). */
+  /** Worker processes; default defaultHitchWorkers(). */
   workers?: number;
   /**
    * User the workers run as. hitch refuses to run workers as root: when we are root (a test
@@ -82,6 +83,10 @@ export type HitchApplyResult = 'started' | 'restarted' | 'reloaded' | 'unchanged
  *  than `instances` are retired (the oldest first). */
 export const DRAIN_LIMITS = { ms: 10 * 60_000, instances: 4 } as const;
 
+/** hitch's per-connection error lines ("Handshake failure", "SSL_read error", ...). */
+const CONNECTION_ERROR = /\b(Handshake failure|SSL_read error|SSL_write error|SSL_do_handshake|Connection reset)/i;
+const CONNECTION_ERRORS_LOG_MS = 60_000;
+
 /** How long a new instance may take to come up before the change is given up. */
 const START_TIMEOUT_MS = 10_000;
 
@@ -98,6 +103,14 @@ interface Instance {
 /** Bounds: a PEM file (chain + key) and the number of certificates hitch loads. */
 export const HITCH_LIMITS = { pemBytes: 1024 * 1024, certificates: 4096, frontends: 1024, caBundleBytes: 16 * 1024 * 1024 } as const;
 
+/**
+ * One worker per CPU the process may use, at most 4: a worker is one event loop on one core, so a
+ * single one caps TLS at one core (bench/README.md "TLS"); during a hand-over two instances run.
+ */
+export function defaultHitchWorkers(): number {
+  return Math.max(1, Math.min(4, availableParallelism()));
+}
+
 /** Certificate ids become file names: only these characters, bounded. */
 const CERT_ID = /^[a-z0-9][a-z0-9._-]{0,300}$/;
 
@@ -109,6 +122,8 @@ export class Hitch {
   /** Instances handed over, draining their connections. */
   private retired: Instance[] = [];
   private nextId = 1;
+  /** Client connection errors hitch reported since the last summary, and when that was. */
+  private connectionErrors = { count: 0, total: 0, loggedAt: 0 };
   private drainTimer: NodeJS.Timeout | null = null;
   /** What the serving instance listens on and forwards to. */
   private sockets = '';
@@ -139,6 +154,11 @@ export class Hitch {
   /** The serving instance's configuration file. */
   get confPath(): string {
     return this.current?.confPath ?? join(this.opts.workDir, 'hitch-0.conf');
+  }
+
+  /** Client connections hitch reported failing (handshake or I/O errors) since it started. */
+  get clientConnectionErrors(): number {
+    return this.connectionErrors.total;
   }
 
   /** Retired instances still draining connections. */
@@ -278,6 +298,17 @@ export class Hitch {
     await rm(old.confPath, { force: true });
   }
 
+  private connectionError(): void {
+    const e = this.connectionErrors;
+    e.count++;
+    e.total++;
+    const now = Date.now();
+    if (now - e.loggedAt < CONNECTION_ERRORS_LOG_MS) return;
+    this.log.info({ event: 'hitch-connection-errors', count: e.count, total: e.total }, 'client connections failed in hitch (TLS handshake or I/O errors)');
+    e.count = 0;
+    e.loggedAt = now;
+  }
+
   private spawn(confPath: string, instance: number): SupervisedProcess {
     const p = new SupervisedProcess({
       command: this.opts.command ?? 'hitch',
@@ -286,7 +317,12 @@ export class Hitch {
       stopGraceMs: 2_000,
     });
     // hitch's own messages name files and sockets, never key content.
-    p.on('line', (l) => this.log.info({ event: 'hitch-output', instance, stream: l.stream }, l.text));
+    p.on('line', (l) => {
+      // One line per failed handshake or broken client connection: any client can cause them,
+      // so they are counted and summed up at most once per CONNECTION_ERRORS_LOG_MS.
+      if (CONNECTION_ERROR.test(l.text)) this.connectionError();
+      else this.log.info({ event: 'hitch-output', instance, stream: l.stream }, l.text);
+    });
     p.on('exited', (e) => {
       if (!e.expected) this.log.warn({ event: 'hitch-exit', instance, code: e.code, signal: e.signal, error: e.error }, 'hitch exited');
     });
@@ -301,7 +337,7 @@ export class Hitch {
       'daemon = off',
       'syslog = off',
       'log-level = 1',
-      `workers = ${this.opts.workers ?? 1}`,
+      `workers = ${this.opts.workers ?? defaultHitchWorkers()}`,
       `backend = ${q(`[${config.backend.address}]:${config.backend.port}`)}`,
       'write-proxy-v2 = on',
       // HTTP/2 is opt-in: varnishd 7.1.1 lacks the HTTP/2 "Rapid Reset" fix (VSV00013).

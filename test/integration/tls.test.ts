@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { Agent, request } from 'node:https';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
+import { connect as connectTcp, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -268,6 +268,18 @@ describe('HTTPS listeners through hitch and varnishd', () => {
       agent.destroy();
     }
     await eventually('the old instance stops once its last connection closed', async () => hitch?.drainingInstances === 0);
+  });
+
+  test('clients that connect and close without a handshake are counted, not logged one line each', async () => {
+    const before = hitch?.clientConnectionErrors ?? 0;
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve) => {
+        const s = connectTcp({ host: ADDRESS, port: HTTPS_PORT }, () => s.destroy());
+        s.on('close', () => resolve());
+        s.on('error', () => resolve());
+      });
+    }
+    await eventually('hitch reported the failed handshakes', async () => (hitch?.clientConnectionErrors ?? 0) >= before + 5);
   });
 
   test('certificate rotation under load: no request fails while the certificate changes three times', async (t) => {
