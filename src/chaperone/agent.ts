@@ -215,7 +215,7 @@ export class Chaperone {
       return;
     }
     const config = compileConfig(ir, endpoints, { shards: this.opts.shards, shardCache: this.shardCache });
-    if (tls) config.tls = { frontends: tls.frontends, pems: tls.pems, caBundles: new Map(), missing: [] };
+    if (tls) config.tls = { frontends: tls.frontends, pems: tls.pems, caBundles: tls.caBundles, missing: [] };
     await this.dataPlane.apply(config);
     // The first config is the pod starting, not a change propagating.
     if (this.compiled && decoded.sha256 !== this.compiled.hash) this.observePropagation(decoded.publishedAt);

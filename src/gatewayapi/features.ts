@@ -36,8 +36,8 @@ export const SUPPORTED_FEATURES = [
   'HTTPRouteBackendProtocolWebSocket',
 ] as const;
 
-/** Features that need HTTPS listeners, which the operator's gateway pods do not serve yet. */
-export const STANDALONE_ONLY_FEATURES: readonly string[] = ['GatewayHTTPSListenerDetectMisdirectedRequests'];
+/** Features the operator's gateway pods do not provide yet. */
+export const STANDALONE_ONLY_FEATURES: readonly string[] = [];
 
 /**
  * What the operator adds: it generates each Gateway's Deployment, Service and ServiceAccount, so

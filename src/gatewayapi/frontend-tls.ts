@@ -19,7 +19,7 @@ const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE
 type CaResolution = { ok: true; ref: { namespace: string; name: string } } | { ok: false; reason: string; message: string };
 
 /** The frontend TLS config that applies to a listener's port: its perPort entry, else the default. */
-export function frontendConfigFor(l: ListenerState): FrontendTLSConfig | undefined {
+export function frontendConfigFor(l: Pick<ListenerState, 'gateway' | 'listener'>): FrontendTLSConfig | undefined {
   const frontend = l.gateway.spec.tls?.frontend;
   if (!frontend) return undefined;
   return frontend.perPort?.find((p) => p.port === l.listener.port)?.tls ?? frontend.default;

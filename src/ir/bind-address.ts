@@ -12,28 +12,29 @@
 // is kept once. A hostname the sockets route DIFFERENTLY cannot be served from one address (the
 // address was what told the requests apart): that IR is refused rather than one side dropped.
 import { isDeepStrictEqual } from 'node:util';
-import { mergeListenerHostnames } from './merge.ts';
+import { mergeTls } from './merge.ts';
 import type { IRSocket, IRVirtualHost, RoutingIR } from './types.ts';
 
 export type BindResult = { ok: true; ir: RoutingIR } | { ok: false; error: string };
 
 /** `ir` with every socket bound on `address` at its own port, same-port sockets merged. */
 export function bindSocketsTo(ir: RoutingIR, address: string): BindResult {
-  const byPort = new Map<number, { socket: IRSocket; from: string[]; hosts: Map<string, { vhost: IRVirtualHost; socket: string }>; listeners: (string[] | undefined)[] }>();
+  const byPort = new Map<number, { socket: IRSocket; from: string[]; hosts: Map<string, { vhost: IRVirtualHost; socket: string }>; parts: IRSocket[] }>();
   for (const socket of ir.sockets) {
     let entry = byPort.get(socket.port);
     if (!entry) {
-      entry = { socket: { name: socket.name, address, port: socket.port, vhosts: [] }, from: [], hosts: new Map(), listeners: [] };
+      entry = { socket: { name: socket.name, address, port: socket.port, vhosts: [] }, from: [], hosts: new Map(), parts: [] };
       byPort.set(socket.port, entry);
     }
     if (socket.tls) {
       // One port speaks TLS or not on every address (the translator refuses mixing), so the
-      // merged socket's certificates are theirs together, first socket's default first.
-      const certificates = [...(entry.socket.tls?.certificates ?? [])];
-      for (const c of socket.tls.certificates) if (!certificates.some((k) => k.namespace === c.namespace && k.name === c.name)) certificates.push(c);
-      entry.listeners.push(socket.tls.listeners);
-      const listeners = mergeListenerHostnames(entry.listeners);
-      entry.socket.tls = listeners ? { certificates, listeners } : { certificates };
+      // merged socket's certificates are theirs together, first socket's default first; its
+      // client validation and options are the first socket's (a Gateway's frontend TLS
+      // settings are per port, the same on each of its addresses). Dropping them would serve
+      // the port without the client validation its Gateway asks for.
+      entry.parts.push(socket);
+      const tls = mergeTls(entry.parts);
+      if (tls) entry.socket.tls = tls;
     }
     entry.from.push(socket.name);
     for (const vhost of socket.vhosts) {

@@ -8,14 +8,30 @@
 //
 // Format: one data key per certificate, the certificate id (certificateId(): "namespace_name",
 // also the PEM file name in the pod), its value the PEM certificate chain followed by the
-// private key, as the TLS terminator loads it. The pod treats the Secret as untrusted input:
-// every entry is split, checked (certificate parses, key belongs to it) and bounded again.
+// private key, as the TLS terminator loads it. Client CA bundles (ConfigMaps' ca.crt, named by
+// client certificate validation) sit beside them under caBundleId(): "ca.namespace_name", its
+// value the PEM certificates; the pod never reads ConfigMaps either. The pod treats the Secret
+// as untrusted input: every entry is split, checked (certificate parses, key belongs to it) and
+// bounded again.
 import { createHash } from 'node:crypto';
 import { GATEWAY_LABEL } from './configmap.ts';
 
 /** A certificate's id and PEM file name: namespaces hold no "_", so the pair stays unambiguous. */
 export function certificateId(namespace: string, name: string): string {
   return `${namespace}_${name}`;
+}
+
+/** A client CA bundle's data key: namespaces hold no ".", so it never reads as a certificate id. */
+export function caBundleId(namespace: string, name: string): string {
+  return `ca.${namespace}_${name}`;
+}
+
+/** A ConfigMap holding a CA bundle as its ca.crt, as the TLS terminator's configuration reads it. */
+export interface CaBundleConfigMap {
+  apiVersion: 'v1';
+  kind: 'ConfigMap';
+  metadata: { namespace: string; name: string };
+  data: { 'ca.crt': string };
 }
 
 /** A kubernetes.io/tls Secret as the TLS terminator's configuration reads it (src/pipeline/tls-frontends.ts). */
@@ -43,6 +59,8 @@ export const CERTIFICATE_SECRET_ENTRIES = 4096;
 const DATA_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
 /** certificateId(): a namespace (DNS label), "_", a Secret name (DNS subdomain). */
 const CERTIFICATE_ID = /^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)_([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)$/;
+/** caBundleId(): "ca.", then a certificate id. */
+const CA_BUNDLE_ID = /^ca\.([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)_([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)$/;
 
 export interface CertificateSecretObject {
   apiVersion: 'v1';
@@ -61,7 +79,8 @@ export interface EncodedCertificates {
 }
 
 /**
- * The Secret holding `pems` (certificate id -> PEM chain + key), in id order. Entries that do
+ * The Secret holding `pems` (certificate id -> PEM chain + key, and caBundleId() -> PEM
+ * certificates), in id order. Entries that do
  * not fit CERTIFICATE_SECRET_BYTES or CERTIFICATE_SECRET_ENTRIES are left out, in the order
  * given (the first listeners' certificates are kept), and listed in `omitted`.
  */
@@ -72,7 +91,7 @@ export function encodeCertificateSecret(pems: ReadonlyMap<string, Buffer>, names
   let entries = 0;
   for (const [id, pem] of pems) {
     if (!DATA_KEY.test(id)) {
-      omitted.push({ id, reason: 'the certificate id is longer than a Secret data key (253 characters)' });
+      omitted.push({ id, reason: 'the id is longer than a Secret data key (253 characters)' });
     } else if (entries + 1 > CERTIFICATE_SECRET_ENTRIES) {
       omitted.push({ id, reason: `the Gateway's certificates exceed ${CERTIFICATE_SECRET_ENTRIES} entries` });
     } else if (bytes + pem.length > CERTIFICATE_SECRET_BYTES) {
@@ -103,6 +122,8 @@ export function certificateSecretHash(secret: { metadata?: { labels?: Record<str
 export interface DecodedCertificates {
   /** kubernetes.io/tls Secrets keyed by "namespace/name", as tlsFrontends() takes them. */
   secrets: Map<string, TlsSecret>;
+  /** CA bundle ConfigMaps keyed by "namespace/name", as tlsFrontends() takes them. */
+  configMaps: Map<string, CaBundleConfigMap>;
   /** Entries that could not be read, as "key: why" (never quoting content). */
   problems: string[];
 }
@@ -114,16 +135,18 @@ export interface DecodedCertificates {
  */
 export function decodeCertificateSecret(secret: { data?: Record<string, string> | null } | undefined): DecodedCertificates {
   const secrets = new Map<string, TlsSecret>();
+  const configMaps = new Map<string, CaBundleConfigMap>();
   const problems: string[] = [];
   let bytes = 0;
   for (const [key, value] of Object.entries(secret?.data ?? {})) {
     const id = CERTIFICATE_ID.exec(key);
-    if (!id) {
-      problems.push(`${JSON.stringify(key.slice(0, 80))}: not a certificate id`);
+    const ca = id ? null : CA_BUNDLE_ID.exec(key);
+    if (!id && !ca) {
+      problems.push(`${JSON.stringify(key.slice(0, 80))}: not a certificate or CA bundle id`);
       continue;
     }
-    if (secrets.size >= CERTIFICATE_SECRET_ENTRIES) {
-      problems.push(`${key}: more than ${CERTIFICATE_SECRET_ENTRIES} certificates`);
+    if (secrets.size + configMaps.size >= CERTIFICATE_SECRET_ENTRIES) {
+      problems.push(`${key}: more than ${CERTIFICATE_SECRET_ENTRIES} entries`);
       continue;
     }
     const pem = Buffer.from(typeof value === 'string' ? value : '', 'base64');
@@ -132,6 +155,13 @@ export function decodeCertificateSecret(secret: { data?: Record<string, string> 
       problems.push(`${key}: the certificates exceed ${CERTIFICATE_SECRET_BYTES} bytes of PEM`);
       continue;
     }
+    if (ca) {
+      // Parsed and bounded by tlsFrontends() (caBundleProblem), as a ConfigMap's ca.crt would be.
+      const [namespace, name] = [ca[1], ca[3]];
+      configMaps.set(`${namespace}/${name}`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { namespace, name }, data: { 'ca.crt': pem.toString('utf8') } });
+      continue;
+    }
+    if (!id) continue;
     const split = splitPem(pem.toString('utf8'));
     if (typeof split === 'string') {
       problems.push(`${key}: ${split}`);
@@ -146,7 +176,7 @@ export function decodeCertificateSecret(secret: { data?: Record<string, string> 
       stringData: { 'tls.crt': split.certificates, 'tls.key': split.key },
     });
   }
-  return { secrets, problems };
+  return { secrets, configMaps, problems };
 }
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]{1,40})-----\r?\n[A-Za-z0-9+/=\r\n]*?-----END \1-----\r?\n?/g;

@@ -110,7 +110,7 @@ export function mergeGatewayIRs(irs: readonly RoutingIR[]): RoutingIR {
  * validation and options. The translator never lets a
  * TLS and a plain listener share an address:port, so either every part has TLS or none has.
  */
-function mergeTls(sockets: IRSocket[]): IRSocketTLS | undefined {
+export function mergeTls(sockets: readonly IRSocket[]): IRSocketTLS | undefined {
   if (!sockets.some((s) => s.tls)) return undefined;
   const seen = new Set<string>();
   const certificates = [];

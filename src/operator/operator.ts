@@ -19,6 +19,7 @@ import { encodeRoutingConfig, GATEWAY_LABEL, headName, ROLE_LABEL } from '../ir/
 import { apiStatusCode } from '../providers/kubernetes/errors.ts';
 import { Coalescer } from '../util/coalesce.ts';
 import { InfrastructureApplier, type ApplyAction, type InfraKind } from './apply.ts';
+import { CaBundleConfigMaps } from './ca-bundles.ts';
 import { CertificateSecrets } from './certificate-secrets.ts';
 import { infraProgrammed, serviceAddresses } from './gateway-status.ts';
 import { infraName, renderInfrastructure } from './infrastructure.ts';
@@ -89,6 +90,7 @@ export class Operator {
   private readonly sources: OperatorSources;
   /** The certificate Secrets our Gateways reference (data of referenced ones only). */
   private readonly certificates: CertificateSecrets;
+  private readonly caBundles: CaBundleConfigMaps;
   private readonly certificatePublisher: CertificatePublisher;
   private readonly applier: InfrastructureApplier;
   private readonly elector: LeaderElector;
@@ -137,6 +139,7 @@ export class Operator {
     );
     this.sources = new OperatorSources({ kubeConfig: opts.kubeConfig, logger: opts.logger, onChange: () => void this.trigger() });
     this.certificates = new CertificateSecrets({ kubeConfig: opts.kubeConfig, logger: opts.logger, onChange: () => void this.trigger() });
+    this.caBundles = new CaBundleConfigMaps({ kubeConfig: opts.kubeConfig, logger: opts.logger, onChange: () => void this.trigger() });
     this.certificatePublisher = new CertificatePublisher(opts.kubeConfig, (action, namespace, name) => this.onInfraAction('Secret', action, namespace, name));
     this.elector = new LeaderElector({
       kubeConfig: opts.kubeConfig,
@@ -158,7 +161,7 @@ export class Operator {
 
   /** Lists every kind, then campaigns for the lease; reconciles run while leading. */
   async start(): Promise<void> {
-    await Promise.all([this.sources.start(), this.certificates.start()]);
+    await Promise.all([this.sources.start(), this.certificates.start(), this.caBundles.start()]);
     this.log.info({ event: 'synced' }, 'informers synced');
     if (this.stopped) return;
     this.elector.start();
@@ -203,6 +206,7 @@ export class Operator {
     await this.statusWriter.stop();
     await this.sources.stop();
     await this.certificates.stop();
+    await this.caBundles.stop();
   }
 
   private onInfraAction(kind: InfraKind, action: ApplyAction, namespace: string | undefined, name: string): void {
@@ -258,6 +262,8 @@ export class Operator {
 
     // Only the Secrets our Gateways' HTTPS listeners name, read now if not kept already.
     snapshot.secrets = await this.certificates.resolve(snapshot.gateways);
+    // Likewise the ConfigMaps their client certificate validation names as CA bundles.
+    snapshot.configMaps = await this.caBundles.resolve(snapshot.gateways);
     const endTranslate = this.metrics.translateSeconds.startTimer();
     const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previous, sharedDataPlane: false, supportedFeatures: CLUSTER_FEATURES });
     endTranslate();
@@ -301,7 +307,7 @@ export class Operator {
       if (gw.routing.sockets.some((s) => s.tls)) keepCertificates.add(key);
       try {
         // Certificates first: a pod that sees a config naming a certificate finds it published.
-        const certificates = await this.certificatePublisher.publish({ ...gw.gateway, uid }, gw.routing, snapshot.secrets);
+        const certificates = await this.certificatePublisher.publish({ ...gw.gateway, uid }, gw.routing, snapshot.secrets, snapshot.configMaps);
         const gatewayObj = gatewayOf.get(key);
         if (certificates && status && gatewayObj) {
           markOmittedCertificates(status.status, gatewayObj, certificates.omitted, status.metadata.generation, now, this.previous?.gateway(gw.gateway.namespace, gw.gateway.name));

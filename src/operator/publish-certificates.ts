@@ -1,14 +1,15 @@
 // Publishing a Gateway's certificates: the operator's side of src/ir/certificate-secret.ts.
 // One Opaque Secret per Gateway with HTTPS listeners, in the Gateway's namespace, owned by it,
-// holding exactly the certificates its routing IR names. Written only when its content
+// holding exactly the certificates and client CA bundles its routing IR names. Written only when its content
 // changes (compared by hash with what this term wrote, and with the live object once per term
 // or resync), deleted when the Gateway has no HTTPS listener any more or is gone.
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { condition, mergeConditions } from '../gatewayapi/conditions.ts';
 import type { GatewayStatus } from '../gatewayapi/status.ts';
 import { secretValue, tlsSecretProblem, TLS_CERT_KEY, TLS_KEY_KEY } from '../gatewayapi/certificates.ts';
-import type { Gateway, Secret } from '../gatewayapi/types.ts';
-import { certificateId, certificateSecretHash, CERTIFICATES_ROLE_LABEL, encodeCertificateSecret, type EncodedCertificates } from '../ir/certificate-secret.ts';
+import { caBundlePem, caBundleProblem, frontendConfigFor } from '../gatewayapi/frontend-tls.ts';
+import type { ConfigMap, Gateway, Secret } from '../gatewayapi/types.ts';
+import { caBundleId, certificateId, certificateSecretHash, CERTIFICATES_ROLE_LABEL, encodeCertificateSecret, type EncodedCertificates } from '../ir/certificate-secret.ts';
 import { GATEWAY_LABEL } from '../ir/configmap.ts';
 import type { RoutingIR } from '../ir/types.ts';
 import { apiStatusCode } from '../providers/kubernetes/errors.ts';
@@ -16,7 +17,7 @@ import { retryConflicts, type ApplyAction } from './apply.ts';
 import { certificateSecretName, MANAGED_BY, MANAGED_BY_LABEL } from './infrastructure.ts';
 
 export interface CertificatePublication {
-  /** Certificate ids the IR names that the Secret does not hold, and why. */
+  /** Certificate and CA bundle ids the IR names that the Secret does not hold, and why. */
   omitted: EncodedCertificates['omitted'];
 }
 
@@ -38,11 +39,12 @@ export class CertificatePublisher {
 
   /**
    * Brings the Gateway's certificate Secret to what `ir` names, from `secrets` (the referenced
-   * kubernetes.io/tls Secrets). Returns null when the IR has no TLS socket (no Secret wanted).
+   * kubernetes.io/tls Secrets) and `configMaps` (the referenced CA bundles). Returns null when
+   * the IR has no TLS socket (no Secret wanted).
    */
-  async publish(gateway: { namespace: string; name: string; uid: string }, ir: RoutingIR, secrets: readonly Secret[]): Promise<CertificatePublication | null> {
+  async publish(gateway: { namespace: string; name: string; uid: string }, ir: RoutingIR, secrets: readonly Secret[], configMaps: readonly ConfigMap[] = []): Promise<CertificatePublication | null> {
     if (!ir.sockets.some((s) => s.tls)) return null;
-    const pems = certificatePems(ir, secrets);
+    const pems = certificatePems(ir, secrets, configMaps);
     const name = certificateSecretName(gateway.namespace, gateway.name);
     const encoded = encodeCertificateSecret(pems, gateway.namespace, gateway.name, name);
     const key = `${gateway.namespace}/${gateway.name}`;
@@ -99,12 +101,15 @@ export class CertificatePublisher {
 }
 
 /**
- * id -> PEM chain + key of every certificate the IR's TLS sockets name, in socket and
- * certificate order (the order the size bound keeps them in). A Secret that is gone or no
- * longer usable since the translation is left out: the pods report it missing.
+ * id -> PEM chain + key of every certificate the IR's TLS sockets name, and caBundleId() -> PEM
+ * certificates of every CA bundle their client validation names, in socket order, each socket's
+ * certificates before its CA bundles (the order the size bound keeps them in). A Secret or
+ * ConfigMap that is gone or no longer usable since the translation is left out: the pods report
+ * it missing.
  */
-export function certificatePems(ir: RoutingIR, secrets: readonly Secret[]): Map<string, Buffer> {
+export function certificatePems(ir: RoutingIR, secrets: readonly Secret[], configMaps: readonly ConfigMap[] = []): Map<string, Buffer> {
   const byKey = new Map(secrets.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
+  const caByKey = new Map(configMaps.map((c) => [`${c.metadata.namespace}/${c.metadata.name}`, c]));
   const pems = new Map<string, Buffer>();
   for (const socket of ir.sockets) {
     for (const c of socket.tls?.certificates ?? []) {
@@ -115,6 +120,12 @@ export function certificatePems(ir: RoutingIR, secrets: readonly Secret[]): Map<
       const key = secretValue(secret, TLS_KEY_KEY) as Buffer;
       pems.set(id, Buffer.concat([cert, Buffer.from(cert.at(-1) === 0x0a ? '' : '\n'), key]));
     }
+    for (const c of socket.tls?.clientValidation?.caCertificates ?? []) {
+      const id = caBundleId(c.namespace, c.name);
+      const cm = caByKey.get(`${c.namespace}/${c.name}`);
+      if (pems.has(id) || !cm || caBundleProblem(cm) !== null) continue;
+      pems.set(id, caBundlePem(cm));
+    }
   }
   return pems;
 }
@@ -122,7 +133,8 @@ export function certificatePems(ir: RoutingIR, secrets: readonly Secret[]): Map<
 /**
  * Listeners whose certificates the Secret left out get ResolvedRefs=False (InvalidCertificateRef)
  * naming them and why; the listener keeps serving with the certificates that fit, and the other
- * listeners are untouched.
+ * listeners are untouched. Likewise for left-out CA bundles (InvalidCACertificateRef): a socket
+ * left with none of its CA bundles is not served at all, never without its client validation.
  */
 export function markOmittedCertificates(status: GatewayStatus, gateway: Gateway, omitted: CertificatePublication['omitted'], generation: number, now: string, before: GatewayStatus | undefined): void {
   if (omitted.length === 0) return;
@@ -131,13 +143,19 @@ export function markOmittedCertificates(status: GatewayStatus, gateway: Gateway,
   for (const l of gateway.spec.listeners ?? []) {
     if (l.protocol !== 'HTTPS') continue;
     const left = (l.tls?.certificateRefs ?? [])
-      .map((ref) => ({ ref: `${ref.namespace ?? gatewayNs}/${ref.name}`, id: certificateId(ref.namespace ?? gatewayNs, ref.name) }))
+      .map((ref) => ({ ref: `Secret ${ref.namespace ?? gatewayNs}/${ref.name}`, id: certificateId(ref.namespace ?? gatewayNs, ref.name) }))
       .filter((r) => why.has(r.id));
-    if (left.length === 0) continue;
+    const caLeft = (frontendConfigFor({ gateway, listener: l })?.validation?.caCertificateRefs ?? [])
+      .map((ref) => ({ ref: `ConfigMap ${ref.namespace ?? gatewayNs}/${ref.name}`, id: caBundleId(ref.namespace ?? gatewayNs, ref.name) }))
+      .filter((r) => why.has(r.id));
+    if (left.length === 0 && caLeft.length === 0) continue;
     const ls = status.listeners.find((x) => x.name === l.name);
     if (!ls) continue;
-    const message = `certificate ${left.map((r) => `Secret ${r.ref}: ${why.get(r.id)}`).join('; ')}: not served`;
-    const c = condition('ResolvedRefs', false, 'InvalidCertificateRef', message, generation);
+    const message = [
+      ...(left.length ? [`certificate ${left.map((r) => `${r.ref}: ${why.get(r.id)}`).join('; ')}: not served`] : []),
+      ...(caLeft.length ? [`CA certificate ${caLeft.map((r) => `${r.ref}: ${why.get(r.id)}`).join('; ')}: not used for client certificate validation`] : []),
+    ].join('; ');
+    const c = condition('ResolvedRefs', false, left.length ? 'InvalidCertificateRef' : 'InvalidCACertificateRef', message, generation);
     const prior = before?.listeners.find((x) => x.name === l.name)?.conditions;
     const merged = mergeConditions(prior, [c], now)[0];
     ls.conditions = [...ls.conditions.filter((x) => x.type !== 'ResolvedRefs'), merged];

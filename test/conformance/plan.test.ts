@@ -4,7 +4,7 @@ import type { StatusOnlyTest, TrafficCase, TrafficTest } from './data.ts';
 import { loadCases } from './data.ts';
 import { IMPLEMENTED_PROCEDURES, missingFeatures, planAll, planStatusOnlyTest, planTrafficTest } from './plan.ts';
 import { formatSummary } from './report.ts';
-import { TLS_REASON } from './status-only.ts';
+import { CLUSTER_FEATURES, SUPPORTED_FEATURES } from '../../src/gatewayapi/features.ts';
 
 const gw = { namespace: 'ns', name: 'gw', port: 80, scheme: 'http' as const };
 const plain: TrafficCase = { name: 'c', request: { host: '', method: 'GET', path: '/' }, response: { statusCodes: [200] }, backend: '', namespace: '' };
@@ -18,11 +18,9 @@ test('missing features are named', () => {
   assert.deepEqual(planTrafficTest(t({ features: ['Gateway', 'X', 'Y'] }), ['Gateway']), { run: false, reason: 'unsupported feature(s): X, Y' });
 });
 
-test('TLS tests run in standalone mode; in cluster mode TLS-only and mixed tests are skipped as a whole', () => {
+test('TLS tests run, TLS-only and mixed ones alike, unless a TLS case names no trusted certificate', () => {
   assert.deepEqual(planTrafficTest(t({ cases: [tlsCase] }), ['Gateway', 'HTTPRoute']), { run: true });
-  assert.deepEqual(planTrafficTest(t({ cases: [plain, tlsCase] }), ['Gateway', 'HTTPRoute'], 'standalone'), { run: true });
-  assert.deepEqual(planTrafficTest(t({ cases: [tlsCase] }), ['Gateway', 'HTTPRoute'], 'cluster'), { run: false, reason: TLS_REASON });
-  assert.match((planTrafficTest(t({ cases: [plain, tlsCase] }), ['Gateway', 'HTTPRoute'], 'cluster') as { reason: string }).reason, /^HTTPS listeners are not served in cluster mode yet: 1 of its 2 cases use TLS/);
+  assert.deepEqual(planTrafficTest(t({ cases: [plain, tlsCase] }), ['Gateway', 'HTTPRoute']), { run: true });
   const { tls: _, ...untrusted } = tlsCase;
   assert.match((planTrafficTest(t({ cases: [untrusted] }), ['Gateway', 'HTTPRoute']) as { reason: string }).reason, /name no server name/);
 });
@@ -48,18 +46,17 @@ test('every procedural part of a claimed test is implemented, the WebSocket and 
   assert.deepEqual(planTrafficTest(t({ cases: [], procedural: { type: 'websocketEcho' } }), ['Gateway', 'HTTPRoute']), { run: true });
 });
 
-// The suite's rule for traffic tests: once its features are claimed, a test runs (in cluster mode: unless it needs TLS).
-test('with every feature claimed, a traffic test runs, and in cluster mode is skipped only for TLS', () => {
+// The suite's rule for traffic tests: once its features are claimed, a test runs, in either mode.
+test('with every feature claimed, a traffic test runs; the HTTPS ones with the features either mode claims', () => {
   const cases = loadCases();
   const every = [...new Set(cases.trafficTests.flatMap((x) => x.features))];
   for (const x of cases.trafficTests) {
-    const standalone = planTrafficTest(x, every);
-    if (!standalone.run) assert.doesNotMatch(standalone.reason, /TLS|HTTPS/, x.name);
-    const d = planTrafficTest(x, every, 'cluster');
-    if (!d.run) assert.ok(d.reason.startsWith(TLS_REASON), x.name);
+    const d = planTrafficTest(x, every);
+    if (!d.run) assert.doesNotMatch(d.reason, /TLS|HTTPS/, x.name);
   }
   for (const name of ['HTTPRouteHTTPSListener', 'HTTPRouteHTTPSListenerDetectMisdirectedRequests', 'HTTPRouteRedirectPortAndScheme']) {
     assert.equal(planAll(cases).find((p) => p.name === name)?.decision.run, true, name);
+    assert.equal(planAll(cases, CLUSTER_FEATURES).find((p) => p.name === name)?.decision.run, true, `${name} (cluster)`);
   }
   for (const name of ['HTTPRouteBackendProtocolWebSocket', 'HTTPRouteRequestPercentageMirror', 'HTTPRouteRequestMirror', 'HTTPRouteRequestMultipleMirrors', 'HTTPRouteCORS', 'HTTPRouteRetry', 'HTTPRouteResponseHeaderModifier', 'HTTPRouteTimeoutRequest', 'HTTPRouteTimeoutBackendRequest']) {
     assert.deepEqual(planTrafficTest(cases.trafficTests.find((x) => x.name === name)!, every), { run: true }, name);
@@ -76,26 +73,22 @@ test('skip reasons name the features the product does not claim', () => {
   }
 });
 
-test('status-only tests: expectations, TLS and TLS parts decide', () => {
+test('status-only tests: features and expectations decide', () => {
   const so: StatusOnlyTest = { name: 'S', features: ['Gateway'], manifests: [], kind: 'status-only', statusSummary: 'words' };
   const checks = [{ check: 'GatewayZeroRoutes', gateway: 'ns/gw' }];
   assert.match((planStatusOnlyTest(so, ['Gateway']) as { reason: string }).reason, /status-only\.ts/);
   assert.deepEqual(planStatusOnlyTest(so, ['Gateway'], { phases: [{ checks }] }), { run: true });
   assert.deepEqual(planStatusOnlyTest(so, [], { phases: [{ checks }] }), { run: false, reason: 'unsupported feature(s): Gateway' });
-  assert.deepEqual(planStatusOnlyTest(so, ['Gateway'], { needsTls: 'why', phases: [{ checks }] }), { run: true });
-  assert.deepEqual(planStatusOnlyTest(so, ['Gateway'], { needsTls: 'why', phases: [{ checks }] }, 'cluster'), { run: false, reason: `${TLS_REASON}: why` });
   const withParts = { tlsParts: [{ description: 'the HTTPS Gateway', checks }], phases: [{ checks }] };
   assert.deepEqual(planStatusOnlyTest(so, ['Gateway'], withParts), { run: true });
-  assert.deepEqual(planStatusOnlyTest(so, ['Gateway'], withParts, 'cluster'), { run: true, note: `without its TLS part (the HTTPS Gateway): ${TLS_REASON}` });
 });
 
-// The suite's rule: a test is skipped only for a feature the product lacks (in cluster mode, or for TLS).
-test('every status-only test runs unless it needs an unsupported feature (or, in cluster mode, TLS)', () => {
-  for (const p of planAll(loadCases()).filter((x) => x.kind === 'status-only')) {
-    if (!p.decision.run) assert.match(p.decision.reason, /^unsupported feature\(s\)/, p.name);
-  }
-  for (const p of planAll(loadCases(), undefined, 'cluster').filter((x) => x.kind === 'status-only')) {
-    if (!p.decision.run) assert.ok(p.decision.reason.startsWith('unsupported feature(s)') || p.decision.reason.startsWith(TLS_REASON), p.name);
+// The suite's rule: a test is skipped only for a feature the product lacks, in either mode.
+test('every status-only test runs unless it needs an unsupported feature', () => {
+  for (const features of [SUPPORTED_FEATURES, CLUSTER_FEATURES]) {
+    for (const p of planAll(loadCases(), features).filter((x) => x.kind === 'status-only')) {
+      if (!p.decision.run) assert.match(p.decision.reason, /^unsupported feature\(s\)/, p.name);
+    }
   }
 });
 
@@ -107,10 +100,10 @@ test('every test in cases.json gets a decision', () => {
 });
 
 test('the closing summary lists every skipped test with its reason, then failures and the tally', () => {
-  const text = formatSummary(['A'], ['B', 'C'], [{ name: 'D', reason: 'unsupported feature(s): X' }, { name: 'E', reason: TLS_REASON }]);
+  const text = formatSummary(['A'], ['B', 'C'], [{ name: 'D', reason: 'unsupported feature(s): X' }, { name: 'E', reason: 'no cases transcribed' }]);
   assert.deepEqual(text.split('\n'), [
     '--- SKIP D: unsupported feature(s): X',
-    `--- SKIP E: ${TLS_REASON}`,
+    '--- SKIP E: no cases transcribed',
     'failed: B, C',
     '1 passed, 2 failed, 2 skipped',
   ]);

@@ -2,15 +2,12 @@
 // runner so `run.ts --list` and the docs describe exactly what a run would do.
 import { SUPPORTED_FEATURES } from '../../src/gatewayapi/features.ts';
 import type { CasesFile, StatusOnlyTest, TrafficCase, TrafficTest } from './data.ts';
-import { statusOnlyExpectations, TLS_REASON, type StatusOnlyExpectations } from './status-only.ts';
+import { statusOnlyExpectations, type StatusOnlyExpectations } from './status-only.ts';
 
 /** Procedural blocks the runner knows how to execute. */
 export const IMPLEMENTED_PROCEDURES: readonly string[] = ['weightedDistribution', 'perBackendHeaderConsistency', 'patchEndpointSlices', 'websocketEcho', 'mirrorPercentage'];
 /** Request protocols the harness client speaks (absent = plain HTTP/1.1). */
 export const IMPLEMENTED_PROTOCOLS: readonly string[] = ['H2C_PRIOR_KNOWLEDGE', 'HTTPS', 'H2'];
-
-/** Where the run happens: `vgw serve` on a folder, or the operator on the local cluster. */
-export type StageMode = 'standalone' | 'cluster';
 
 /** `note` on a test that runs says what of it is left out, and why. */
 export type Decision = { run: true; note?: string } | { run: false; reason: string };
@@ -29,15 +26,10 @@ export function needsTls(c: TrafficCase, test: TrafficTest): boolean {
   return c.tls !== undefined || (c.gateway ?? test.gateway).scheme === 'https' || c.request.protocol === 'HTTPS' || c.request.protocol === 'H2';
 }
 
-export function planTrafficTest(test: TrafficTest, supported: readonly string[] = SUPPORTED_FEATURES, mode: StageMode = 'standalone'): Decision {
+export function planTrafficTest(test: TrafficTest, supported: readonly string[] = SUPPORTED_FEATURES): Decision {
   const missing = missingFeatures(test.features, supported);
   if (missing.length) return { run: false, reason: `unsupported feature(s): ${missing.join(', ')}` };
 
-  const tls = test.cases.filter((c) => needsTls(c, test)).length;
-  if (mode === 'cluster' && tls === test.cases.length && tls > 0) return { run: false, reason: TLS_REASON };
-  if (mode === 'cluster' && tls > 0) {
-    return { run: false, reason: `${TLS_REASON}: ${tls} of its ${test.cases.length} cases use TLS, and the test is not run partially` };
-  }
   const untrusted = test.cases.filter((c) => needsTls(c, test) && !c.tls);
   if (untrusted.length) return { run: false, reason: `${untrusted.length} TLS case(s) name no server name and trusted certificate` };
 
@@ -58,21 +50,17 @@ export function planStatusOnlyTest(
   test: StatusOnlyTest,
   supported: readonly string[] = SUPPORTED_FEATURES,
   expectations: StatusOnlyExpectations | undefined = statusOnlyExpectations(test),
-  mode: StageMode = 'standalone',
 ): Decision {
   const missing = missingFeatures(test.features, supported);
   if (missing.length) return { run: false, reason: `unsupported feature(s): ${missing.join(', ')}` };
-  if (mode === 'cluster' && expectations?.needsTls) return { run: false, reason: `${TLS_REASON}: ${expectations.needsTls}` };
   // Every status-only test has expectations in status-only.ts; this only guards a newer cases.json.
   if (!expectations?.phases.some((p) => p.checks.length)) return { run: false, reason: 'no structured expectations (add them to test/conformance/status-only.ts)' };
-  const parts = mode === 'cluster' ? (expectations.tlsParts ?? []) : [];
-  if (parts.length) return { run: true, note: `without ${parts.length === 1 ? 'its TLS part' : `its ${parts.length} TLS parts`} (${parts.map((p) => p.description).join('; ')}): ${TLS_REASON}` };
   return { run: true };
 }
 
-export function planAll(cases: CasesFile, supported: readonly string[] = SUPPORTED_FEATURES, mode: StageMode = 'standalone'): PlannedTest[] {
+export function planAll(cases: CasesFile, supported: readonly string[] = SUPPORTED_FEATURES): PlannedTest[] {
   return [
-    ...cases.trafficTests.map((t) => ({ name: t.name, kind: 'traffic' as const, decision: planTrafficTest(t, supported, mode) })),
-    ...cases.statusOnlyTests.map((t) => ({ name: t.name, kind: 'status-only' as const, decision: planStatusOnlyTest(t, supported, statusOnlyExpectations(t), mode) })),
+    ...cases.trafficTests.map((t) => ({ name: t.name, kind: 'traffic' as const, decision: planTrafficTest(t, supported) })),
+    ...cases.statusOnlyTests.map((t) => ({ name: t.name, kind: 'status-only' as const, decision: planStatusOnlyTest(t, supported, statusOnlyExpectations(t)) })),
   ];
 }

@@ -104,7 +104,7 @@ async function main(): Promise<number> {
   const everyFeature = [...new Set([...cases.trafficTests, ...cases.statusOnlyTests].flatMap((t) => t.features))];
   // A cluster adds what only generated objects can show (GatewayInfrastructurePropagation).
   const claimed = args.cluster ? CLUSTER_FEATURES : SUPPORTED_FEATURES;
-  let plan = planAll(cases, args.force ? everyFeature : claimed, args.cluster ? 'cluster' : 'standalone');
+  let plan = planAll(cases, args.force ? everyFeature : claimed);
   if (args.only) {
     const unknown = args.only.filter((n) => !plan.some((p) => p.name === n));
     if (unknown.length) usage(`no such test: ${unknown.join(', ')}`);

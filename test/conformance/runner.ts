@@ -9,7 +9,7 @@ import { pool, runCase, type CaseResult, type TrustStore } from './cases.ts';
 import { mirrorPercentageCase, mirrorPercentageSpec } from './mirror.ts';
 import { patchedEndpointSlices, perBackendHeaderConsistency, weightedDistribution } from './procedures.ts';
 import type { Stage } from './stage.ts';
-import { applyPatch, TLS_REASON, type ObjectPatch, type StatusOnlyExpectations } from './status-only.ts';
+import { applyPatch, type ObjectPatch, type StatusOnlyExpectations } from './status-only.ts';
 import { websocketEcho } from './websocket.ts';
 import { loadManifests, objectKey, type K8sObject, type World } from './world.ts';
 
@@ -141,8 +141,7 @@ export async function runStatusOnlyTest(name: string, manifests: string[], expec
     rows.push({ kind: 'setup', name: 'harness', ok: false, attempts: 1, detail: (err as Error).message });
   }
   for (const part of expectations.tlsParts ?? []) {
-    if (stage.mode === 'cluster') rows.push({ kind: 'status', name: `not run: ${part.description}`, ok: true, skipped: true, attempts: 0, detail: TLS_REASON });
-    else if (rows.every((r) => r.kind !== 'setup' || r.ok)) {
+    if (rows.every((r) => r.kind !== 'setup' || r.ok)) {
       const label = `${part.description.split(':')[0]}: `;
       try {
         rows.push(...(await stage.status(part.checks, world, label)));

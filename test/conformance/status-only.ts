@@ -34,20 +34,12 @@ export interface StatusPhase {
 
 export interface StatusOnlyExpectations {
   /**
-   * Set when the test is about TLS as a whole (HTTPS listeners, certificate Secrets): a stage
-   * that does not serve HTTPS (cluster mode, for now) skips it, since running what is left would
-   * not test what upstream tests.
-   */
-  needsTls?: string;
-  /**
-   * Upstream sub-tests that need TLS while the rest of the test stands on its own. Evaluated
-   * after the phases where HTTPS is served; elsewhere listed as not run, with the reason.
+   * Upstream sub-tests about HTTPS listeners that stand apart from the rest of the test, each
+   * with its own label. Evaluated after the phases.
    */
   tlsParts?: { description: string; checks: StatusCheck[] }[];
   phases: StatusPhase[];
 }
-
-export const TLS_REASON = 'HTTPS listeners are not served in cluster mode yet';
 
 const INFRA = 'gateway-conformance-infra';
 const WEB = 'gateway-conformance-web-backend';
@@ -216,7 +208,6 @@ export const STATUS_ONLY: Record<string, StatusOnlyExpectations> = {
   },
 
   GatewayModifyListeners: {
-    needsTls: 'both Gateways start with an HTTPS listener (Secret tls-validity-checks-certificate) that must be Accepted, Programmed and have a route attached before and after the change',
     phases: [
       { checks: [...ready(`${INFRA}/gateway-add-listener`), latest('Gateway', `${INFRA}/gateway-add-listener`, 1), ...ready(`${INFRA}/gateway-remove-listener`), latest('Gateway', `${INFRA}/gateway-remove-listener`, 1)] },
       {
@@ -319,7 +310,6 @@ export const STATUS_ONLY: Record<string, StatusOnlyExpectations> = {
   },
 
   GatewayInvalidTLSConfiguration: {
-    needsTls: 'every listener is HTTPS and the expected reason, InvalidCertificateRef, is about its certificate Secret',
     phases: [
       {
         checks: ['nonexistent-secret', 'unsupported-group', 'unsupported-kind', 'malformed-secret'].map((g) =>
@@ -368,22 +358,18 @@ export const STATUS_ONLY: Record<string, StatusOnlyExpectations> = {
   },
 
   GatewaySecretInvalidReferenceGrant: {
-    needsTls: 'the only listener is HTTPS; the test is about its cross-namespace certificate Secret',
     phases: [{ checks: [listeners(`${INFRA}/gateway-secret-invalid-reference-grant`, [listener('https', 0, [cond('ResolvedRefs', 'False', 'RefNotPermitted')])])] }],
   },
 
   GatewaySecretMissingReferenceGrant: {
-    needsTls: 'the only listener is HTTPS; the test is about its cross-namespace certificate Secret',
     phases: [{ checks: [listeners(`${INFRA}/gateway-secret-missing-reference-grant`, [listener('https', 0, [cond('ResolvedRefs', 'False', 'RefNotPermitted')])])] }],
   },
 
   GatewaySecretReferenceGrantAllInNamespace: {
-    needsTls: 'the only listener is HTTPS with the suite-generated Secret certificate, which must become Programmed',
     phases: [{ checks: [listeners(`${INFRA}/gateway-secret-reference-grant-all-in-namespace`, [listener('https', 0, [cond('Programmed', 'True'), resolvedTrue])])] }],
   },
 
   GatewaySecretReferenceGrantSpecific: {
-    needsTls: 'the only listener is HTTPS with the suite-generated Secret certificate, which must become Programmed',
     phases: [{ checks: [listeners(`${INFRA}/gateway-secret-reference-grant-specific`, [listener('https', 0, [cond('Programmed', 'True'), resolvedTrue])])] }],
   },
 };

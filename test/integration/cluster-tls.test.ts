@@ -3,7 +3,9 @@
 // through the API server. The operator copies the referenced certificate (and only it) into
 // the Gateway's certificate Secret, the one Secret its pods may read; the gateway pod runs
 // hitch in front of varnishd with it. A rotated Secret reaches new connections through a hitch
-// reload while an open connection keeps working, and nothing is restarted.
+// reload while an open connection keeps working, and nothing is restarted. A Gateway that
+// validates client certificates gets its CA bundle ConfigMap published beside its certificate,
+// and its pod refuses clients without a certificate of that CA, also after a CA rotation.
 // Addresses: pods 127.0.104.0/24, load balancers 127.0.106.0/24, cluster IPs 127.0.107.0/24.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -144,6 +146,66 @@ test('an HTTPS Gateway serves its route with its certificate through the gateway
     assert.equal(statSync(join(certs, `${NS}_site.pem`)).mode & 0o777, 0o600);
   }),
 );
+
+/** One HTTPS request on a new connection, presenting `client` when given; rejects when the handshake fails. */
+function httpsGetAs(address: string, ca: string, client: LeafPem | undefined): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: address, port: HTTPS_PORT, path: '/', servername: HOST, headers: { host: HOST }, ca, agent: false, timeout: 5000, ...(client ? { cert: client.crt, key: client.key } : {}) },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('client certificate validation: the pod refuses clients without a certificate of the named CA, also after the CA rotates', { timeout: 4 * SLOW }, async () => {
+  const name = 'validated';
+  const ref = { apiVersion: GW_API, kind: 'Gateway', metadata: { name, namespace: NS } };
+  const selector = `${INSTANCE_LABEL}=${infraName(NS, name)},${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+  const otherPki = new TestPki();
+  try {
+    const trusted = pki.leaf('client', 'client.example.com');
+    const untrusted = otherPki.leaf('client', 'client.example.com');
+    const caMap = (ca: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'client-ca', namespace: NS }, data: { 'ca.crt': ca } });
+    const gateway = {
+      ...ref,
+      spec: {
+        gatewayClassName: 'vgw',
+        tls: { frontend: { default: { validation: { caCertificateRefs: [{ group: '', kind: 'ConfigMap', name: 'client-ca' }] } } } },
+        listeners: [{ name: 'https', protocol: 'HTTPS', port: HTTPS_PORT, tls: { mode: 'Terminate', certificateRefs: [{ name: 'site' }] } }],
+      },
+    };
+    const route = { apiVersion: GW_API, kind: 'HTTPRoute', metadata: { name: 'validated', namespace: NS }, spec: { parentRefs: [{ name }], hostnames: [HOST], rules: [{ backendRefs: [{ name: 'echo', port: 8080 }] }] } };
+    for (const obj of [caMap(pki.ca), gateway, route]) await objects.create(obj as KubernetesObject);
+    await withDiagnosticsOf(() => probe.diagnostics([{ namespace: NS, selector }], [ref]), async () => {
+      let address = '';
+      await eventually('the validating gateway pod is Ready', async () => {
+        const pods = await probe.pods(NS, selector);
+        address = pods.length === 1 && isReady(pods[0]) ? (pods[0].status?.podIP ?? '') : '';
+        return address !== '';
+      }, SLOW, 200);
+      await eventually('a client with a certificate of the named CA gets 200', async () => (await httpsGetAs(address, pki.ca, trusted).catch(() => 0)) === 200, SLOW, 200);
+      await assert.rejects(httpsGetAs(address, pki.ca, undefined), 'no client certificate: the handshake is refused');
+      await assert.rejects(httpsGetAs(address, pki.ca, untrusted), 'a client certificate of another CA: the handshake is refused');
+      const published = await core.readNamespacedSecret({ namespace: NS, name: certificateSecretName(NS, name) });
+      assert.deepEqual(Object.keys(published.data ?? {}).sort(), [`ca.${NS}_client-ca`, `${NS}_site`]);
+
+      // The CA rotates: the other CA's clients get in, the first CA's no longer do.
+      const live = await core.readNamespacedConfigMap({ namespace: NS, name: 'client-ca' });
+      await core.replaceNamespacedConfigMap({ namespace: NS, name: 'client-ca', body: { ...caMap(otherPki.ca), metadata: { name: 'client-ca', namespace: NS, resourceVersion: live.metadata?.resourceVersion } } });
+      await eventually('a client of the new CA gets 200', async () => (await httpsGetAs(address, pki.ca, untrusted).catch(() => 0)) === 200, SLOW, 200);
+      await assert.rejects(httpsGetAs(address, pki.ca, trusted), 'a client of the old CA: the handshake is refused');
+    });
+  } finally {
+    otherPki.remove();
+  }
+});
 
 test('a rotated certificate reaches new connections; an open connection keeps working; nothing restarts', { timeout: 2 * SLOW }, () =>
   withDiagnostics(async () => {

@@ -111,3 +111,15 @@ test('a hostname routed differently on two addresses of one port is refused, nam
   assert.equal(r.ok, false);
   assert.match(r.ok ? '' : r.error, /sockets a10_0_0_1_80 and a10_0_0_2_80 share port 80 but route hostname "a\.example\.com" differently/);
 });
+
+test('a TLS socket keeps its client certificate validation and TLS options when bound (never served without them)', () => {
+  const validation = { mode: 'AllowValidOnly' as const, caCertificates: [{ namespace: 'infra', name: 'client-ca' }] };
+  const tls = (name: string) => ({ certificates: [{ namespace: 'infra', name, hostnames: [] }], clientValidation: validation, options: { minVersion: 'TLSv1.3' as const }, listeners: ['*'] });
+  const input = ir([
+    { ...socket('a10_0_0_2_443', '10.0.0.2', 443, [vhost('*', 'app/all/0/0')]), tls: tls('www') },
+    { ...socket('a10_0_0_1_443', '10.0.0.1', 443, [vhost('*', 'app/all/0/0')]), tls: tls('api') },
+  ]);
+  const out = bound(input);
+  assert.equal(out.sockets.length, 1);
+  assert.deepEqual(out.sockets[0].tls, { certificates: [{ namespace: 'infra', name: 'www', hostnames: [] }, { namespace: 'infra', name: 'api', hostnames: [] }], listeners: ['*'], clientValidation: validation, options: { minVersion: 'TLSv1.3' } });
+});
