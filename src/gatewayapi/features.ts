@@ -34,10 +34,25 @@ export const SUPPORTED_FEATURES = [
   'HTTPRouteRequestMultipleMirrors',
   'HTTPRouteRequestPercentageMirror',
   'HTTPRouteBackendProtocolWebSocket',
+  // Backend TLS through the stunnel sidecar. Not BackendTLSPolicySANValidation: stunnel checks DNS
+  // names only, and that test's policies name URI SANs.
+  'BackendTLSPolicy',
+  'GatewayBackendClientCertificate',
+  // hitch's client-verify. Not ...InsecureFallback: hitch 1.7 refuses an invalid client
+  // certificate even when it is told a missing one is fine.
+  'GatewayFrontendClientCertificateValidation',
 ] as const;
 
-/** Features that need HTTPS listeners, which the operator's gateway pods do not serve yet. */
-export const STANDALONE_ONLY_FEATURES: readonly string[] = ['GatewayHTTPSListenerDetectMisdirectedRequests'];
+/**
+ * Features that need HTTPS listeners, backend TLS or client-certificate validation, which the
+ * operator's gateway pods do not serve yet.
+ */
+export const STANDALONE_ONLY_FEATURES: readonly string[] = [
+  'GatewayHTTPSListenerDetectMisdirectedRequests',
+  'BackendTLSPolicy',
+  'GatewayBackendClientCertificate',
+  'GatewayFrontendClientCertificateValidation',
+];
 
 /**
  * What the operator adds: it generates each Gateway's Deployment, Service and ServiceAccount, so
