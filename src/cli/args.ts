@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { renderChecked, type RenderedConfig } from '../pipeline/render.ts';
 import { formatManifestError, loadManifestDir, ManifestLoadError } from '../providers/file/load.ts';
 import { RegexChecker } from '../varnish/regex-check.ts';
-import { dirCommandFlags, flagErrors } from './flags.ts';
+import { dirCommandFlags, flagErrors } from '../util/flags.ts';
 
 export class UsageError extends Error {
   override name = 'UsageError';

@@ -17,7 +17,7 @@ import { startHttpEndpoint, startProbeServer } from '../standalone/admin.ts';
 import { makeDir } from '../util/fs.ts';
 import { createLogger } from '../util/log.ts';
 import { reportUsage, UsageError } from './args.ts';
-import { addressFlag, flagErrors, portFlag } from './flags.ts';
+import { addressFlag, flagErrors, portFlag } from '../util/flags.ts';
 
 /** `vgw chaperone` flags, as parsed strings; checked by chaperoneArgs below. */
 const OPTIONS = {

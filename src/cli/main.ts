@@ -20,9 +20,13 @@ commands:
               what happens to this request: listener, routes in precedence order and why one
               wins, filters, backends; checked against the generated VCL in a throwaway
               varnishd (exit 3 when the two disagree)
-  echo --port N [--address A] [--pod NAME] [--namespace NS]
+  echo --port N [--address A] [--pod NAME] [--namespace NS] [--h2c-port N]
+       [--tls-cert FILE --tls-key FILE [--https-port N] [--tls-client-ca FILE]]
               run an echo backend (the Gateway API conformance echo contract);
-              --pod and --namespace default to $POD_NAME and $NAMESPACE
+              --pod and --namespace default to $POD_NAME and $NAMESPACE; with a
+              certificate it also serves HTTPS (port 8443 unless given; the files default
+              to $TLS_SERVER_CERT, $TLS_SERVER_PRIVKEY, $TLS_CLIENT_CACERTS) and reports the
+              TLS handshake; client certificates are then verified if given
   chaperone --gateway NAMESPACE/NAME [--probe-port N] [--probe-address A] [--metrics-port N]
             [--metrics-address A] [--work-dir D] [--kubeconfig FILE] [--pod NAME] [--http2]
               the in-pod agent: serve the routing config published for one Gateway

@@ -9,7 +9,7 @@ import { IMAGE } from '../operator/parameters.ts';
 import { startHttpEndpoint, startProbeServer } from '../standalone/admin.ts';
 import { createLogger } from '../util/log.ts';
 import { reportUsage, UsageError } from './args.ts';
-import { addressFlag, flagErrors, portFlag } from './flags.ts';
+import { addressFlag, flagErrors, portFlag } from '../util/flags.ts';
 
 /**
  * Gateway pod image when neither --gateway-image nor a class's parameters name one: the image of

@@ -4,7 +4,7 @@ import { StandaloneServer } from '../standalone/server.ts';
 import { createLogger } from '../util/log.ts';
 import type { z } from 'zod';
 import { checkFlags, parseDirArgs, PATH_NORMALIZATION_OPTION, reportUsage } from './args.ts';
-import { serveFlags } from './flags.ts';
+import { serveFlags } from '../util/flags.ts';
 
 export async function runServe(argv: string[]): Promise<number> {
   let dir: string;

@@ -10,6 +10,7 @@ import { groupRawHeaders } from './headers.ts';
 import { parseGoDuration } from './duration.ts';
 import { isWebSocketUpgrade, webSocketEcho } from './websocket.ts';
 import { createEchoTlsServer, echoTlsInfo, type EchoTlsOptions } from './tls.ts';
+import { ECHO_TLS_FLAGS, echoHttpsOptions } from './tls-flags.ts';
 
 export interface EchoOptions {
   port: number;
@@ -352,9 +353,15 @@ export function randomPodName(prefix: string): string {
   return `${prefix}-${pick(10)}-${pick(5)}`;
 }
 
-/** `vgw echo --port N [--address A] [--pod NAME] [--namespace NS] [--h2c-port N]`; the pod and namespace default to $POD_NAME and $NAMESPACE. */
+/**
+ * `vgw echo --port N [--address A] [--pod NAME] [--namespace NS] [--h2c-port N]
+ * [--https-port N --tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]`; the pod and namespace
+ * default to $POD_NAME and $NAMESPACE, the TLS files to upstream's TLS_SERVER_CERT,
+ * TLS_SERVER_PRIVKEY and TLS_CLIENT_CACERTS.
+ */
 export async function runEchoCommand(argv: string[]): Promise<void> {
-  const flags = parseFlags(argv, ['port', 'address', 'pod', 'namespace', 'h2c-port']);
+  const flags = parseFlags(argv, ['port', 'address', 'pod', 'namespace', 'h2c-port', ...ECHO_TLS_FLAGS]);
+  const https = await echoHttpsOptions(flags, process.env);
   const port = Number(flags.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('echo: --port N is required');
   const h2c = flags['h2c-port'] === undefined ? undefined : Number(flags['h2c-port']);
@@ -367,10 +374,12 @@ export async function runEchoCommand(argv: string[]): Promise<void> {
     pod: flags.pod ?? process.env.POD_NAME ?? randomPodName('echo'),
     namespace: flags.namespace ?? process.env.NAMESPACE ?? 'default',
     ...(h2c !== undefined ? { h2cPort: h2c } : {}),
+    ...(https ? { https } : {}),
     log: true,
   });
   console.log(`Starting server, listening on ${server.url} (http)`);
   if (server.h2cUrl !== undefined) console.log(`Starting server, listening on ${server.h2cUrl} (h2c)`);
+  if (server.httpsUrl !== undefined) console.log(`Starting server, listening on ${server.httpsUrl} (https)`);
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.off('SIGINT', stop);

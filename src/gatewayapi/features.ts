@@ -34,10 +34,20 @@ export const SUPPORTED_FEATURES = [
   'HTTPRouteRequestMultipleMirrors',
   'HTTPRouteRequestPercentageMirror',
   'HTTPRouteBackendProtocolWebSocket',
+  // Backend TLS through the stunnel sidecar. Not BackendTLSPolicySANValidation: stunnel checks DNS
+  // names only, and that test's policies name URI SANs.
+  'BackendTLSPolicy',
+  'GatewayBackendClientCertificate',
+  // hitch's client-verify. Not ...InsecureFallback: hitch 1.7 refuses an invalid client
+  // certificate even when it is told a missing one is fine.
+  'GatewayFrontendClientCertificateValidation',
 ] as const;
 
-/** Features the operator's gateway pods do not provide yet. */
-export const STANDALONE_ONLY_FEATURES: readonly string[] = [];
+/**
+ * Features the operator's gateway pods do not serve yet: backend TLS (BackendTLSPolicy and the
+ * Gateway's backend client certificate) runs only in `vgw serve`.
+ */
+export const STANDALONE_ONLY_FEATURES: readonly string[] = ['BackendTLSPolicy', 'GatewayBackendClientCertificate'];
 
 /**
  * What the operator adds: it generates each Gateway's Deployment, Service and ServiceAccount, so

@@ -1,10 +1,10 @@
 // Running one declarative case (upstream MakeRequestAndExpectEventuallyConsistentResponse and
 // friends) against a gateway address.
 import { randomUUID } from 'node:crypto';
-import type { TrafficCase } from './data.ts';
+import type { SecretKeyRef, TrafficCase } from './data.ts';
 import { compareRoundTrip } from './compare.ts';
 import { roundTrip, wireHeaders, type Exchange, type Target } from './client.ts';
-import { awaitConvergence, type ConvergenceOptions } from './converge.ts';
+import { awaitConsistentFailure, awaitConvergence, type ConvergenceOptions } from './converge.ts';
 import type { RecordedRequest } from '../../src/echo/server.ts';
 import { pollUntil, type Clock } from './poll.ts';
 import type { ClientTls } from './tls-client.ts';
@@ -77,7 +77,12 @@ export function clientTls(c: TrafficCase, trust: TrustStore | undefined): Client
 export async function checkOnce(c: TrafficCase, target: Target, trust?: TrustStore): Promise<string | undefined> {
   const concrete = instantiate(c);
   const ex = await send(concrete, target, trust);
-  return compareRoundTrip(concrete, ex.url, ex);
+  return compareRoundTrip(concrete, ex.url, ex, (ref) => certificateText(trust, ref));
+}
+
+/** The text of a generated Secret's key, as a backend would see it presented (tls.crt only). */
+export function certificateText(trust: TrustStore | undefined, ref: SecretKeyRef): string | undefined {
+  return ref.key === 'tls.crt' ? trust?.get(ref.secret)?.cert : undefined;
 }
 
 export async function runCase(c: TrafficCase, target: Target, convergence: ConvergenceOptions, fleet: RequestLog, requestIds: boolean, trust?: TrustStore): Promise<CaseResult> {
@@ -88,6 +93,10 @@ export async function runCase(c: TrafficCase, target: Target, convergence: Conve
     } catch {
       return { name: c.name, ok: true, attempts: 1 };
     }
+  }
+  if (c.mode === 'expectConsistentFailure') {
+    const r = await awaitConsistentFailure(async () => (await send(instantiate(c), target, trust)).response.status, convergence);
+    return r.ok ? { name: c.name, ok: true, attempts: r.attempts } : { name: c.name, ok: false, attempts: r.attempts, detail: `no consistent failure within ${Math.round(convergence.timeoutMs / 1000)} s: ${r.lastFailure}` };
   }
   const concrete = requestIds || c.mirroredTo?.length ? withRequestId(c, randomUUID()) : c;
   const r = await awaitConvergence(() => checkOnce(concrete, target, trust), convergence);

@@ -124,7 +124,15 @@ function capture(res: CapturedResponse, method: string): CapturedRequest {
       if (Array.isArray(v)) headers[k] = v.map(String);
     }
   }
-  return { path: str('path'), host: str('host'), method: str('method'), proto: str('proto'), headers, namespace: str('namespace'), pod: str('pod') };
+  const out: CapturedRequest = { path: str('path'), host: str('host'), method: str('method'), proto: str('proto'), headers, namespace: str('namespace'), pod: str('pod') };
+  if (o.tls && typeof o.tls === 'object') {
+    const t = o.tls as Record<string, unknown>;
+    out.tls = {
+      serverName: typeof t.serverName === 'string' ? t.serverName : '',
+      peerCertificates: Array.isArray(t.peerCertificates) ? t.peerCertificates.filter((x): x is string => typeof x === 'string') : [],
+    };
+  }
+  return out;
 }
 
 function sendH1(to: { ip: string; port: number }, method: string, host: string, requestUri: string, headers: Record<string, string>, deadline: number, over?: Duplex): Promise<CapturedResponse> {

@@ -140,3 +140,17 @@ test('request headers get Go-canonical names and the X-Echo-Set-Header line', ()
 function pick(l: ReturnType<typeof resolveLocation>) {
   return { scheme: l.scheme, host: l.host, port: l.port, path: l.path };
 }
+
+test('backend TLS: the SNI the gateway sent and the client certificate it presented, as the echo saw them', () => {
+  const cert = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
+  const ref = { secret: 'gateway-conformance-infra/tls-checks-client-certificate', key: 'tls.crt' };
+  const texts = (r: { secret: string; key: string }) => (r.secret === ref.secret && r.key === 'tls.crt' ? cert : undefined);
+  const c = kase({ backend: '', request: { host: '', method: 'GET', path: '/', sni: 'abc.example.com', clientCert: ref } });
+  assert.equal(compareRoundTrip(c, URL_, rt(200, { tls: { serverName: 'abc.example.com', peerCertificates: [cert] } }), texts), undefined);
+  assert.match(compareRoundTrip(c, URL_, rt(200, { tls: { serverName: 'other.example.com', peerCertificates: [cert] } }), texts) ?? '', /expected the gateway to send SNI "abc.example.com"/);
+  assert.match(compareRoundTrip(c, URL_, rt(200), texts) ?? '', /echo saw no TLS/);
+  assert.match(compareRoundTrip(c, URL_, rt(200, { tls: { serverName: 'abc.example.com', peerCertificates: [] } }), texts) ?? '', /to present gateway-conformance-infra\/tls-checks-client-certificate/);
+  // An explicit expectedRequest replaces the request's SNI (the re-encrypt case).
+  const reencrypt = kase({ backend: '', request: { host: '', method: 'GET', path: '/', sni: 'https-listener.org' }, expectedRequest: { path: '/', sni: 'abc.example.com' } });
+  assert.equal(compareRoundTrip(reencrypt, URL_, rt(200, { tls: { serverName: 'abc.example.com', peerCertificates: [] } })), undefined);
+});

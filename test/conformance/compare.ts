@@ -1,6 +1,6 @@
 // Upstream's CompareRoundTrip: decides whether one captured round trip satisfies a case
 // (the conformance README §4). Pure, so it can be unit-tested without a gateway.
-import type { TrafficCase } from './data.ts';
+import type { SecretKeyRef, TrafficCase } from './data.ts';
 
 /** What the echo backend reported, parsed from a JSON body (upstream CapturedRequest). */
 export interface CapturedRequest {
@@ -11,6 +11,8 @@ export interface CapturedRequest {
   headers: Record<string, string[]>;
   namespace: string;
   pod: string;
+  /** The echo's `tls` object, on its HTTPS port only. */
+  tls?: { serverName: string; peerCertificates: string[] };
 }
 
 export interface RedirectTarget {
@@ -48,14 +50,14 @@ export function isRedirect(status: number): boolean {
 }
 
 /** Returns undefined when the round trip satisfies the case, else why not. */
-export function compareRoundTrip(c: TrafficCase, url: RequestUrl, rt: RoundTrip): string | undefined {
+export function compareRoundTrip(c: TrafficCase, url: RequestUrl, rt: RoundTrip, certificateText?: (ref: SecretKeyRef) => string | undefined): string | undefined {
   const { request: got, response: res } = rt;
   const codes = c.response.statusCodes.length ? c.response.statusCodes : [200];
   const statusOk = codes.includes(res.status) || (TIMEOUT_CODES.has(res.status) && codes.some((s) => TIMEOUT_CODES.has(s)));
   if (!statusOk) return `expected status ${codes.join(' or ')}, got ${res.status}${bodyHint(res)}`;
 
   if (res.status === 200 || res.status === 204) {
-    const exp = c.expectedRequest ?? { host: c.request.host, method: c.request.method, path: c.request.path, headers: c.request.headers };
+    const exp = c.expectedRequest ?? { host: c.request.host, method: c.request.method, path: c.request.path, headers: c.request.headers, sni: c.request.sni, clientCert: c.request.clientCert };
     const method = exp.method || 'GET';
     if (exp.host && exp.host !== got.host) return `expected backend host ${q(exp.host)}, got ${q(got.host)}`;
     const path = exp.path ?? '';
@@ -93,6 +95,15 @@ export function compareRoundTrip(c: TrafficCase, url: RequestUrl, rt: RoundTrip)
     }
 
     if (!got.pod.startsWith(c.backend)) return `expected backend ${c.backend}, answered by pod ${q(got.pod)}`;
+
+    // Backend-side TLS, as the echo's HTTPS port reports it ("" / none on a plain port).
+    if (exp.sni && exp.sni !== (got.tls?.serverName ?? '')) return `expected the gateway to send SNI ${q(exp.sni)} to the backend, echo saw ${got.tls ? q(got.tls.serverName) : 'no TLS'}`;
+    if (exp.clientCert) {
+      const want = certificateText?.(exp.clientCert);
+      if (want === undefined) return `no certificate text for ${exp.clientCert.secret} key ${exp.clientCert.key}`;
+      const presented = got.tls?.peerCertificates ?? [];
+      if (!presented.includes(want)) return `expected the gateway to present ${exp.clientCert.secret} to the backend, echo saw ${presented.length} certificate(s)${got.tls ? '' : ' (no TLS)'}`;
+    }
     return undefined;
   }
 

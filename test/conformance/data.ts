@@ -19,6 +19,16 @@ export interface CaseRequest {
   headers?: Record<string, string>;
   protocol?: string;
   unfollowRedirect?: boolean;
+  /** Backend side: the SNI the gateway must send to the backend (never sent by the client). */
+  sni?: string;
+  /** Backend side: the certificate the gateway must present to the backend (never sent by the client). */
+  clientCert?: SecretKeyRef;
+}
+
+/** One key of a generated Secret, "namespace/name" and the key (upstream compares its text). */
+export interface SecretKeyRef {
+  secret: string;
+  key: string;
 }
 
 export interface ExpectedRequest {
@@ -27,6 +37,8 @@ export interface ExpectedRequest {
   method?: string;
   headers?: Record<string, string>;
   absentHeaders?: string[];
+  sni?: string;
+  clientCert?: SecretKeyRef;
 }
 
 export interface ExpectedResponse {
@@ -48,7 +60,7 @@ export interface TrafficCase {
   name: string;
   gateway?: GatewayTarget;
   tls?: { serverName: string; trustedServerCertificateSecret: string; clientCertificateSecret?: string };
-  mode?: 'eventuallyConsistent' | 'expectRequestError';
+  mode?: 'eventuallyConsistent' | 'expectRequestError' | 'expectConsistentFailure';
   phase?: number;
   request: CaseRequest;
   backendSetResponseHeaders?: Record<string, string>;

@@ -5,7 +5,7 @@ import type { CasesFile, StatusOnlyTest, TrafficCase, TrafficTest } from './data
 import { statusOnlyExpectations, type StatusOnlyExpectations } from './status-only.ts';
 
 /** Procedural blocks the runner knows how to execute. */
-export const IMPLEMENTED_PROCEDURES: readonly string[] = ['weightedDistribution', 'perBackendHeaderConsistency', 'patchEndpointSlices', 'websocketEcho', 'mirrorPercentage'];
+export const IMPLEMENTED_PROCEDURES: readonly string[] = ['weightedDistribution', 'perBackendHeaderConsistency', 'patchEndpointSlices', 'websocketEcho', 'mirrorPercentage', 'configMapReconcile'];
 /** Request protocols the harness client speaks (absent = plain HTTP/1.1). */
 export const IMPLEMENTED_PROTOCOLS: readonly string[] = ['H2C_PRIOR_KNOWLEDGE', 'HTTPS', 'H2'];
 

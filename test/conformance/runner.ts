@@ -11,6 +11,7 @@ import { patchedEndpointSlices, perBackendHeaderConsistency, weightedDistributio
 import type { Stage } from './stage.ts';
 import { applyPatch, type ObjectPatch, type StatusOnlyExpectations } from './status-only.ts';
 import { websocketEcho } from './websocket.ts';
+import { configMapReconcile, reconcileSpec } from './configmap-reconcile.ts';
 import { loadManifests, objectKey, type K8sObject, type World } from './world.ts';
 
 export interface Row extends CaseResult {
@@ -103,6 +104,10 @@ async function playTraffic(test: TrafficTest, world: World, env: RunnerEnv, rows
   }
   if (test.procedural?.type === 'perBackendHeaderConsistency') {
     rows.push({ kind: 'procedure', ...(await perBackendHeaderConsistency(test, await caseTarget(test.cases[0]))) });
+  }
+  if (test.procedural?.type === 'configMapReconcile') {
+    // upstream waits up to 60 s per step (HTTPRouteMustHaveCondition's timeout).
+    rows.push(...(await configMapReconcile(reconcileSpec(test), world, stage, { timeoutMs: Math.max(env.convergence.timeoutMs, 60_000) })).map((r) => ({ ...r, kind: 'procedure' as const })));
   }
   if (test.procedural?.type === 'websocketEcho') {
     rows.push({ kind: 'procedure', ...(await websocketEcho(test, await targetOf(test.gateway), env.convergence)) });

@@ -8,7 +8,7 @@ import type { EchoFleet } from './fleet.ts';
 import { runCheck, startServe, waitHealthy, waitPortsClosed, type Serve } from './product.ts';
 import type { ObjectKeyParts, Stage, StageRow } from './stage.ts';
 import { evaluateStatusCheck, parseStatusStream, specListeners } from './status.ts';
-import { composeWorld, objectKey, ServeDir, type AddressBook, type K8sObject, type Pod, type World } from './world.ts';
+import { composeWorld, mountedKeyData, objectKey, ServeDir, type AddressBook, type K8sObject, type Pod, type World } from './world.ts';
 
 export interface StandaloneStageOptions {
   workDir: string;
@@ -53,7 +53,7 @@ export class StandaloneStage implements Stage {
     if (!opts.serve) return [];
 
     const rows: StageRow[] = [];
-    await this.#opts.fleet.sync(world.pods);
+    await this.#opts.fleet.sync(world.pods, (ref) => mountedKeyData(world.objects, ref));
     const stillOpen = await waitPortsClosed(this.#previousListeners);
     if (stillOpen.length) rows.push({ kind: 'setup', name: 'previous gateway stopped', ok: false, attempts: 1, detail: `still accepting on ${stillOpen.join(', ')}` });
     this.#previousListeners = listenerAddresses(world);

@@ -95,7 +95,73 @@ function notAttached(route: string, gateway: string, accepted: Condition): Statu
   ];
 }
 
+// upstream BackendTLSPolicyMustHaveCondition: the condition on the policy's ancestor entry for the Gateway.
+function policyCondition(policy: string, ancestor: string, condition: Condition | { type: string; status: string }): StatusCheck {
+  return { check: 'BackendTLSPolicyCondition', policy, ancestor, condition };
+}
+
 export const STATUS_ONLY: Record<string, StatusOnlyExpectations> = {
+  GatewayInvalidFrontendClientCertificateValidation: {
+    phases: [
+      {
+        checks: [
+          { check: 'GatewayListenerConditions', gateway: `${INFRA}/gateway-with-invalid-client-cert-validation`, listener: 'https', conditions: [resolvedTrue, acceptedTrue, cond('Programmed', 'True')] },
+          ...(
+            [
+              ['https-unresolved', 'InvalidCACertificateRef'],
+              ['https-invalid-kind', 'InvalidCACertificateKind'],
+              ['https-grant-missing', 'RefNotPermitted'],
+            ] as const
+          ).map(([l, reason]): StatusCheck => ({
+            check: 'GatewayListenerConditions',
+            gateway: `${INFRA}/gateway-with-invalid-client-cert-validation`,
+            listener: l,
+            conditions: [cond('ResolvedRefs', 'False', reason), cond('Accepted', 'False', 'NoValidCACertificate'), cond('Programmed', 'False')],
+          })),
+        ],
+      },
+    ],
+  },
+
+  GatewayInvalidTLSBackendConfiguration: {
+    phases: [
+      {
+        checks: (
+          [
+            ['nonexistent-secret', 'InvalidClientCertificateRef'],
+            ['unsupported-group', 'InvalidClientCertificateRef'],
+            ['unsupported-kind', 'InvalidClientCertificateRef'],
+            ['malformed-secret', 'InvalidClientCertificateRef'],
+            ['missing-reference-grant', 'RefNotPermitted'],
+          ] as const
+        ).flatMap(([g, reason]) => [
+          latest('Gateway', `${INFRA}/gateway-client-certificate-${g}`),
+          gatewayCondition(`${INFRA}/gateway-client-certificate-${g}`, cond('ResolvedRefs', 'False', reason)),
+          gatewayCondition(`${INFRA}/gateway-client-certificate-${g}`, cond('Accepted', 'True', 'Accepted')),
+        ]),
+      },
+    ],
+  },
+
+  BackendTLSPolicyObservedGenerationBump: {
+    phases: [
+      // upstream NamespacesMustBeReady, then the sanity check BackendTLSPolicyMustHaveLatestConditions.
+      { checks: [...ready(`${INFRA}/same-namespace`), latest('BackendTLSPolicy', `${INFRA}/observed-generation-bump`, 1)] },
+      {
+        patches: [
+          {
+            kind: 'BackendTLSPolicy',
+            namespace: INFRA,
+            name: 'observed-generation-bump',
+            description: 'spec.validation.hostname -> foo.example.com',
+            ops: [{ op: 'replace', path: '/spec/validation/hostname', value: 'foo.example.com' }],
+          },
+        ],
+        checks: [policyCondition(`${INFRA}/observed-generation-bump`, `${INFRA}/same-namespace`, { type: 'Accepted', status: 'True' }), latest('BackendTLSPolicy', `${INFRA}/observed-generation-bump`, 2)],
+      },
+    ],
+  },
+
   HTTPRouteDisallowedKind: {
     phases: [
       {

@@ -139,3 +139,19 @@ test('listener supportedKinds: expected kinds must be present; an empty expectat
   assert.match(evaluateStatusCheck(want([]), [gateway([both])]).failure ?? '', /expected \[\]/);
   assert.match(evaluateStatusCheck(want(['gateway.networking.k8s.io/TLSRoute']), [gateway([both])]).failure ?? '', /to include \[gateway.networking.k8s.io\/TLSRoute\]/);
 });
+
+test('BackendTLSPolicy condition: on the ancestor entry for the Gateway, at the current generation', () => {
+  const policy = (conditions: unknown[], generation = 1): StatusDoc => ({
+    kind: 'BackendTLSPolicy',
+    metadata: { name: 'p', namespace: NS, generation },
+    status: { ancestors: [{ ancestorRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw', namespace: NS }, controllerName: CONTROLLER_NAME, conditions }] },
+  });
+  const check = (condition: Record<string, string>, ancestor = `${NS}/gw`): StatusCheck => ({ check: 'BackendTLSPolicyCondition', policy: `${NS}/p`, ancestor, condition });
+  const conflicted = { type: 'Accepted', status: 'False', reason: 'Conflicted', observedGeneration: 1 };
+  assert.equal(evaluateStatusCheck(check({ type: 'Accepted', status: 'True', reason: 'Accepted' }), [policy([accepted()])]).failure, undefined);
+  assert.match(evaluateStatusCheck(check({ type: 'Accepted', status: 'True', reason: 'Accepted' }), [policy([conflicted])]).failure ?? '', /Accepted=False\/Conflicted/);
+  assert.match(evaluateStatusCheck(check({ type: 'Accepted', status: 'True' }), [policy([accepted(1)], 2)]).failure ?? '', /observedGeneration 1, metadata.generation 2/);
+  assert.match(evaluateStatusCheck(check({ type: 'Accepted', status: 'True' }, `${NS}/other`), [policy([accepted()])]).failure ?? '', /no status.ancestors entry for Gateway/);
+  // Latest-generation checks cover ancestor conditions too.
+  assert.match(evaluateStatusCheck({ check: 'LatestObservedGeneration', kind: 'BackendTLSPolicy', object: `${NS}/p` }, [policy([accepted(1)], 2)]).failure ?? '', /ancestor/);
+});

@@ -100,6 +100,8 @@ function evaluate(check: StatusCheck, docs: StatusDoc[], specListeners: SpecList
       return latestObservedGeneration(find(docs, str(check.kind), str(check.object)), check.generation);
     case 'GatewayInfrastructureMetadata':
       return infrastructureMetadata(docs, str(check.gateway));
+    case 'BackendTLSPolicyCondition':
+      return policyAncestorCondition(find(docs, 'BackendTLSPolicy', str(check.policy)), str(check.ancestor), check.condition as Condition);
     case 'GatewayAddress': {
       const gw = find(docs, 'Gateway', str(check.gateway));
       const addrs: { value?: string }[] = gw.status?.addresses ?? [];
@@ -139,6 +141,17 @@ function routeCondition(docs: StatusDoc[], routeRef: string, gwRef: string, cond
   return conditionsFailure([cond], matching[0].conditions, route, `parent ${gwRef}`);
 }
 
+// upstream BackendTLSPolicyMustHaveCondition: the policy's status.ancestors entry for the Gateway
+// carries the condition, at the policy's current generation.
+function policyAncestorCondition(policy: StatusDoc, gwRef: string, cond: Condition): string | undefined {
+  const [gwNs, gwName] = splitRef(gwRef);
+  const policyNs = policy.metadata.namespace ?? 'default';
+  const ancestors: any[] = policy.status?.ancestors ?? [];
+  const entry = ancestors.find((a) => a?.ancestorRef?.name === gwName && (a.ancestorRef.namespace ?? policyNs) === gwNs && (a.ancestorRef.kind ?? 'Gateway') === 'Gateway');
+  if (!entry) return `no status.ancestors entry for Gateway ${gwRef} (ancestors: ${ancestors.map((a) => refString(a?.ancestorRef)).join(', ') || 'none'})`;
+  return conditionsFailure([cond], entry.conditions, policy, `ancestor ${gwRef}`);
+}
+
 // upstream HTTPRouteMustHaveNoAcceptedParents: no parent entries, or exactly one whose Accepted
 // condition is False.
 function noAcceptedParents(route: StatusDoc): string | undefined {
@@ -168,6 +181,7 @@ function latestObservedGeneration(doc: StatusDoc, generation: unknown): string |
     [`${doc.kind} conditions`, doc.status?.conditions],
     ...((doc.status?.listeners ?? []) as any[]).map((l): [string, ActualCondition[] | undefined] => [`listener ${l?.name}`, l?.conditions]),
     ...((doc.status?.parents ?? []) as any[]).map((p): [string, ActualCondition[] | undefined] => [`parent ${refString(p?.parentRef)}`, p?.conditions]),
+    ...((doc.status?.ancestors ?? []) as any[]).map((a): [string, ActualCondition[] | undefined] => [`ancestor ${refString(a?.ancestorRef)}`, a?.conditions]),
   ];
   if (lists.every(([, l]) => !l?.length)) return 'status has no conditions';
   for (const [where, list] of lists) {
@@ -366,6 +380,8 @@ export function describeCheck(check: StatusCheck): string {
         .join('; ')}`;
     case 'GatewayCondition':
       return `${check.check} ${check.gateway}: ${cond(check.condition)}`;
+    case 'BackendTLSPolicyCondition':
+      return `${check.check} ${check.policy} @ ${check.ancestor}: ${cond(check.condition)}`;
     case 'GatewayClassCondition':
       return `${check.check} ${check.gatewayClass}: ${cond(check.condition)}`;
     case 'HTTPRouteNoAcceptedParents':

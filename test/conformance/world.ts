@@ -12,6 +12,8 @@ import { manifestPath } from './data.ts';
 export const GATEWAY_CLASS = 'vgw';
 export const ECHO_HTTP_PORT = 3000;
 export const ECHO_H2C_PORT = 3001;
+/** upstream's HTTPS port of the echo in TLS mode (TLS_SERVER_CERT/TLS_SERVER_PRIVKEY set). */
+export const ECHO_HTTPS_PORT = 8443;
 
 export interface K8sObject {
   apiVersion: string;
@@ -28,6 +30,22 @@ export interface Pod {
   name: string;
   ip: string;
   labels: Record<string, string>;
+  /** The echo's HTTPS mode, with where its certificate, key and client CAs come from. */
+  tls?: EchoTlsSource;
+}
+
+/** One key of a Secret or ConfigMap, as a Pod's volume mounts it. */
+export interface MountedKey {
+  kind: 'Secret' | 'ConfigMap';
+  namespace: string;
+  name: string;
+  key: string;
+}
+
+export interface EchoTlsSource {
+  cert: MountedKey;
+  key: MountedKey;
+  clientCa?: MountedKey;
 }
 
 export interface Deployment {
@@ -37,6 +55,7 @@ export interface Deployment {
   labels: Record<string, string>;
   /** Why the harness does not run this Deployment's pods, when it does not. */
   notRunnable?: string;
+  tls?: EchoTlsSource;
 }
 
 export function objectKey(o: Pick<K8sObject, 'kind' | 'metadata'>): string {
@@ -92,6 +111,7 @@ export class AddressBook {
       name,
       ip: `127.0.${entry.index + 2}.${i + 1}`,
       labels: d.labels,
+      ...(d.tls ? { tls: d.tls } : {}),
     }));
   }
 }
@@ -108,8 +128,9 @@ export interface World {
 
 // Kinds `vgw serve` is meant to read; Deployments become echo instances plus EndpointSlices, and
 // other Kubernetes kinds (ConfigMaps for DNS or CA tests) have no meaning to it.
-const PASSED_THROUGH = new Set(['Namespace', 'Service', 'EndpointSlice', 'Secret']);
-const NON_HTTP_ECHO_ENV = ['GRPC_ECHO_SERVER', 'TCP_ECHO_SERVER', 'UDP_ECHO_SERVER', 'TLS_SERVER_CERT', 'TLS_SERVER_PRIVKEY'];
+const PASSED_THROUGH = new Set(['Namespace', 'Service', 'EndpointSlice', 'Secret', 'ConfigMap']);
+const NON_HTTP_ECHO_ENV = ['GRPC_ECHO_SERVER', 'TCP_ECHO_SERVER', 'UDP_ECHO_SERVER'];
+const TLS_ECHO_ENV = ['TLS_SERVER_CERT', 'TLS_SERVER_PRIVKEY', 'TLS_CLIENT_CACERTS'];
 
 export interface ComposeOptions {
   /**
@@ -127,7 +148,7 @@ export function composeWorld(manifests: K8sObject[], book: AddressBook, opts: Co
   for (const raw of manifests) {
     const obj = structuredClone(raw);
     if (obj.kind === 'Deployment') {
-      const d = describeDeployment(obj);
+      const d = describeDeployment(obj, { tlsEcho: !opts.cluster });
       deployments.push(d);
       if (opts.cluster && !d.notRunnable) objects.push(obj);
       continue;
@@ -169,7 +190,7 @@ export function composeWorld(manifests: K8sObject[], book: AddressBook, opts: Co
   return { objects, deployments, pods, gatewayIps };
 }
 
-function describeDeployment(obj: K8sObject): Deployment {
+function describeDeployment(obj: K8sObject, opts: { tlsEcho: boolean }): Deployment {
   const spec = obj.spec ?? {};
   const d: Deployment = {
     namespace: obj.metadata.namespace ?? 'default',
@@ -177,12 +198,71 @@ function describeDeployment(obj: K8sObject): Deployment {
     replicas: typeof spec.replicas === 'number' ? spec.replicas : 1,
     labels: spec.template?.metadata?.labels ?? {},
   };
-  const containers: { image?: string; env?: { name: string }[] }[] = spec.template?.spec?.containers ?? [];
+  const containers: EchoContainer[] = spec.template?.spec?.containers ?? [];
   const echo = containers.find((c) => (c.image ?? '').includes('/echo-basic:'));
   if (!echo) return { ...d, notRunnable: `image ${containers[0]?.image ?? '(none)'} is not the HTTP echo backend` };
-  const special = (echo.env ?? []).map((e) => e.name).filter((n) => NON_HTTP_ECHO_ENV.includes(n));
+  const envNames = (echo.env ?? []).map((e) => e.name);
+  const special = envNames.filter((n) => NON_HTTP_ECHO_ENV.includes(n) || (!opts.tlsEcho && TLS_ECHO_ENV.includes(n)));
   if (special.length) return { ...d, notRunnable: `echo in a mode the harness does not provide (${special.join(', ')})` };
-  return d;
+  if (!envNames.includes('TLS_SERVER_CERT') && !envNames.includes('TLS_SERVER_PRIVKEY')) return d;
+  const tls = echoTlsSource(d.namespace, echo, spec.template?.spec?.volumes ?? []);
+  return typeof tls === 'string' ? { ...d, notRunnable: tls } : { ...d, tls };
+}
+
+interface EchoContainer {
+  image?: string;
+  env?: { name: string; value?: string }[];
+  volumeMounts?: { name: string; mountPath: string }[];
+}
+
+interface PodVolume {
+  name: string;
+  secret?: { secretName: string; items?: { key: string; path: string }[] };
+  configMap?: { name: string; items?: { key: string; path: string }[] };
+}
+
+/**
+ * Follows the TLS_* file paths of upstream's echo through the container's volume mounts to the
+ * Secret or ConfigMap key behind each; a string says why that cannot be done.
+ */
+function echoTlsSource(namespace: string, echo: EchoContainer, volumes: PodVolume[]): EchoTlsSource | string {
+  const keyAt = (env: string): MountedKey | string | undefined => {
+    const file = echo.env?.find((e) => e.name === env)?.value;
+    if (file === undefined) return undefined;
+    for (const m of echo.volumeMounts ?? []) {
+      const dir = m.mountPath.replace(/\/$/, '');
+      if (!file.startsWith(`${dir}/`)) continue;
+      const rel = file.slice(dir.length + 1);
+      const v = volumes.find((x) => x.name === m.name);
+      const source = v?.secret ? { kind: 'Secret' as const, name: v.secret.secretName, items: v.secret.items } : v?.configMap ? { kind: 'ConfigMap' as const, name: v.configMap.name, items: v.configMap.items } : undefined;
+      if (!source) continue;
+      const key = source.items ? source.items.find((i) => i.path === rel)?.key : rel;
+      if (key !== undefined) return { kind: source.kind, namespace, name: source.name, key };
+    }
+    return `${env} (${file}) is not a key of a mounted Secret or ConfigMap`;
+  };
+  const cert = keyAt('TLS_SERVER_CERT');
+  const key = keyAt('TLS_SERVER_PRIVKEY');
+  const clientCa = keyAt('TLS_CLIENT_CACERTS');
+  for (const r of [cert, key, clientCa]) if (typeof r === 'string') return r;
+  if (!cert || !key) return 'TLS_SERVER_CERT and TLS_SERVER_PRIVKEY must both be set';
+  return { cert: cert as MountedKey, key: key as MountedKey, ...(clientCa ? { clientCa: clientCa as MountedKey } : {}) };
+}
+
+/** The bytes of a mounted key, from the objects of the world (Secret data is base64). */
+export function mountedKeyData(objects: readonly K8sObject[], ref: MountedKey): Buffer {
+  const o = objects.find((x) => x.kind === ref.kind && (x.metadata.namespace ?? 'default') === ref.namespace && x.metadata.name === ref.name);
+  if (!o) throw new Error(`${ref.kind} ${ref.namespace}/${ref.name}, mounted by a TLS echo, is not in the manifests`);
+  if (ref.kind === 'Secret') {
+    const v = (o.data as Record<string, string> | undefined)?.[ref.key];
+    if (typeof v === 'string') return Buffer.from(v, 'base64');
+    const s = (o.stringData as Record<string, string> | undefined)?.[ref.key];
+    if (typeof s === 'string') return Buffer.from(s);
+  } else {
+    const v = (o.data as Record<string, string> | undefined)?.[ref.key];
+    if (typeof v === 'string') return Buffer.from(v);
+  }
+  throw new Error(`${ref.kind} ${ref.namespace}/${ref.name} has no key ${ref.key}`);
 }
 
 interface ServicePort {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { V1Container } from '@kubernetes/client-node';
 import { parseChaperoneArgs } from '../../src/cli/chaperone.ts';
-import { serveFlags } from '../../src/cli/flags.ts';
+import { serveFlags } from '../../src/util/flags.ts';
 import { renderInfrastructure } from '../../src/operator/infrastructure.ts';
 import { parseParameters, type GatewayClassParametersInput } from '../../src/operator/parameters.ts';
 import { withHttp2 } from '../../src/runtime/data-plane.ts';
