@@ -24,6 +24,8 @@ export interface BackendChoice {
   share: number;
   /** Ready endpoints of the Service; 0 answers 500 for this share. */
   endpoints: number;
+  /** A BackendTLSPolicy applies: the data plane speaks TLS to the endpoints (SNI given here). */
+  tls?: { sni: string };
 }
 
 export type Outcome =
@@ -189,7 +191,8 @@ function outcomeOf(ir: RoutingIR, endpoints: EndpointMap, route: IRRoute, req: E
   const total = weighted.reduce((sum, b) => sum + b.weight, 0);
   const choices = weighted.map((b): BackendChoice => {
     const key = b.service === null ? null : serviceKey(ir.services[b.service]);
-    return { service: key, weight: b.weight, share: b.weight / total, endpoints: key === null ? 0 : (endpoints.get(key)?.length ?? 0) };
+    const tls = b.service === null ? undefined : ir.services[b.service].tls;
+    return { service: key, weight: b.weight, share: b.weight / total, endpoints: key === null ? 0 : (endpoints.get(key)?.length ?? 0), ...(tls ? { tls: { sni: tls.sni } } : {}) };
   });
   return { kind: 'backend', choices };
 }

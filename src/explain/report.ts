@@ -74,6 +74,8 @@ export function formatExplanation(p: Prediction, o: Observation | undefined, pro
     case 'backend':
       lines.push('outcome:   a backend, chosen by weight:');
       for (const c of out.choices) lines.push(`    ${c.service ?? '(unusable backendRef: 500)'}  weight ${c.weight} (${pct(c.share)})${c.service !== null && c.endpoints === 0 ? '  no ready endpoint: 500' : c.service !== null ? `  ${c.endpoints} endpoint(s)` : ''}`);
+      // The replay's stub backends speak clear text: backend TLS is named, not exercised.
+      for (const c of out.choices.filter((x) => x.tls)) lines.push(`    ${c.service}: TLS to the endpoints (SNI ${c.tls?.sni}), not exercised by the replay`);
       break;
     case 'redirect':
       lines.push(`outcome:   redirect ${out.status}: ${out.location}`);
