@@ -531,18 +531,21 @@ interface TlsResult {
 // ---------------------------------------------------------------- report
 
 /**
- * Whether hitch was the limit: its one worker process can use at most one core. When it used
- * less, the rates measure the client and the machine, and CPU per handshake is the figure to
- * compare.
+ * Whether hitch was the limit: each of its worker processes can use at most one core. When it
+ * used less than its workers could, the rates measure the client and the machine, and CPU per
+ * handshake is the figure to compare.
  */
 function saturation(r: TlsResult): string {
   const hitch = [...r.handshakes.map((s) => s.best.cpu.hitch), ...r.closeRuns.filter((s) => s.best.label !== 'HTTP').map((s) => s.best.cpu.hitch)];
   const most = Math.max(...hitch);
   const client = Math.max(...r.handshakes.map((s) => s.best.cpu.client));
-  return most >= 0.9
-    ? `hitch used up to ${cores(most)} cores during the new-connection runs: with its one worker process, it was the limit.`
-    : `hitch used at most ${cores(most)} of a core during the new-connection runs, so it was not the limit (its one
-worker can use one core): the rates are bound by the load generators (\`openssl s_time\` used up to ${cores(client)}
+  const workers = r.params.hitchWorkers ?? 1;
+  // Its workers can use `workers` cores, but never more than the machine leaves beside the clients.
+  const limit = Math.min(workers, r.load.nproc);
+  return most >= 0.9 * limit
+    ? `hitch used up to ${cores(most)} cores during the new-connection runs: with ${workers} worker process${workers === 1 ? '' : 'es'}, it was the limit.`
+    : `hitch used at most ${cores(most)} cores during the new-connection runs, so it was not the limit (its ${workers}
+worker process${workers === 1 ? '' : 'es'} can use ${limit} core${limit === 1 ? '' : 's'}): the rates are bound by the load generators (\`openssl s_time\` used up to ${cores(client)}
 cores, wrk's TLS client costs about as much CPU per connection as hitch) and the rest of the machine. hitch's
 CPU per handshake is the figure that compares certificates and protocols.`;
 }
@@ -597,7 +600,8 @@ function tlsMarkdown(r: TlsResult): string {
   for (const x of r.rotations) for (const [k, v] of Object.entries(x.errorKinds)) rotKinds[k] = (rotKinds[k] ?? 0) + v;
   const rotFailed = rotErrors === 0 ? '0' : `${rotErrors} (${Object.entries(rotKinds).map(([k, v]) => `${k} ×${v}`).join(', ')})`;
   const rotHit = r.rotations.filter((x) => x.errors > 0).length;
-  const busy = r.load.before[0] > r.load.nproc * 0.5 || r.load.backgroundCores > 0.3;
+  // Load after the run counts too: other work that started during it took CPU from the later rows.
+  const busy = r.load.before[0] > r.load.nproc * 0.5 || r.load.after[0] > r.load.nproc * 1.5 || r.load.backgroundCores > 0.3;
   const la = (v: number[]) => v.map((x) => x.toFixed(2)).join(', ');
   const hitchKeepUs = (label: string) => {
     const m = r.keepRuns.find((s) => s.best.label === label)?.best;
@@ -611,9 +615,9 @@ function tlsMarkdown(r: TlsResult): string {
     const m = r.closeRuns.find((s) => s.best.label === label)?.best;
     return m ? us(m.cpu.hitch, m.wrk.rps) : 'n/a';
   };
+  const startedDuring = r.load.before[0] <= r.load.nproc * 0.5 && r.load.backgroundCores <= 0.3;
   return `${busy ? `**Measured under load:** the load average was ${la(r.load.before)} (1, 5, 15 min) before the run and ${la(r.load.after)}
-after it on ${r.load.nproc} CPUs, and other processes kept ${fmt(r.load.backgroundCores, 2)} cores busy just before it: other
-work took CPU from every figure below. Ratios between rows of one table hold better than absolute
+after it on ${r.load.nproc} CPUs, and other processes kept ${fmt(r.load.backgroundCores, 2)} cores busy just before it: ${startedDuring ? 'other work started during the run and took CPU from the later rows and rounds (the range column shows how much)' : 'other work took CPU from every figure below'}. Ratios between rows of one table hold better than absolute
 numbers; re-run on a quiet machine for those.
 
 ` : ''}This workload differs from the other sections. One \`vgw serve\` on ${r.load.nproc} vCPUs (${p.cpuModel}); the
