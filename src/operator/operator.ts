@@ -26,7 +26,7 @@ import { infraName, renderInfrastructure } from './infrastructure.ts';
 import { LeaderElector } from './leader.ts';
 import { defaultParameters, PARAMETERS_GROUP, PARAMETERS_KIND, parseParameters, type GatewayClassParametersSpec } from './parameters.ts';
 import { publishRoutingConfig } from './publish.ts';
-import { CertificatePublisher, markOmittedCertificates } from './publish-certificates.ts';
+import { CertificatePublisher, markOmittedCertificates, wantsCertificateSecret } from './publish-certificates.ts';
 import { PublishedConfigs, replicaReports, routeProgrammed, ROUTE_PROGRAMMED } from './route-programmed.ts';
 import { OperatorSources, type ClusterView } from './sources.ts';
 import { StatusWriter, type StatusKind } from './status-writer.ts';
@@ -304,7 +304,7 @@ export class Operator {
       keepConfigs.add(key);
       const log = this.log.child({ gateway: key });
       const status = gatewayStatus.get(key);
-      if (gw.routing.sockets.some((s) => s.tls)) keepCertificates.add(key);
+      if (wantsCertificateSecret(gw.routing)) keepCertificates.add(key);
       try {
         // Certificates first: a pod that sees a config naming a certificate finds it published.
         const certificates = await this.certificatePublisher.publish({ ...gw.gateway, uid }, gw.routing, snapshot.secrets, snapshot.configMaps);
