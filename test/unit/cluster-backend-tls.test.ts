@@ -75,3 +75,31 @@ test('material missing from the Secret, or published as a client CA bundle, leav
   assert.equal(proxy.services.length, 0);
   assert.match(proxy.missing.join('\n'), /ConfigMap default\/backend-ca/);
 });
+
+test('the operator keeps the CA ConfigMaps BackendTLSPolicies trust and the Gateways\' backend client certificates', async () => {
+  const { referencedCaConfigMaps } = await import('../../src/operator/ca-bundles.ts');
+  const { referencedSecrets } = await import('../../src/operator/certificate-secrets.ts');
+  const policy = {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'BackendTLSPolicy' as const,
+    metadata: { namespace: 'apps', name: 'p' },
+    spec: { targetRefs: [], validation: { hostname: 'api', caCertificateRefs: [{ group: '', kind: 'ConfigMap', name: 'ca' }, { group: 'x', kind: 'Other', name: 'no' }] } },
+  };
+  assert.deepEqual([...referencedCaConfigMaps([], [policy])], ['apps/ca']);
+  const gateway = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { namespace: 'gw', name: 'g' }, spec: { gatewayClassName: 'c', listeners: [], tls: { backend: { clientCertificateRef: { name: 'client' } } } } };
+  assert.deepEqual([...referencedSecrets([gateway as never])], ['gw/client']);
+});
+
+test('a policy\'s ancestor status keeps other controllers\' entries and replaces ours', async () => {
+  const { mergePolicyAncestors } = await import('../../src/operator/status-writer.ts');
+  const { CONTROLLER_NAME: ours } = await import('../../src/gatewayapi/features.ts');
+  const cond = (status: 'True' | 'False') => [{ type: 'Accepted', status, reason: status === 'True' ? 'Accepted' : 'Invalid', message: '', observedGeneration: 1, lastTransitionTime: '2026-01-01T00:00:00Z' }];
+  const ref = (name: string) => ({ group: 'gateway.networking.k8s.io', kind: 'Gateway', namespace: 'gw', name });
+  const live = [
+    { ancestorRef: ref('theirs'), controllerName: 'example.com/other', conditions: cond('True') },
+    { ancestorRef: ref('g'), controllerName: ours, conditions: cond('True') },
+    { ancestorRef: ref('gone'), controllerName: ours, conditions: cond('True') },
+  ];
+  const merged = mergePolicyAncestors(live, [{ ancestorRef: ref('g'), controllerName: ours, conditions: cond('False') }], 'apps', '2026-01-02T00:00:00Z');
+  assert.deepEqual(merged.map((a) => [a.ancestorRef.name, a.controllerName === ours, a.conditions[0].status]), [['theirs', false, 'True'], ['g', true, 'False']]);
+});
