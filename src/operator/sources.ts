@@ -28,6 +28,8 @@ interface SourceKind {
   path: string;
   list: () => Promise<KubernetesListObject<KubernetesObject>>;
   labelSelector?: string;
+  /** Its CRD may be absent: a 404 reads as no objects (WatchedKind `optional`). */
+  optional?: boolean;
   /**
    * Gateway API kinds: events that changed only status are ignored (most are the operator's own
    * writes). Services, Deployments and Pods keep them: their status is what Programmed reports.
@@ -95,6 +97,8 @@ export class OperatorSources {
         path: `/apis/${GW_V1}/backendtlspolicies`,
         list: allNamespaces(GATEWAY_GROUP, 'v1', 'backendtlspolicies'),
         ignoreStatusOnly: true,
+        // Gateway API before 1.4 has no BackendTLSPolicy v1: the operator runs without it.
+        optional: true,
       },
       { kind: 'Namespace', apiVersion: 'v1', path: '/api/v1/namespaces', list: () => core.listNamespace() as Promise<List>, ignoreStatusOnly: true },
       { kind: 'Service', apiVersion: 'v1', path: '/api/v1/services', list: () => core.listServiceForAllNamespaces() as Promise<List>, ignoreStatusOnly: false },
@@ -139,6 +143,7 @@ export class OperatorSources {
           path: def.path,
           list: def.list,
           labelSelector: def.labelSelector,
+          optional: def.optional,
           logger: opts.logger,
           name: def.kind,
           onChange: () => {
