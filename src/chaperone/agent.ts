@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import { bindSocketsTo } from '../ir/bind-address.ts';
 import type { EndpointMap, RoutingIR } from '../ir/types.ts';
 import { countEndpoints, createGatewayMetrics, type GatewayMetrics } from '../metrics/registry.ts';
-import { tlsProxyKeys } from '../pipeline/backend-tls-proxy.ts';
+import { backendTlsProxy, tlsProxyTargets } from '../pipeline/backend-tls-proxy.ts';
 import { compileConfig } from '../pipeline/render.ts';
 import { ConfigApplier } from '../runtime/config-applier.ts';
 import type { DataPlaneState } from '../runtime/data-plane.ts';
@@ -31,7 +31,7 @@ import type { ShardCache } from '../vcl/shards.ts';
 import { drainConnections, type DrainOptions } from './drain.ts';
 import { summarizeError } from './error-summary.ts';
 import { podSockets } from './pod-sockets.ts';
-import { podBackendTls } from './pod-backend-tls.ts';
+import { podBackendTlsMaterial } from './pod-backend-tls.ts';
 import { podTls } from './pod-tls.ts';
 import { ServedReporter } from './served-report.ts';
 import { ChaperoneSources } from './sources.ts';
@@ -213,9 +213,12 @@ export class Chaperone {
       return;
     }
     // Over the proxy's endpoint limit, the endpoints without a port fail; the rest keep serving.
-    const portProblem = await this.tlsProxyPorts.assign(tlsProxyKeys(ir, endpoints)).then(() => null, (err: unknown) => `backend TLS: ${(err as Error).message}`);
+    const wantsBackendTls = ir.services.some((s) => s.tls);
+    const material = wantsBackendTls ? podBackendTlsMaterial(this.sources.certificateSecret()) : null;
+    const targets = material ? tlsProxyTargets(ir, endpoints, material) : new Map<string, string>();
+    const portProblem = await this.tlsProxyPorts.assign(targets).then(() => null, (err: unknown) => `backend TLS: ${(err as Error).message}`);
     const tlsProxyPorts = this.tlsProxyPorts.map;
-    const backendTls = podBackendTls(ir, endpoints, tlsProxyPorts, this.sources.certificateSecret());
+    const backendTls = material ? backendTlsProxy(ir, endpoints, tlsProxyPorts, material) : null;
     this.noteCertificateProblems([...(tls?.problems ?? []), ...(backendTls?.missing ?? []), ...(portProblem ? [portProblem] : [])]);
     const tlsKey = `${tls?.key ?? ''}/${backendTls ? backendTlsKey(backendTls) : ''}`;
     if (this.compiled?.hash === decoded.sha256 && this.compiled.endpoints === endpointsKey && this.compiled.tls === tlsKey && this.state.ready) {

@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { podBackendTls } from '../../src/chaperone/pod-backend-tls.ts';
+import { podBackendTlsMaterial } from '../../src/chaperone/pod-backend-tls.ts';
+import { backendTlsMaterial, backendTlsProxy, tlsProxyTargets } from '../../src/pipeline/backend-tls-proxy.ts';
+import { TlsProxyPorts } from '../../src/runtime/tls-proxy-ports.ts';
 import { secretValue, TLS_CERT_KEY } from '../../src/gatewayapi/certificates.ts';
 import type { ConfigMap } from '../../src/gatewayapi/types.ts';
 import { backendCaBundleId, backendClientId, caBundleId, decodeCertificateSecret } from '../../src/ir/certificate-secret.ts';
@@ -42,6 +44,9 @@ async function fixture() {
 }
 
 const published = (pems: ReadonlyMap<string, Buffer>) => ({ data: Object.fromEntries([...pems].map(([k, v]) => [k, v.toString('base64')])) });
+/** The proxy a pod builds from the published Secret, as the chaperone does. */
+const podBackendTls = (ir: RoutingIR, endpoints: EndpointMap, ports: ReadonlyMap<string, number>, secret: ReturnType<typeof published>) =>
+  backendTlsProxy(ir, endpoints, ports, podBackendTlsMaterial(secret));
 
 test('an IR with backend TLS only still wants a certificate Secret, holding the backend material under its own prefixes', async () => {
   const { secrets, configMaps, ir } = await fixture();
@@ -102,4 +107,27 @@ test('a policy\'s ancestor status keeps other controllers\' entries and replaces
   ];
   const merged = mergePolicyAncestors(live, [{ ancestorRef: ref('g'), controllerName: ours, conditions: cond('False') }], 'apps', '2026-01-02T00:00:00Z');
   assert.deepEqual(merged.map((a) => [a.ancestorRef.name, a.controllerName === ours, a.conditions[0].status]), [['theirs', false, 'True'], ['g', true, 'False']]);
+});
+
+test('a proxy port moves when what its connections trust changes, and stays otherwise', async () => {
+  const { secrets, configMaps, ir, endpoints } = await fixture();
+  const ports = new TlsProxyPorts();
+  const first = await ports.assign(tlsProxyTargets(ir, endpoints, backendTlsMaterial(configMaps, secrets))).then((m) => new Map(m));
+  assert.equal(first.size, 1);
+  const same = tlsProxyTargets(ir, endpoints, backendTlsMaterial(configMaps, secrets));
+  assert.equal(ports.needsAssign(same), false);
+  assert.deepEqual(new Map(await ports.assign(same)), first, 'nothing changed: same port, open connections keep serving');
+
+  // The trusted CA bundle's bytes change (a rotation): same key, new fingerprint, new port.
+  const rotated: ConfigMap[] = [{ ...configMaps[0], data: { 'ca.crt': `${configMaps[0].data?.['ca.crt'] ?? ''}\n` } }];
+  const afterRotation = tlsProxyTargets(ir, endpoints, backendTlsMaterial(rotated, secrets));
+  assert.deepEqual([...afterRotation.keys()], [...first.keys()]);
+  assert.equal(ports.needsAssign(afterRotation), true);
+  const moved = new Map(await ports.assign(afterRotation));
+  assert.notEqual(moved.get([...first.keys()][0]), first.get([...first.keys()][0]), 'no request reuses a connection verified by the old CA');
+
+  // A changed hostname to verify moves it too.
+  const svc = ir.services[0];
+  const renamed = { ...ir, services: [{ ...svc, tls: { ...svc.tls!, hostnames: ['other.example.com'] } }] } as RoutingIR;
+  assert.equal(ports.needsAssign(tlsProxyTargets(renamed, endpoints, backendTlsMaterial(rotated, secrets))), true);
 });
