@@ -140,8 +140,8 @@ function operatorClusterRole(): Schema {
     kind: 'ClusterRole',
     metadata: { name: 'vgw-operator', labels: LABELS },
     rules: [
-      rule([GW], ['gatewayclasses', 'gateways', 'httproutes', 'referencegrants'], READ),
-      rule([GW], ['gatewayclasses/status', 'gateways/status', 'httproutes/status'], ['get', 'update', 'patch']),
+      rule([GW], ['gatewayclasses', 'gateways', 'httproutes', 'referencegrants', 'backendtlspolicies'], READ),
+      rule([GW], ['gatewayclasses/status', 'gateways/status', 'httproutes/status', 'backendtlspolicies/status'], ['get', 'update', 'patch']),
       // ownerReferences with blockOwnerDeletion need update on the owner's finalizers.
       rule([GW], ['gateways/finalizers'], ['update']),
       rule([PARAMETERS_GROUP], [PARAMETERS_PLURAL], READ),

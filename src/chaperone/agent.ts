@@ -13,14 +13,17 @@
 // neither restarts varnishd. A starting pod waits until every HTTPS socket has a certificate
 // and hitch listens on it before it is ready.
 import type { KubeConfig } from '@kubernetes/client-node';
+import { createHash } from 'node:crypto';
 import { chmod } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { bindSocketsTo } from '../ir/bind-address.ts';
 import type { EndpointMap, RoutingIR } from '../ir/types.ts';
 import { countEndpoints, createGatewayMetrics, type GatewayMetrics } from '../metrics/registry.ts';
+import { backendTlsProxy, tlsProxyTargets } from '../pipeline/backend-tls-proxy.ts';
 import { compileConfig } from '../pipeline/render.ts';
 import { ConfigApplier } from '../runtime/config-applier.ts';
 import type { DataPlaneState } from '../runtime/data-plane.ts';
+import { TlsProxyPorts } from '../runtime/tls-proxy-ports.ts';
 import { ObservedDataPlane } from '../runtime/observed-data-plane.ts';
 import { activeSessions } from '../varnish/stats.ts';
 import type { Varnishd } from '../varnish/varnishd.ts';
@@ -28,6 +31,7 @@ import type { ShardCache } from '../vcl/shards.ts';
 import { drainConnections, type DrainOptions } from './drain.ts';
 import { summarizeError } from './error-summary.ts';
 import { podSockets } from './pod-sockets.ts';
+import { podBackendTlsMaterial } from './pod-backend-tls.ts';
 import { podTls } from './pod-tls.ts';
 import { ServedReporter } from './served-report.ts';
 import { ChaperoneSources } from './sources.ts';
@@ -96,6 +100,8 @@ export class Chaperone {
   private readonly dataPlane: ObservedDataPlane;
   private readonly routeStatus: ServedReporter | null;
   private readonly shardCache: ShardCache = new Map();
+  /** Local ports of the backend TLS proxy, one per TLS endpoint, stable while the endpoint is. */
+  private readonly tlsProxyPorts = new TlsProxyPorts();
   private readonly applier: ConfigApplier;
   readonly metrics: GatewayMetrics;
   readonly state: ChaperoneState = { phase: 'starting', ready: false, generation: 0, listeners: [], endpoints: 0 };
@@ -206,15 +212,23 @@ export class Chaperone {
       this.log.debug({ event: 'certificates-pending' }, 'an HTTPS listener has no certificate in the certificate Secret yet');
       return;
     }
-    this.noteCertificateProblems(tls?.problems ?? []);
-    const tlsKey = tls?.key ?? '';
+    // Over the proxy's endpoint limit, the endpoints without a port fail; the rest keep serving.
+    const wantsBackendTls = ir.services.some((s) => s.tls);
+    const material = wantsBackendTls ? podBackendTlsMaterial(this.sources.certificateSecret()) : null;
+    const targets = material ? tlsProxyTargets(ir, endpoints, material) : new Map<string, string>();
+    const portProblem = await this.tlsProxyPorts.assign(targets).then(() => null, (err: unknown) => `backend TLS: ${(err as Error).message}`);
+    const tlsProxyPorts = this.tlsProxyPorts.map;
+    const backendTls = material ? backendTlsProxy(ir, endpoints, tlsProxyPorts, material) : null;
+    this.noteCertificateProblems([...(tls?.problems ?? []), ...(backendTls?.missing ?? []), ...(portProblem ? [portProblem] : [])]);
+    const tlsKey = `${tls?.key ?? ''}/${backendTls ? backendTlsKey(backendTls) : ''}`;
     if (this.compiled?.hash === decoded.sha256 && this.compiled.endpoints === endpointsKey && this.compiled.tls === tlsKey && this.state.ready) {
       // What is published is what is live (say, the last good config published again after a
       // rejected one): no problem is outstanding.
       this.applier.accepted();
       return;
     }
-    const config = compileConfig(ir, endpoints, { shards: this.opts.shards, shardCache: this.shardCache });
+    const config = compileConfig(ir, endpoints, { shards: this.opts.shards, shardCache: this.shardCache, tlsProxyPorts });
+    if (backendTls) config.backendTls = backendTls;
     if (tls) config.tls = { frontends: tls.frontends, pems: tls.pems, caBundles: tls.caBundles, missing: [] };
     await this.dataPlane.apply(config);
     // The first config is the pod starting, not a change propagating.
@@ -347,4 +361,12 @@ function endpointFingerprint(endpoints: EndpointMap): string {
   const parts: string[] = [];
   for (const [key, list] of endpoints) parts.push(`${key}=${list.map((e) => `${e.address}:${e.port}`).join(',')}`);
   return parts.sort().join(';');
+}
+
+/** Equal backend TLS proxy configuration (services and material), equal key: a change restarts it. */
+function backendTlsKey(proxy: { services: readonly unknown[]; pems: ReadonlyMap<string, Buffer> }): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify(proxy.services));
+  for (const [id, pem] of [...proxy.pems].sort(([a], [b]) => (a < b ? -1 : 1))) h.update(id).update('\0').update(pem);
+  return h.digest('hex');
 }

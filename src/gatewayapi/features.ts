@@ -44,16 +44,10 @@ export const SUPPORTED_FEATURES = [
 ] as const;
 
 /**
- * Features the operator's gateway pods do not serve yet: backend TLS (BackendTLSPolicy and the
- * Gateway's backend client certificate) runs only in `vgw serve`.
- */
-export const STANDALONE_ONLY_FEATURES: readonly string[] = ['BackendTLSPolicy', 'GatewayBackendClientCertificate'];
-
-/**
  * What the operator adds: it generates each Gateway's Deployment, Service and ServiceAccount, so
  * `spec.infrastructure` labels and annotations have somewhere to go. Standalone mode generates no
  * objects and does not claim it.
  */
-export const CLUSTER_FEATURES = [...SUPPORTED_FEATURES.filter((f) => !STANDALONE_ONLY_FEATURES.includes(f)), 'GatewayInfrastructurePropagation'];
+export const CLUSTER_FEATURES = [...SUPPORTED_FEATURES, 'GatewayInfrastructurePropagation'];
 
 export const CONTROLLER_NAME = 'vgw.dev/gateway-controller';

@@ -10,7 +10,11 @@
 // also the PEM file name in the pod), its value the PEM certificate chain followed by the
 // private key, as the TLS terminator loads it. Client CA bundles (ConfigMaps' ca.crt, named by
 // client certificate validation) sit beside them under caBundleId(): "ca.namespace_name", its
-// value the PEM certificates; the pod never reads ConfigMaps either. The pod treats the Secret
+// value the PEM certificates; the pod never reads ConfigMaps either. Backend TLS material sits
+// under its own prefixes, since a CA bundle trusted for backends is not one trusted for clients:
+// backendCaBundleId() "backend-ca.namespace_name" (PEM certificates of a ConfigMap's ca.crt) and
+// backendClientId() "backend-client.namespace_name" (PEM chain + key of a kubernetes.io/tls
+// Secret the Gateway presents to backends). The pod treats the Secret
 // as untrusted input: every entry is split, checked (certificate parses, key belongs to it) and
 // bounded again.
 import { createHash } from 'node:crypto';
@@ -24,6 +28,16 @@ export function certificateId(namespace: string, name: string): string {
 /** A client CA bundle's data key: namespaces hold no ".", so it never reads as a certificate id. */
 export function caBundleId(namespace: string, name: string): string {
   return `ca.${namespace}_${name}`;
+}
+
+/** A backend CA bundle's data key ("backend-ca." cannot start a namespace, which holds no "."). */
+export function backendCaBundleId(namespace: string, name: string): string {
+  return `backend-ca.${namespace}_${name}`;
+}
+
+/** The backend client certificate's data key. */
+export function backendClientId(namespace: string, name: string): string {
+  return `backend-client.${namespace}_${name}`;
 }
 
 /** A ConfigMap holding a CA bundle as its ca.crt, as the TLS terminator's configuration reads it. */
@@ -61,6 +75,8 @@ const DATA_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
 const CERTIFICATE_ID = /^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)_([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)$/;
 /** caBundleId(): "ca.", then a certificate id. */
 const CA_BUNDLE_ID = /^ca\.([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)_([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)$/;
+/** backendCaBundleId() and backendClientId(): their prefix, then a certificate id. */
+const BACKEND_ID = /^backend-(ca|client)\.([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)_([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)$/;
 
 export interface CertificateSecretObject {
   apiVersion: 'v1';
@@ -124,6 +140,10 @@ export interface DecodedCertificates {
   secrets: Map<string, TlsSecret>;
   /** CA bundle ConfigMaps keyed by "namespace/name", as tlsFrontends() takes them. */
   configMaps: Map<string, CaBundleConfigMap>;
+  /** Backend CA bundles as ConfigMaps keyed by "namespace/name", as backendTlsMaterial() takes them. */
+  backendConfigMaps: Map<string, CaBundleConfigMap>;
+  /** Backend client certificates as kubernetes.io/tls Secrets keyed by "namespace/name". */
+  backendSecrets: Map<string, TlsSecret>;
   /** Entries that could not be read, as "key: why" (never quoting content). */
   problems: string[];
 }
@@ -136,16 +156,19 @@ export interface DecodedCertificates {
 export function decodeCertificateSecret(secret: { data?: Record<string, string> | null } | undefined): DecodedCertificates {
   const secrets = new Map<string, TlsSecret>();
   const configMaps = new Map<string, CaBundleConfigMap>();
+  const backendConfigMaps = new Map<string, CaBundleConfigMap>();
+  const backendSecrets = new Map<string, TlsSecret>();
   const problems: string[] = [];
   let bytes = 0;
   for (const [key, value] of Object.entries(secret?.data ?? {})) {
     const id = CERTIFICATE_ID.exec(key);
     const ca = id ? null : CA_BUNDLE_ID.exec(key);
-    if (!id && !ca) {
+    const backend = id || ca ? null : BACKEND_ID.exec(key);
+    if (!id && !ca && !backend) {
       problems.push(`${JSON.stringify(key.slice(0, 80))}: not a certificate or CA bundle id`);
       continue;
     }
-    if (secrets.size + configMaps.size >= CERTIFICATE_SECRET_ENTRIES) {
+    if (secrets.size + configMaps.size + backendConfigMaps.size + backendSecrets.size >= CERTIFICATE_SECRET_ENTRIES) {
       problems.push(`${key}: more than ${CERTIFICATE_SECRET_ENTRIES} entries`);
       continue;
     }
@@ -153,6 +176,21 @@ export function decodeCertificateSecret(secret: { data?: Record<string, string> 
     bytes += pem.length;
     if (bytes > CERTIFICATE_SECRET_BYTES) {
       problems.push(`${key}: the certificates exceed ${CERTIFICATE_SECRET_BYTES} bytes of PEM`);
+      continue;
+    }
+    if (backend) {
+      const [namespace, name] = [backend[2], backend[4]];
+      if (backend[1] === 'ca') {
+        // Checked by backendTlsMaterial() (caBundleProblem), as a ConfigMap's ca.crt would be.
+        backendConfigMaps.set(`${namespace}/${name}`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { namespace, name }, data: { 'ca.crt': pem.toString('utf8') } });
+        continue;
+      }
+      const split = splitPem(pem.toString('utf8'));
+      if (typeof split === 'string') {
+        problems.push(`${key}: ${split}`);
+        continue;
+      }
+      backendSecrets.set(`${namespace}/${name}`, tlsSecret(namespace, name, split));
       continue;
     }
     if (ca) {
@@ -168,15 +206,19 @@ export function decodeCertificateSecret(secret: { data?: Record<string, string> 
       continue;
     }
     const [namespace, name] = [id[1], id[3]];
-    secrets.set(`${namespace}/${name}`, {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { namespace, name },
-      type: 'kubernetes.io/tls',
-      stringData: { 'tls.crt': split.certificates, 'tls.key': split.key },
-    });
+    secrets.set(`${namespace}/${name}`, tlsSecret(namespace, name, split));
   }
-  return { secrets, configMaps, problems };
+  return { secrets, configMaps, backendConfigMaps, backendSecrets, problems };
+}
+
+function tlsSecret(namespace: string, name: string, split: { certificates: string; key: string }): TlsSecret {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { namespace, name },
+    type: 'kubernetes.io/tls',
+    stringData: { 'tls.crt': split.certificates, 'tls.key': split.key },
+  };
 }
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]{1,40})-----\r?\n[A-Za-z0-9+/=\r\n]*?-----END \1-----\r?\n?/g;

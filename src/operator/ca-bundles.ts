@@ -2,7 +2,7 @@
 // caCertificateRefs), kept like the certificate Secrets (referenced-objects.ts). The operator's
 // own routing ConfigMaps (large, rewritten on every publish) are not watched at all.
 import { CoreV1Api, type V1ConfigMap } from '@kubernetes/client-node';
-import type { ConfigMap, Gateway } from '../gatewayapi/types.ts';
+import type { BackendTLSPolicy, ConfigMap, Gateway } from '../gatewayapi/types.ts';
 import { ROLE_LABEL } from '../ir/configmap.ts';
 import { ReferencedObjects, type ReferencedObjectsOptions } from './referenced-objects.ts';
 
@@ -37,9 +37,19 @@ export class CaBundleConfigMaps extends ReferencedObjects<V1ConfigMap, ConfigMap
   }
 }
 
-/** "namespace/name" of every core ConfigMap a Gateway's frontend client validation names. */
-export function referencedCaConfigMaps(gateways: readonly Gateway[]): Set<string> {
+/**
+ * "namespace/name" of every core ConfigMap a Gateway's frontend client validation names, and
+ * every one a BackendTLSPolicy trusts (local references: the policy's namespace). Policies are
+ * not narrowed to our Gateways' backends: which apply is the translator's to decide.
+ */
+export function referencedCaConfigMaps(gateways: readonly Gateway[], policies: readonly BackendTLSPolicy[] = []): Set<string> {
   const out = new Set<string>();
+  for (const p of policies) {
+    for (const ref of p.spec.validation.caCertificateRefs ?? []) {
+      if ((ref.group ?? '') !== '' || ref.kind !== 'ConfigMap') continue;
+      out.add(`${p.metadata.namespace}/${ref.name}`);
+    }
+  }
   for (const g of gateways) {
     const frontend = g.spec.tls?.frontend;
     if (!frontend) continue;

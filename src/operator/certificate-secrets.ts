@@ -41,6 +41,9 @@ export class CertificateSecrets extends ReferencedObjects<V1Secret, Secret> {
 export function referencedSecrets(gateways: readonly Gateway[]): Set<string> {
   const out = new Set<string>();
   for (const g of gateways) {
+    // The client certificate presented to backends (spec.tls.backend), published like a listener's.
+    const client = g.spec.tls?.backend?.clientCertificateRef;
+    if (client && (client.group ?? '') === '' && (client.kind ?? 'Secret') === 'Secret') out.add(`${client.namespace ?? g.metadata.namespace}/${client.name}`);
     for (const l of g.spec.listeners ?? []) {
       if (l.protocol !== 'HTTPS') continue;
       for (const ref of l.tls?.certificateRefs ?? []) {

@@ -26,7 +26,7 @@ import { infraName, renderInfrastructure } from './infrastructure.ts';
 import { LeaderElector } from './leader.ts';
 import { defaultParameters, PARAMETERS_GROUP, PARAMETERS_KIND, parseParameters, type GatewayClassParametersSpec } from './parameters.ts';
 import { publishRoutingConfig } from './publish.ts';
-import { CertificatePublisher, markOmittedCertificates } from './publish-certificates.ts';
+import { CertificatePublisher, markOmittedCertificates, wantsCertificateSecret } from './publish-certificates.ts';
 import { PublishedConfigs, replicaReports, routeProgrammed, ROUTE_PROGRAMMED } from './route-programmed.ts';
 import { OperatorSources, type ClusterView } from './sources.ts';
 import { StatusWriter, type StatusKind } from './status-writer.ts';
@@ -263,7 +263,7 @@ export class Operator {
     // Only the Secrets our Gateways' HTTPS listeners name, read now if not kept already.
     snapshot.secrets = await this.certificates.resolve(snapshot.gateways);
     // Likewise the ConfigMaps their client certificate validation names as CA bundles.
-    snapshot.configMaps = await this.caBundles.resolve(snapshot.gateways);
+    snapshot.configMaps = await this.caBundles.resolve(snapshot.gateways, snapshot.backendTLSPolicies ?? []);
     const endTranslate = this.metrics.translateSeconds.startTimer();
     const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previous, sharedDataPlane: false, supportedFeatures: CLUSTER_FEATURES });
     endTranslate();
@@ -304,7 +304,7 @@ export class Operator {
       keepConfigs.add(key);
       const log = this.log.child({ gateway: key });
       const status = gatewayStatus.get(key);
-      if (gw.routing.sockets.some((s) => s.tls)) keepCertificates.add(key);
+      if (wantsCertificateSecret(gw.routing)) keepCertificates.add(key);
       try {
         // Certificates first: a pod that sees a config naming a certificate finds it published.
         const certificates = await this.certificatePublisher.publish({ ...gw.gateway, uid }, gw.routing, snapshot.secrets, snapshot.configMaps);
@@ -342,21 +342,25 @@ export class Operator {
     this.previous = indexStatuses(statuses);
     const keys = new Map<string, { kind: StatusKind; namespace: string | undefined; name: string }>();
     for (const s of statuses) {
-      // The operator does not read BackendTLSPolicies yet, so it never has their status.
-      if (s.kind === 'BackendTLSPolicy') continue;
       const id = `${s.kind}/${s.metadata.namespace ?? ''}/${s.metadata.name}`;
       keys.set(id, { kind: s.kind, namespace: s.metadata.namespace, name: s.metadata.name });
       const uid = view.statusUids.get(id);
       if (s.kind === 'GatewayClass') this.statusWriter.set('GatewayClass', undefined, s.metadata.name, s.status, uid);
       else if (s.kind === 'Gateway') this.statusWriter.set('Gateway', s.metadata.namespace, s.metadata.name, s.status, uid);
+      else if (s.kind === 'BackendTLSPolicy') this.statusWriter.set('BackendTLSPolicy', s.metadata.namespace, s.metadata.name, s.status, uid);
       else this.statusWriter.set('HTTPRoute', s.metadata.namespace, s.metadata.name, s.status, uid);
     }
     const routes = new Set(snapshot.httpRoutes.map((r) => `${r.metadata.namespace}/${r.metadata.name}`));
+    const policies = new Set((snapshot.backendTLSPolicies ?? []).map((p) => `${p.metadata.namespace}/${p.metadata.name}`));
     for (const [id, k] of this.statusKeys) {
       if (keys.has(id)) continue;
       if (k.kind === 'HTTPRoute' && routes.has(`${k.namespace}/${k.name}`)) {
         // A route that no longer names any of our Gateways: our parent entries go, others stay.
         this.statusWriter.set('HTTPRoute', k.namespace, k.name, { parents: [] }, view.statusUids.get(id));
+        keys.set(id, k);
+      } else if (k.kind === 'BackendTLSPolicy' && policies.has(`${k.namespace}/${k.name}`)) {
+        // A policy no longer applying to our Gateways' backends: our ancestor entries go, others stay.
+        this.statusWriter.set('BackendTLSPolicy', k.namespace, k.name, { ancestors: [] }, view.statusUids.get(id));
         keys.set(id, k);
       } else {
         this.statusWriter.forget(k.kind, k.namespace, k.name);

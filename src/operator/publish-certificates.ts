@@ -9,7 +9,7 @@ import type { GatewayStatus } from '../gatewayapi/status.ts';
 import { secretValue, tlsSecretProblem, TLS_CERT_KEY, TLS_KEY_KEY } from '../gatewayapi/certificates.ts';
 import { caBundlePem, caBundleProblem, frontendConfigFor } from '../gatewayapi/frontend-tls.ts';
 import type { ConfigMap, Gateway, Secret } from '../gatewayapi/types.ts';
-import { caBundleId, certificateId, certificateSecretHash, CERTIFICATES_ROLE_LABEL, encodeCertificateSecret, type EncodedCertificates } from '../ir/certificate-secret.ts';
+import { backendCaBundleId, backendClientId, caBundleId, certificateId, certificateSecretHash, CERTIFICATES_ROLE_LABEL, encodeCertificateSecret, type EncodedCertificates } from '../ir/certificate-secret.ts';
 import { GATEWAY_LABEL } from '../ir/configmap.ts';
 import type { RoutingIR } from '../ir/types.ts';
 import { apiStatusCode } from '../providers/kubernetes/errors.ts';
@@ -40,10 +40,10 @@ export class CertificatePublisher {
   /**
    * Brings the Gateway's certificate Secret to what `ir` names, from `secrets` (the referenced
    * kubernetes.io/tls Secrets) and `configMaps` (the referenced CA bundles). Returns null when
-   * the IR has no TLS socket (no Secret wanted).
+   * the IR has no TLS socket and no TLS service (no Secret wanted).
    */
   async publish(gateway: { namespace: string; name: string; uid: string }, ir: RoutingIR, secrets: readonly Secret[], configMaps: readonly ConfigMap[] = []): Promise<CertificatePublication | null> {
-    if (!ir.sockets.some((s) => s.tls)) return null;
+    if (!wantsCertificateSecret(ir)) return null;
     const pems = certificatePems(ir, secrets, configMaps);
     const name = certificateSecretName(gateway.namespace, gateway.name);
     const encoded = encodeCertificateSecret(pems, gateway.namespace, gateway.name, name);
@@ -100,6 +100,11 @@ export class CertificatePublisher {
   }
 }
 
+/** Whether the IR names any TLS material: listener certificates or backend TLS. */
+export function wantsCertificateSecret(ir: RoutingIR): boolean {
+  return ir.sockets.some((s) => s.tls) || ir.services.some((s) => s.tls);
+}
+
 /**
  * id -> PEM chain + key of every certificate the IR's TLS sockets name, and caBundleId() -> PEM
  * certificates of every CA bundle their client validation names, in socket order, each socket's
@@ -126,6 +131,22 @@ export function certificatePems(ir: RoutingIR, secrets: readonly Secret[], confi
       if (pems.has(id) || !cm || caBundleProblem(cm) !== null) continue;
       pems.set(id, caBundlePem(cm));
     }
+  }
+  // Backend material after all listener material: the size bound keeps serving first.
+  for (const svc of ir.services) {
+    for (const c of svc.tls && 'caCertificates' in svc.tls.verify ? svc.tls.verify.caCertificates : []) {
+      const id = backendCaBundleId(c.namespace, c.name);
+      const cm = caByKey.get(`${c.namespace}/${c.name}`);
+      if (pems.has(id) || !cm || caBundleProblem(cm) !== null) continue;
+      pems.set(id, caBundlePem(cm));
+    }
+    const client = svc.tls?.clientCertificate;
+    if (!client) continue;
+    const id = backendClientId(client.namespace, client.name);
+    const secret = byKey.get(`${client.namespace}/${client.name}`);
+    if (pems.has(id) || !secret || tlsSecretProblem(secret) !== null) continue;
+    const cert = secretValue(secret, TLS_CERT_KEY) as Buffer;
+    pems.set(id, Buffer.concat([cert, Buffer.from(cert.at(-1) === 0x0a ? '' : '\n'), secretValue(secret, TLS_KEY_KEY) as Buffer]));
   }
   return pems;
 }

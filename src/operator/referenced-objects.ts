@@ -6,7 +6,7 @@
 // any other does not.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Gateway } from '../gatewayapi/types.ts';
+import type { BackendTLSPolicy, Gateway } from '../gatewayapi/types.ts';
 import { apiStatusCode } from '../providers/kubernetes/errors.ts';
 import { WatchedKind } from '../providers/kubernetes/watch.ts';
 
@@ -32,8 +32,8 @@ export interface ReferencedKind<W extends KubernetesObject, T> {
   stripData: (obj: W) => void;
   /** The snapshot form of the object and the bytes of data it holds. */
   snapshot: (namespace: string, name: string, obj: W) => { value: T; bytes: number };
-  /** "namespace/name" of the objects `gateways` reference. */
-  referenced: (gateways: readonly Gateway[]) => Set<string>;
+  /** "namespace/name" of the objects `gateways` (and the BackendTLSPolicies) reference. */
+  referenced: (gateways: readonly Gateway[], policies: readonly BackendTLSPolicy[]) => Set<string>;
   /** Data kept for referenced objects, at most; above it an object reads as absent. */
   maxBytes: number;
 }
@@ -94,8 +94,8 @@ export class ReferencedObjects<W extends KubernetesObject, T> {
    * Others' data is dropped. One that is gone or unreadable is left out (the translator reports
    * it as not found).
    */
-  async resolve(gateways: readonly Gateway[]): Promise<T[]> {
-    const wanted = this.spec.referenced(gateways);
+  async resolve(gateways: readonly Gateway[], policies: readonly BackendTLSPolicy[] = []): Promise<T[]> {
+    const wanted = this.spec.referenced(gateways, policies);
     this.wanted = wanted;
     for (const key of this.held.keys()) if (!wanted.has(key)) this.held.delete(key);
     const out: T[] = [];

@@ -28,6 +28,8 @@ interface SourceKind {
   path: string;
   list: () => Promise<KubernetesListObject<KubernetesObject>>;
   labelSelector?: string;
+  /** Its CRD may be absent: a 404 reads as no objects (WatchedKind `optional`). */
+  optional?: boolean;
   /**
    * Gateway API kinds: events that changed only status are ignored (most are the operator's own
    * writes). Services, Deployments and Pods keep them: their status is what Programmed reports.
@@ -89,6 +91,15 @@ export class OperatorSources {
         list: allNamespaces(GATEWAY_GROUP, 'v1beta1', 'referencegrants'),
         ignoreStatusOnly: true,
       },
+      {
+        kind: 'BackendTLSPolicy',
+        apiVersion: GW_V1,
+        path: `/apis/${GW_V1}/backendtlspolicies`,
+        list: allNamespaces(GATEWAY_GROUP, 'v1', 'backendtlspolicies'),
+        ignoreStatusOnly: true,
+        // Gateway API before 1.4 has no BackendTLSPolicy v1: the operator runs without it.
+        optional: true,
+      },
       { kind: 'Namespace', apiVersion: 'v1', path: '/api/v1/namespaces', list: () => core.listNamespace() as Promise<List>, ignoreStatusOnly: true },
       { kind: 'Service', apiVersion: 'v1', path: '/api/v1/services', list: () => core.listServiceForAllNamespaces() as Promise<List>, ignoreStatusOnly: false },
       {
@@ -132,6 +143,7 @@ export class OperatorSources {
           path: def.path,
           list: def.list,
           labelSelector: def.labelSelector,
+          optional: def.optional,
           logger: opts.logger,
           name: def.kind,
           onChange: () => {
@@ -193,7 +205,7 @@ export class OperatorSources {
     const gatewayUids = new Map<string, string>();
     const statusUids = new Map<string, string>();
     const ours = new Set<string>();
-    for (const kind of ['GatewayClass', 'Gateway', 'HTTPRoute', 'ReferenceGrant', 'Namespace', 'Service', 'EndpointSlice']) {
+    for (const kind of ['GatewayClass', 'Gateway', 'HTTPRoute', 'ReferenceGrant', 'BackendTLSPolicy', 'Namespace', 'Service', 'EndpointSlice']) {
       const spec = MANIFEST_KINDS[kind];
       for (const raw of this.items(kind)) {
         const obj = withoutNulls(raw) as Record<string, unknown> & { metadata: Record<string, unknown>; spec?: Record<string, unknown> };
@@ -213,7 +225,7 @@ export class OperatorSources {
         }
         (snapshot[spec.field] as unknown[]).push(result.object);
         if (kind === 'Gateway' && typeof raw.metadata?.uid === 'string') gatewayUids.set(`${raw.metadata.namespace}/${raw.metadata.name}`, raw.metadata.uid);
-        if ((kind === 'GatewayClass' || kind === 'Gateway' || kind === 'HTTPRoute') && typeof raw.metadata?.uid === 'string') {
+        if ((kind === 'GatewayClass' || kind === 'Gateway' || kind === 'HTTPRoute' || kind === 'BackendTLSPolicy') && typeof raw.metadata?.uid === 'string') {
           statusUids.set(`${kind}/${spec.namespaced ? (raw.metadata.namespace ?? '') : ''}/${raw.metadata.name}`, raw.metadata.uid);
         }
       }

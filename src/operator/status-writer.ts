@@ -16,17 +16,18 @@ import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import { mergeConditions } from '../gatewayapi/conditions.ts';
 import { CONTROLLER_NAME } from '../gatewayapi/features.ts';
-import type { GatewayClassStatus, GatewayStatus, HTTPRouteStatus, RouteParentStatus } from '../gatewayapi/status.ts';
+import type { GatewayClassStatus, GatewayStatus, HTTPRouteStatus, PolicyAncestorStatus, PolicyStatus, RouteParentStatus } from '../gatewayapi/status.ts';
 import { GATEWAY_GROUP, type Condition, type ParentReference } from '../gatewayapi/types.ts';
 import { apiStatusCode } from '../providers/kubernetes/errors.ts';
 
-export type StatusKind = 'GatewayClass' | 'Gateway' | 'HTTPRoute';
+export type StatusKind = 'GatewayClass' | 'Gateway' | 'HTTPRoute' | 'BackendTLSPolicy';
 
 export interface DesiredStatus {
   GatewayClass: GatewayClassStatus;
   Gateway: GatewayStatus;
   /** Our entries only: entries of other controllers given here are ignored. */
   HTTPRoute: HTTPRouteStatus;
+  BackendTLSPolicy: PolicyStatus;
 }
 
 /** `written`: a status write succeeded; `noop`: the object already had the desired status; `conflict`: a 409 (re-read and retried); `failed`: gave up for now (retried later); `gone`: the object no longer exists (dropped). */
@@ -58,6 +59,7 @@ const KINDS: Record<StatusKind, KindInfo> = {
   GatewayClass: { plural: 'gatewayclasses', namespaced: false },
   Gateway: { plural: 'gateways', namespaced: true },
   HTTPRoute: { plural: 'httproutes', namespaced: true },
+  BackendTLSPolicy: { plural: 'backendtlspolicies', namespaced: true },
 };
 
 const MAX_RETRY_MS = 30_000;
@@ -300,10 +302,23 @@ export class StatusWriter {
         listeners: d.listeners.map((l) => ({ ...l, conditions: mergeConditions(liveListeners.find((x) => x.name === l.name)?.conditions, l.conditions, now) })),
       } as unknown as Record<string, unknown>;
     }
+    if (kind === 'BackendTLSPolicy') {
+      const ancestors = mergePolicyAncestors(Array.isArray(before.ancestors) ? (before.ancestors as PolicyAncestorStatus[]) : [], (desired as PolicyStatus).ancestors, live.metadata.namespace ?? '', now);
+      return { ...before, ancestors };
+    }
     const routeNamespace = live.metadata.namespace ?? '';
     const parents = mergeRouteParents(Array.isArray(before.parents) ? (before.parents as RouteParentStatus[]) : [], (desired as HTTPRouteStatus).parents, routeNamespace, now);
     return { ...before, parents };
   }
+}
+
+/**
+ * A policy's ancestors after writing our entries: like a route's parents (other controllers'
+ * entries stay, ours are exactly the desired ones), an ancestorRef read as a parentRef.
+ */
+export function mergePolicyAncestors(live: readonly PolicyAncestorStatus[], desired: readonly PolicyAncestorStatus[], policyNamespace: string, now: string): PolicyAncestorStatus[] {
+  const asParent = (a: PolicyAncestorStatus): RouteParentStatus => ({ parentRef: a.ancestorRef, controllerName: a.controllerName, conditions: a.conditions });
+  return mergeRouteParents(live.map(asParent), desired.map(asParent), policyNamespace, now).map((p) => ({ ancestorRef: p.parentRef, controllerName: p.controllerName, conditions: p.conditions }));
 }
 
 /**

@@ -3,6 +3,7 @@
 // hand. Like tls-frontends.ts, this is where material joins the configuration on its way to
 // private files. The material comes as a Map of PEM text by id, so a cluster data plane can
 // feed it from what the operator publishes instead of the manifests.
+import { createHash } from 'node:crypto';
 import { caBundleProblem, CA_CERT_KEY } from '../gatewayapi/backend-tls.ts';
 import { secretValue, tlsSecretProblem, TLS_CERT_KEY, TLS_KEY_KEY } from '../gatewayapi/certificates.ts';
 import type { ConfigMap, Secret } from '../gatewayapi/types.ts';
@@ -16,13 +17,39 @@ export interface BackendTlsProxy extends StunnelConfig {
   missing: string[];
 }
 
-/** Every tlsProxyKey the IR's TLS services need, for the port allocator. */
-export function tlsProxyKeys(ir: RoutingIR, endpoints: EndpointMap): string[] {
-  return ir.services.flatMap((svc) => (svc.tls ? (endpoints.get(serviceKey(svc)) ?? []).map((ep) => tlsProxyKey(svc, ep)) : []));
+/**
+ * Every tlsProxyKey the IR's TLS services need, for the port allocator, with a fingerprint of
+ * what its connections trust and present (the policy's settings and the PEM bytes of its CA
+ * bundles and client certificate). The proxy keeps open connections on a reload, and varnishd
+ * reuses them; a changed fingerprint gets a new port, so after a CA rotation or a hostname
+ * change no request goes over a connection verified by the old rules (the old port's pooled
+ * connections go unused and close).
+ */
+export function tlsProxyTargets(ir: RoutingIR, endpoints: EndpointMap, material: BackendTlsMaterial): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const svc of ir.services) {
+    if (!svc.tls) continue;
+    const eps = endpoints.get(serviceKey(svc)) ?? [];
+    if (eps.length === 0) continue;
+    const h = createHash('sha256').update(JSON.stringify(svc.tls));
+    const refs: ['ca' | 'client', { namespace: string; name: string }][] = [
+      ...('caCertificates' in svc.tls.verify ? svc.tls.verify.caCertificates.map((r) => ['ca', r] as ['ca', typeof r]) : []),
+      ...(svc.tls.clientCertificate ? [['client', svc.tls.clientCertificate] as ['client', { namespace: string; name: string }]] : []),
+    ];
+    for (const [kind, ref] of refs) h.update('\0').update(material.pem(kind, ref.namespace, ref.name));
+    const fingerprint = h.digest('hex');
+    for (const ep of eps) out.set(tlsProxyKey(svc, ep), fingerprint);
+  }
+  return out;
+}
+
+export interface BackendTlsMaterial {
+  /** PEM text (a CA bundle, or a chain followed by its key), or why there is none. */
+  pem(kind: 'ca' | 'client', namespace: string, name: string): Buffer | string;
 }
 
 /** PEM material by id: CA bundles from ConfigMaps, client certificates (chain + key) from Secrets. */
-export function backendTlsMaterial(configMaps: readonly ConfigMap[], secrets: readonly Secret[]): { pem(kind: 'ca' | 'client', namespace: string, name: string): Buffer | string } {
+export function backendTlsMaterial(configMaps: readonly ConfigMap[], secrets: readonly Secret[]): BackendTlsMaterial {
   const maps = new Map(configMaps.map((c) => [`${c.metadata.namespace}/${c.metadata.name}`, c]));
   const secretMap = new Map(secrets.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
   return {
@@ -45,7 +72,7 @@ export function backendTlsProxy(
   ir: RoutingIR,
   endpoints: EndpointMap,
   ports: ReadonlyMap<string, number>,
-  material: ReturnType<typeof backendTlsMaterial>,
+  material: BackendTlsMaterial,
 ): BackendTlsProxy {
   const pems = new Map<string, Buffer>();
   const missing = new Set<string>();

@@ -1,6 +1,7 @@
 // Loopback ports of the backend TLS proxy, one per TLS endpoint (tlsProxyKey). A key keeps its
-// port for as long as it is in use, so a reload never moves a service that stays (its open
-// connections and the VCL naming it are unaffected). New ports are chosen by the kernel (a
+// port for as long as it is in use with the same trust fingerprint (tlsProxyTargets), so a reload
+// never moves a service that stays (its open connections and the VCL naming it are unaffected);
+// a changed fingerprint moves it, so no request reuses a connection verified by old rules. New ports are chosen by the kernel (a
 // listen on port 0, closed again before the proxy binds it), so they are free when chosen and
 // never collide with another process's fixed ports.
 import { createServer } from 'node:net';
@@ -9,25 +10,40 @@ import { STUNNEL_LIMITS } from '../varnish/stunnel.ts';
 
 export class TlsProxyPorts {
   private readonly ports = new Map<string, number>();
+  private readonly fingerprints = new Map<string, string>();
 
   get map(): ReadonlyMap<string, number> {
     return this.ports;
   }
 
-  /** Gives every key of `keys` a port and drops the keys not among them. */
-  async assign(keys: Iterable<string>): Promise<ReadonlyMap<string, number>> {
-    const wanted = new Set(keys);
+  /**
+   * Gives every key of `wanted` (key -> trust fingerprint) a port, a new one when its
+   * fingerprint changed, and drops the keys not among them.
+   */
+  async assign(wanted: ReadonlyMap<string, string>): Promise<ReadonlyMap<string, number>> {
     if (wanted.size > STUNNEL_LIMITS.services) throw new Error(`${wanted.size} TLS backend endpoints: at most ${STUNNEL_LIMITS.services}`);
-    for (const k of [...this.ports.keys()]) if (!wanted.has(k)) this.ports.delete(k);
+    // The ports given up stay taken for this round: a moved key must not land on its old port.
     const taken = new Set(this.ports.values());
-    for (const k of wanted) {
+    for (const k of [...this.ports.keys()]) {
+      if (wanted.get(k) === this.fingerprints.get(k)) continue;
+      this.ports.delete(k);
+      this.fingerprints.delete(k);
+    }
+    for (const [k, fingerprint] of wanted) {
       if (this.ports.has(k)) continue;
       let port = await freePort();
       while (taken.has(port)) port = await freePort();
       taken.add(port);
       this.ports.set(k, port);
+      this.fingerprints.set(k, fingerprint);
     }
     return this.ports;
+  }
+
+  /** Whether `wanted` has a key without a port, or with another fingerprint than its port's. */
+  needsAssign(wanted: ReadonlyMap<string, string>): boolean {
+    for (const [k, fingerprint] of wanted) if (this.fingerprints.get(k) !== fingerprint) return true;
+    return false;
   }
 }
 

@@ -10,7 +10,7 @@ import { compileConfig, renderChecked, type CompileHook, type RenderedConfig } f
 import { CompileCulprits, isolateCompileFailure } from '../pipeline/compile-isolation.ts';
 import { RegexChecker } from '../varnish/regex-check.ts';
 import { TlsProxyPorts } from '../runtime/tls-proxy-ports.ts';
-import { tlsProxyKeys } from '../pipeline/backend-tls-proxy.ts';
+import { backendTlsMaterial, tlsProxyTargets } from '../pipeline/backend-tls-proxy.ts';
 import { vccCheck, VccUnavailableError, type VccResult } from '../varnish/vcc-check.ts';
 import type { ShardCache } from '../vcl/shards.ts';
 
@@ -62,10 +62,9 @@ export class CheckedPipeline {
     const config = await once();
     // TLS endpoints get their proxy ports once the translation names them; a render that met
     // new ones is done again with their ports.
-    const keys = tlsProxyKeys(config.ir, config.endpoints);
-    const known = this.tlsProxyPorts.map;
-    const fresh = keys.some((k) => !known.has(k));
-    await this.tlsProxyPorts.assign(keys);
+    const targets = tlsProxyTargets(config.ir, config.endpoints, backendTlsMaterial(snapshot.configMaps, snapshot.secrets));
+    const fresh = this.tlsProxyPorts.needsAssign(targets);
+    await this.tlsProxyPorts.assign(targets);
     return fresh ? once() : config;
   }
 

@@ -34,6 +34,7 @@ const STATUS_KINDS: [string, string][] = [
   ['gateway.networking.k8s.io/v1', 'GatewayClass'],
   ['gateway.networking.k8s.io/v1', 'Gateway'],
   ['gateway.networking.k8s.io/v1', 'HTTPRoute'],
+  ['gateway.networking.k8s.io/v1', 'BackendTLSPolicy'],
 ];
 const INFRA_KINDS: [string, string][] = [
   ['v1', 'ServiceAccount'],

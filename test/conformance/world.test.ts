@@ -51,9 +51,10 @@ test('TLS echo Deployments serve HTTPS with the mounted Secret, client CAs from 
   const slice = w.objects.find((o) => o.kind === 'EndpointSlice' && o.metadata.namespace === 'gateway-conformance-infra' && o.metadata.labels?.['kubernetes.io/service-name'] === 'tls-backend');
   assert.deepEqual((slice?.ports as { port: number }[]).map((p) => p.port), [8443]);
   assert.deepEqual((slice?.endpoints as { addresses: string[] }[])[0].addresses, [infra?.ip]);
-  // A cluster runs no harness echo in TLS mode: those Deployments stay out, as before.
+  // A cluster runs the TLS echo Deployments itself (its kubelet mounts the Secret and ConfigMap).
   const cluster = composeWorld(loadManifests([BASE]), new AddressBook(), { cluster: true });
-  assert.match(cluster.deployments.find((d) => d.name === 'tls-backend')?.notRunnable ?? '', /TLS_SERVER_CERT/);
+  assert.equal(cluster.deployments.find((d) => d.name === 'tls-backend')?.notRunnable, undefined);
+  assert.ok(cluster.objects.some((o) => o.kind === 'Deployment' && o.metadata.name === 'tls-backend'), 'applied to the cluster');
   // The key material is read from the world's objects (Secret data is base64).
   const objects: K8sObject[] = [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's', namespace: 'n' }, data: { 'tls.crt': Buffer.from('PEM').toString('base64') } }];
   assert.equal(mountedKeyData(objects, { kind: 'Secret', namespace: 'n', name: 's', key: 'tls.crt' }).toString(), 'PEM');

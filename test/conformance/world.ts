@@ -130,7 +130,6 @@ export interface World {
 // other Kubernetes kinds (ConfigMaps for DNS or CA tests) have no meaning to it.
 const PASSED_THROUGH = new Set(['Namespace', 'Service', 'EndpointSlice', 'Secret', 'ConfigMap']);
 const NON_HTTP_ECHO_ENV = ['GRPC_ECHO_SERVER', 'TCP_ECHO_SERVER', 'UDP_ECHO_SERVER'];
-const TLS_ECHO_ENV = ['TLS_SERVER_CERT', 'TLS_SERVER_PRIVKEY', 'TLS_CLIENT_CACERTS'];
 
 export interface ComposeOptions {
   /**
@@ -148,7 +147,7 @@ export function composeWorld(manifests: K8sObject[], book: AddressBook, opts: Co
   for (const raw of manifests) {
     const obj = structuredClone(raw);
     if (obj.kind === 'Deployment') {
-      const d = describeDeployment(obj, { tlsEcho: !opts.cluster });
+      const d = describeDeployment(obj);
       deployments.push(d);
       if (opts.cluster && !d.notRunnable) objects.push(obj);
       continue;
@@ -190,7 +189,7 @@ export function composeWorld(manifests: K8sObject[], book: AddressBook, opts: Co
   return { objects, deployments, pods, gatewayIps };
 }
 
-function describeDeployment(obj: K8sObject, opts: { tlsEcho: boolean }): Deployment {
+function describeDeployment(obj: K8sObject): Deployment {
   const spec = obj.spec ?? {};
   const d: Deployment = {
     namespace: obj.metadata.namespace ?? 'default',
@@ -202,7 +201,7 @@ function describeDeployment(obj: K8sObject, opts: { tlsEcho: boolean }): Deploym
   const echo = containers.find((c) => (c.image ?? '').includes('/echo-basic:'));
   if (!echo) return { ...d, notRunnable: `image ${containers[0]?.image ?? '(none)'} is not the HTTP echo backend` };
   const envNames = (echo.env ?? []).map((e) => e.name);
-  const special = envNames.filter((n) => NON_HTTP_ECHO_ENV.includes(n) || (!opts.tlsEcho && TLS_ECHO_ENV.includes(n)));
+  const special = envNames.filter((n) => NON_HTTP_ECHO_ENV.includes(n));
   if (special.length) return { ...d, notRunnable: `echo in a mode the harness does not provide (${special.join(', ')})` };
   if (!envNames.includes('TLS_SERVER_CERT') && !envNames.includes('TLS_SERVER_PRIVKEY')) return d;
   const tls = echoTlsSource(d.namespace, echo, spec.template?.spec?.volumes ?? []);

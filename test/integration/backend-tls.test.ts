@@ -198,19 +198,21 @@ describe('backend TLS through stunnel', () => {
     for (const f of files) assert.equal((await stat(join(pemDir, f))).mode & 0o777, 0o600, f);
   });
 
-  test('rotating the CA ConfigMap applies to new connections and keeps an open one', async () => {
+  test('rotating the CA ConfigMap applies at once, also to requests on an open client connection', async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {
-      // Open a client connection and, through it, a proxied TLS connection to the backend.
+      // Open a client connection and, through it, a proxied TLS connection to the backend that
+      // varnishd keeps in its pool.
       assert.equal((await get('/good/open', agent)).status, 200);
-      // The two bundles swap: the wrongca policy now trusts the backend's CA (on new backend
-      // connections), the good one no longer does.
+      // The two bundles swap: the wrongca policy now trusts the backend's CA, the good one no
+      // longer does.
       await writeFile(join(dir, 'manifests', 'all.yaml'), manifests(echoPort, CASES) + configMap('ca-a', caB) + configMap('ca-b', caA) + clientSecret);
       await eventually('the rotated CA applies to new backend connections', async () => (await get('/wrongca/new')).status === 200);
-      // varnishd reuses its pooled backend connection to the good policy's proxy service: the
-      // connection stunnel had open (verified with the old bundle) survived the reload.
+      // The pooled backend connection was verified with the old bundle: the good policy's
+      // endpoint moved to a new proxy port, so that connection is not reused and the backend,
+      // which the new bundle does not trust, is refused.
       const r = await get('/good/kept', agent);
-      assert.equal(r.status, 200, r.body);
+      assert.equal(r.status, 503, r.body);
     } finally {
       agent.destroy();
     }

@@ -5,7 +5,9 @@
 // hitch in front of varnishd with it. A rotated Secret reaches new connections through a hitch
 // reload while an open connection keeps working, and nothing is restarted. A Gateway that
 // validates client certificates gets its CA bundle ConfigMap published beside its certificate,
-// and its pod refuses clients without a certificate of that CA, also after a CA rotation.
+// and its pod refuses clients without a certificate of that CA, also after a CA rotation. A
+// BackendTLSPolicy makes the pod originate TLS to its backend (stunnel), with the CA and the
+// Gateway's backend client certificate published in that same Secret.
 // Addresses: pods 127.0.104.0/24, load balancers 127.0.106.0/24, cluster IPs 127.0.107.0/24.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -244,3 +246,97 @@ test('a rotated certificate reaches new connections; an open connection keeps wo
     assert.equal(status.varnishdStarts, 1, 'varnishd was started once, never restarted');
   }),
 );
+
+test('backend TLS: a BackendTLSPolicy makes the gateway pod speak TLS to its backend, verified by the named CA, presenting the Gateway\'s client certificate', { timeout: 4 * SLOW }, async () => {
+  const name = 'to-backend';
+  const backendHost = 'api.backend.example';
+  const ref = { apiVersion: GW_API, kind: 'Gateway', metadata: { name, namespace: NS } };
+  const policyRef = { apiVersion: GW_API, kind: 'BackendTLSPolicy', metadata: { name: 'tls-echo', namespace: NS } };
+  const selector = `${INSTANCE_LABEL}=${infraName(NS, name)},${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+  const serving = pki.leaf('tls-echo', backendHost);
+  const client = pki.leaf('gateway-client', 'gateway.example.com');
+  const configMap = (cmName: string, ca: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: cmName, namespace: NS }, data: { 'ca.crt': ca } });
+  // An echo serving HTTPS with a Secret volume that asks for client certificates of the test CA.
+  const echo = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'tls-echo', namespace: NS },
+    spec: {
+      selector: { matchLabels: { app: 'tls-echo' } },
+      template: {
+        metadata: { labels: { app: 'tls-echo' } },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [{
+            name: 'echo',
+            image: 'vgw:0.1.0',
+            command: ['vgw', 'echo', '--port', '8080', '--pod', '$(POD_NAME)'],
+            env: [
+              { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+              { name: 'TLS_SERVER_CERT', value: '/etc/server-certs/tls.crt' },
+              { name: 'TLS_SERVER_PRIVKEY', value: '/etc/server-certs/tls.key' },
+              { name: 'TLS_CLIENT_CACERTS', value: '/etc/client-ca/ca.crt' },
+            ],
+            ports: [{ name: 'http', containerPort: 8080 }, { name: 'https', containerPort: 8443 }],
+            readinessProbe: { httpGet: { path: '/', port: 'http' }, periodSeconds: 1 },
+            volumeMounts: [{ name: 'server-certs', mountPath: '/etc/server-certs' }, { name: 'client-ca', mountPath: '/etc/client-ca' }],
+          }],
+          volumes: [{ name: 'server-certs', secret: { secretName: 'tls-echo' } }, { name: 'client-ca', configMap: { name: 'echo-client-ca' } }],
+        },
+      },
+    },
+  };
+  const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'tls-echo', namespace: NS }, spec: { selector: { app: 'tls-echo' }, ports: [{ name: 'https', port: 443, targetPort: 'https' }] } };
+  const gateway = {
+    ...ref,
+    spec: {
+      gatewayClassName: 'vgw',
+      tls: { backend: { clientCertificateRef: { name: 'gateway-client' } } },
+      listeners: [{ name: 'http', protocol: 'HTTP', port: 8080 }],
+    },
+  };
+  const route = { apiVersion: GW_API, kind: 'HTTPRoute', metadata: { name: 'to-backend', namespace: NS }, spec: { parentRefs: [{ name }], hostnames: ['api.example.com'], rules: [{ backendRefs: [{ name: 'tls-echo', port: 443 }] }] } };
+  const policy = {
+    ...policyRef,
+    spec: { targetRefs: [{ group: '', kind: 'Service', name: 'tls-echo' }], validation: { hostname: backendHost, caCertificateRefs: [{ group: '', kind: 'ConfigMap', name: 'backend-ca' }] } },
+  };
+  for (const obj of [tlsSecret('tls-echo', serving), tlsSecret('gateway-client', client), configMap('echo-client-ca', pki.ca), configMap('backend-ca', pki.ca), echo, service, gateway, route, policy]) {
+    await objects.create(obj as KubernetesObject);
+  }
+  await withDiagnosticsOf(() => probe.diagnostics([{ namespace: NS, selector }, { namespace: NS, selector: 'app=tls-echo' }], [ref, policyRef]), async () => {
+    let address = '';
+    await eventually('the gateway pod is Ready', async () => {
+      const pods = await probe.pods(NS, selector);
+      address = pods.length === 1 && isReady(pods[0]) ? (pods[0].status?.podIP ?? '') : '';
+      return address !== '';
+    }, SLOW, 200);
+    let reply = { status: 0, body: '' };
+    await eventually('GET http://api.example.com/ through the gateway pod answers 200 from the TLS echo', async () => {
+      reply = await get(address, 'api.example.com', '/', 8080).catch(() => reply);
+      return reply.status === 200;
+    }, SLOW, 200);
+    const echoed = JSON.parse(reply.body) as { host: string; tls?: { serverName: string; peerCertificates?: string[] } };
+    assert.equal(echoed.host, 'api.example.com', 'the request itself is unchanged');
+    assert.equal(echoed.tls?.serverName, backendHost, 'the policy\'s hostname is the SNI');
+    assert.equal(echoed.tls?.peerCertificates?.[0]?.replace(/\s/g, ''), client.crt.replace(/\s/g, ''), 'the Gateway\'s client certificate was presented');
+
+    const status = (await probe.read(policyRef)).status as { ancestors?: { ancestorRef: { name: string }; controllerName: string; conditions: { type: string; status: string }[] }[] } | undefined;
+    const ours = status?.ancestors?.find((a) => a.controllerName === 'vgw.dev/gateway-controller');
+    assert.equal(ours?.ancestorRef.name, name);
+    assert.ok(ours?.conditions.some((c) => c.type === 'Accepted' && c.status === 'True'), 'the policy is Accepted for our Gateway');
+
+    // The pod reads its backend material from the Gateway's certificate Secret, like listener certificates.
+    const published = await core.readNamespacedSecret({ namespace: NS, name: certificateSecretName(NS, name) });
+    assert.deepEqual(Object.keys(published.data ?? {}).sort(), [`backend-ca.${NS}_backend-ca`, `backend-client.${NS}_gateway-client`]);
+
+    // A CA the backend's certificate does not chain to: the proxy refuses the backend, nothing is sent in clear.
+    const otherPki = new TestPki();
+    try {
+      const live = await core.readNamespacedConfigMap({ namespace: NS, name: 'backend-ca' });
+      await core.replaceNamespacedConfigMap({ namespace: NS, name: 'backend-ca', body: { ...configMap('backend-ca', otherPki.ca), metadata: { name: 'backend-ca', namespace: NS, resourceVersion: live.metadata?.resourceVersion } } });
+      await eventually('with an untrusted backend certificate the route answers 503', async () => (await get(address, 'api.example.com', '/', 8080).catch(() => ({ status: 0 }))).status === 503, SLOW, 200);
+    } finally {
+      otherPki.remove();
+    }
+  });
+});

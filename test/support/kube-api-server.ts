@@ -24,6 +24,8 @@ export { PatchType } from './kube-api-server/registry.ts';
 export interface KubeApiServerOptions {
   /** Extra kinds besides DEFAULT_RESOURCES (a row with the same apiVersion and plural replaces one). */
   resources?: ResourceDef[];
+  /** Kinds not served, as "apiVersion/kind" (e.g. a cluster whose Gateway API release lacks one). */
+  omit?: string[];
   /** Events kept for watch replay and paginated lists; older resourceVersions answer 410. Default 1000. */
   historyLimit?: number;
   /** Period of BOOKMARK events on watches that allow them; 0 disables the timer (sendBookmarks() still works). Default 1000. */
@@ -178,7 +180,10 @@ function withVersion(r: Resource, o: StoredObject): StoredObject {
 
 export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promise<KubeApiServer> {
   const table = new ResourceTable();
-  for (const def of [...DEFAULT_RESOURCES, ...(opts.resources ?? [])]) table.add(def);
+  const omitted = new Set(opts.omit ?? []);
+  for (const def of [...DEFAULT_RESOURCES, ...(opts.resources ?? [])]) {
+    if (!omitted.has(`${def.group ? `${def.group}/` : ''}${def.version}/${def.kind}`)) table.add(def);
+  }
   const store = new Store(opts.historyLimit ?? 1000, opts.startResourceVersion ?? 1000);
   const registry = new Registry(store);
   const bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 1000;

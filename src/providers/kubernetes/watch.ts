@@ -4,6 +4,7 @@
 // its watch for good would silently serve a stale config forever.
 import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { apiStatusCode } from './errors.ts';
 
 export interface WatchedKindOptions<T extends KubernetesObject> {
   kubeConfig: KubeConfig;
@@ -22,6 +23,12 @@ export interface WatchedKindOptions<T extends KubernetesObject> {
   name: string;
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * The kind may not be served (its CRD is not installed, say a Gateway API release without
+   * it): a 404 on list counts as an empty first list, so the caller's start does not wait for it
+   * forever, and the list is retried (at the longest backoff, logged once) until the kind appears.
+   */
+  optional?: boolean;
 }
 
 export class WatchedKind<T extends KubernetesObject> {
@@ -35,6 +42,8 @@ export class WatchedKind<T extends KubernetesObject> {
   /** Resolves once the first list has been received. */
   readonly synced: Promise<void>;
   private isSynced = false;
+  /** An optional kind the API server answered 404 for: not served (yet). */
+  private absent = false;
 
   constructor(opts: WatchedKindOptions<T>) {
     this.opts = opts;
@@ -44,7 +53,19 @@ export class WatchedKind<T extends KubernetesObject> {
     // The list function also marks the first sync: the informer lists before it watches, and
     // stores the listed items in the microtasks that follow, so the mark waits a macrotask.
     const list = async () => {
-      const result = await opts.list();
+      let result: KubernetesListObject<T>;
+      try {
+        result = await opts.list();
+      } catch (err) {
+        if (opts.optional && apiStatusCode(err) === 404) {
+          if (!this.absent) this.log.info({ event: 'kind-not-served' }, `${opts.name} is not served by the API server; treated as none until it is`);
+          this.absent = true;
+          setImmediate(() => this.markSynced());
+        }
+        throw err;
+      }
+      if (this.absent) this.log.info({ event: 'kind-served' }, `${opts.name} is served now`);
+      this.absent = false;
       setImmediate(() => this.markSynced());
       return result;
     };
@@ -69,7 +90,8 @@ export class WatchedKind<T extends KubernetesObject> {
   }
 
   list(): readonly T[] {
-    return this.informer.list();
+    // The informer keeps what it last listed, which a kind that is gone no longer has.
+    return this.absent ? [] : this.informer.list();
   }
 
   private markSynced(): void {
@@ -85,9 +107,12 @@ export class WatchedKind<T extends KubernetesObject> {
 
   private restartLater(err: unknown): void {
     if (this.stopped || this.retry) return;
+    const maxBackoffMs = this.opts.maxBackoffMs ?? 30_000;
+    // Not served: not an error, and not worth asking about more often than the longest backoff.
+    if (this.absent) this.backoffMs = maxBackoffMs;
     const delay = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, this.opts.maxBackoffMs ?? 30_000);
-    this.log.warn({ event: 'watch-error', err: describe(err), retryInMs: delay }, `watch of ${this.opts.name} failed; restarting`);
+    this.backoffMs = Math.min(this.backoffMs * 2, maxBackoffMs);
+    if (!this.absent) this.log.warn({ event: 'watch-error', err: describe(err), retryInMs: delay }, `watch of ${this.opts.name} failed; restarting`);
     this.retry = setTimeout(() => {
       this.retry = null;
       if (!this.stopped) void this.start();

@@ -70,6 +70,7 @@ export const DEFAULT_RESOURCES: ResourceDef[] = [
   { group: GW, version: 'v1beta1', kind: 'ReferenceGrant', plural: 'referencegrants', namespaced: true, crd: true, shortNames: ['refgrant'] },
   // Gateway API 1.5+ serves ReferenceGrant as v1 as well, from the same storage (storageKey has no version).
   { group: GW, version: 'v1', kind: 'ReferenceGrant', plural: 'referencegrants', namespaced: true, crd: true, shortNames: ['refgrant'] },
+  { group: GW, version: 'v1', kind: 'BackendTLSPolicy', plural: 'backendtlspolicies', namespaced: true, status: true, crd: true, shortNames: ['btlspolicy'] },
 ];
 
 export function toResource(def: ResourceDef): Resource {

@@ -7,8 +7,8 @@
 // object, so this kubelet puts its own finalizer on every pod it runs and takes it off when the
 // processes have exited: clients see what they would see in a cluster.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { request } from 'node:http';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Container, type V1Pod, type V1PodCondition } from '@kubernetes/client-node';
 import type { AddressPool } from './addresses.ts';
@@ -49,8 +49,8 @@ interface PodRun {
   name: string;
   ip: string;
   dir: string;
-  /** emptyDir volume name to its directory. */
-  emptyDirs: Map<string, string>;
+  /** Volume name to its directory: emptyDirs, and Secret and ConfigMap volumes' files. */
+  volumeDirs: Map<string, string>;
   pod: V1Pod;
   containers: ContainerRun[];
   startTime: string;
@@ -124,7 +124,13 @@ export class Kubelet {
           );
           continue; // the patch's watch event brings the pod back here
         }
-        run = this.start(pod);
+        // Secret and ConfigMap volumes: the pod waits (ContainerCreating) until their objects exist.
+        const files = await this.volumeFiles(pod);
+        if (!files) {
+          this.opts.loop().triggerIn(500);
+          continue;
+        }
+        run = this.start(pod, files);
       } else {
         run.pod = pod;
         this.restartExited(run);
@@ -139,23 +145,71 @@ export class Kubelet {
     }
   }
 
-  private start(pod: V1Pod): PodRun {
+  /**
+   * The files of the pod's Secret and ConfigMap volumes (every key, or `items`), read once as a
+   * kubelet's first mount does; later changes are not projected (no test needs them). null while
+   * an object a volume names is missing and the volume is not optional.
+   */
+  private async volumeFiles(pod: V1Pod): Promise<Map<string, Map<string, Buffer>> | null> {
+    const out = new Map<string, Map<string, Buffer>>();
+    const namespace = pod.metadata!.namespace!;
+    for (const v of pod.spec?.volumes ?? []) {
+      const source = v.secret ?? v.configMap;
+      if (!source) continue;
+      const name = v.secret ? v.secret.secretName : v.configMap?.name;
+      let data: Record<string, Buffer> | null = null;
+      try {
+        if (v.secret) {
+          const secret = await this.core.readNamespacedSecret({ namespace, name: name ?? '' });
+          data = Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, b64]) => [k, Buffer.from(b64, 'base64')]));
+        } else {
+          const cm = await this.core.readNamespacedConfigMap({ namespace, name: name ?? '' });
+          data = Object.fromEntries(Object.entries(cm.data ?? {}).map(([k, text]) => [k, Buffer.from(text)]));
+        }
+      } catch (err) {
+        if ((err as { code?: number }).code !== 404) throw err;
+      }
+      if (!data) {
+        if (source.optional) continue;
+        return null;
+      }
+      const files = new Map<string, Buffer>();
+      for (const item of source.items ?? Object.keys(data).map((key) => ({ key, path: key }))) {
+        const value = data[item.key];
+        if (value === undefined) {
+          if (source.optional) continue;
+          return null;
+        }
+        // As the apiserver's validation: relative, no "..".
+        if (item.path.startsWith('/') || item.path.split('/').includes('..')) throw new Error(`volume ${v.name}: path ${item.path} is not a relative path`);
+        files.set(item.path, value);
+      }
+      out.set(v.name, files);
+    }
+    return out;
+  }
+
+  private start(pod: V1Pod, files: ReadonlyMap<string, ReadonlyMap<string, Buffer>>): PodRun {
     const uid = pod.metadata!.uid!;
     const namespace = pod.metadata!.namespace!;
     const name = pod.metadata!.name!;
     const ip = this.opts.podAddresses.allocate(uid);
     const dir = join(this.opts.stateDir, 'pods', `${namespace}_${name}_${uid.slice(0, 8)}`);
-    const emptyDirs = new Map<string, string>();
+    const volumeDirs = new Map<string, string>();
     for (const v of pod.spec?.volumes ?? []) {
-      if (!v.emptyDir) continue;
+      if (!v.emptyDir && !files.has(v.name)) continue;
       const d = join(dir, 'volumes', v.name);
       mkdirSync(d, { recursive: true });
-      emptyDirs.set(v.name, d);
+      for (const [path, content] of files.get(v.name) ?? []) {
+        mkdirSync(dirname(join(d, path)), { recursive: true });
+        writeFileSync(join(d, path), content, { mode: v.secret ? 0o600 : 0o644 });
+      }
+      volumeDirs.set(v.name, d);
     }
     mkdirSync(dir, { recursive: true });
     const t = now();
     const run: PodRun = {
-      uid, namespace, name, ip, dir, emptyDirs, pod,
+      uid, namespace, name, ip, dir, volumeDirs, pod,
       containers: (pod.spec?.containers ?? []).map((spec) => ({
         spec, child: null, startedAt: null, ready: false, probeFailures: 0, probeTimer: null, restartCount: 0, restartAt: 0, waiting: null, lastExit: null,
       })),
@@ -186,7 +240,7 @@ export class Kubelet {
     try {
       spec = processSpec({
         pod: run.pod, container: c.spec, podIP: run.ip, nodeName: this.opts.nodeName, images: this.opts.images,
-        emptyDirs: run.emptyDirs, baseEnv: { ...this.opts.baseEnv, HOSTNAME: run.name, [POD_ADDRESS_ENV]: run.ip },
+        volumeDirs: run.volumeDirs, baseEnv: { ...this.opts.baseEnv, HOSTNAME: run.name, [POD_ADDRESS_ENV]: run.ip },
       });
     } catch (err) {
       c.waiting = { reason: 'CreateContainerConfigError', message: (err as Error).message };

@@ -94,17 +94,17 @@ export interface ProcessContext {
   podIP: string;
   nodeName: string;
   images: ImageTable;
-  /** emptyDir volume name to its directory on this machine. */
-  emptyDirs: ReadonlyMap<string, string>;
+  /** Volume name (emptyDir, Secret, ConfigMap) to its directory on this machine. */
+  volumeDirs: ReadonlyMap<string, string>;
   /** Variables every process gets first (PATH, HOME, KUBECONFIG...). */
   baseEnv: Record<string, string>;
 }
 
-/** Mount paths of the container's emptyDir volumes, longest first, with their local directories. */
+/** Mount paths of the container's volumes, longest first, with their local directories. */
 function mounts(ctx: ProcessContext): [string, string][] {
   const out: [string, string][] = [];
   for (const m of ctx.container.volumeMounts ?? []) {
-    const dir = ctx.emptyDirs.get(m.name);
+    const dir = ctx.volumeDirs.get(m.name);
     if (dir) out.push([m.mountPath.replace(/\/+$/, '') || '/', m.subPath ? `${dir}/${m.subPath}` : dir]);
   }
   return out.sort((a, b) => b[0].length - a[0].length);
