@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the vgw container image without a container engine, from Debian packages and the npm
 # registry only (docs/install.md, "The image"):
-#   layer 1  Debian bookworm minbase + varnishd 7.1, tcc, tini (scripts/image/base.sh)
+#   layer 1  Debian bookworm minbase + varnishd 7.1, hitch, stunnel, tcc, tini (scripts/image/base.sh)
 #   layer 2  Node.js 24, the binary the `node` npm package installed
 #   layer 3  vgw: src/, bin/, package.json, package-lock.json of the last commit and the
 #            production dependencies, `vgw` on PATH
@@ -121,7 +121,7 @@ echo "digest: $manifest_digest"
 total=$(jq '[.config.size, .layers[].size] | add' "$manifest")
 echo "size:   $(mib "$total") compressed, $(mib $(( $(stat -c %s "$base_tar") + $(stat -c %s "$work/node.tar") + $(stat -c %s "$work/app.tar") )) ) unpacked"
 i=0
-for what in "base (debian + varnish + tcc)" "node $node_version" "vgw $version"; do
+for what in "base (debian + varnish + hitch + stunnel + tcc)" "node $node_version" "vgw $version"; do
   case $i in 0) tar_file=$base_tar ;; 1) tar_file=$work/node.tar ;; 2) tar_file=$work/app.tar ;; esac
   size=$(jq --argjson i "$i" '.layers[$i].size' "$manifest")
   printf 'layer %d: %-30s %s compressed, %s unpacked\n' "$((i + 1))" "$what" "$(mib "$size")" "$(mib "$(stat -c %s "$tar_file")")"
