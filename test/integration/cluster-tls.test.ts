@@ -201,8 +201,13 @@ test('client certificate validation: the pod refuses clients without a certifica
       // The CA rotates: the other CA's clients get in, the first CA's no longer do.
       const live = await core.readNamespacedConfigMap({ namespace: NS, name: 'client-ca' });
       await core.replaceNamespacedConfigMap({ namespace: NS, name: 'client-ca', body: { ...caMap(otherPki.ca), metadata: { name: 'client-ca', namespace: NS, resourceVersion: live.metadata?.resourceVersion } } });
-      await eventually('a client of the new CA gets 200', async () => (await httpsGetAs(address, pki.ca, untrusted).catch(() => 0)) === 200, SLOW, 200);
-      await assert.rejects(httpsGetAs(address, pki.ca, trusted), 'a client of the old CA: the handshake is refused');
+      // The change is a hand-over between two hitch instances (docs/tls.md): until the old one has
+      // stopped accepting, a connection may still meet the old CA, so both are waited for.
+      await eventually('a client of the new CA gets 200 and a client of the old CA is refused', async () => {
+        const ok = (await httpsGetAs(address, pki.ca, untrusted).catch(() => 0)) === 200;
+        const refused = await httpsGetAs(address, pki.ca, trusted).then(() => false, () => true);
+        return ok && refused;
+      }, SLOW, 200);
     });
   } finally {
     otherPki.remove();
