@@ -113,6 +113,13 @@ async function memory(pid: number): Promise<Memory> {
   return { rssMiB: kb('VmRSS') / 1024, hwmMiB: kb('VmHWM') / 1024 };
 }
 
+/** The V8 heap in use, as `vgw serve` reports it on /metrics (nodejs_heap_size_used_bytes). */
+async function heapUsedMiB(gw: Gateway): Promise<number> {
+  const r = await httpGet(`${gw.adminUrl}/metrics`);
+  const m = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(r.body);
+  return m ? Number(m[1]) / 2 ** 20 : NaN;
+}
+
 /** Samples memory every MEMORY_SAMPLE_MS until stopped. */
 function memorySampler(pid: number): { stop(): Promise<{ t: number; rssMiB: number }[]> } {
   const samples: { t: number; rssMiB: number }[] = [];
@@ -170,6 +177,8 @@ interface SizeResult {
   coldMs: number;
   shards?: number;
   rssAfterLoadMiB: number;
+  /** V8 heap in use (not collected first: what the process holds, garbage included). */
+  heapAfterLoadMiB?: number;
   additions: number[];
   additionReloads: { compileMs?: number; totalMs?: number; compiled?: number }[];
   flips: {
@@ -180,6 +189,8 @@ interface SizeResult {
     byStatus: Record<string, number>;
     rssBeforeMiB: number;
     rssAfterMiB: number;
+    heapBeforeMiB?: number;
+    heapAfterMiB?: number;
     rssMaxMiB: number;
     samples: { t: number; rssMiB: number }[];
   };
@@ -210,7 +221,8 @@ async function runSize(n: number, tmp: string, reference: Gateway | null): Promi
     // Let the first apply's garbage go before reading the resident size.
     await sleep(2_000);
     const rssAfterLoadMiB = (await memory(pid)).rssMiB;
-    console.log(`  cold start ${fmt(coldMs / 1000, 2)} s; RSS after load ${fmt(rssAfterLoadMiB)} MiB`);
+    const heapAfterLoadMiB = await heapUsedMiB(gw);
+    console.log(`  cold start ${fmt(coldMs / 1000, 2)} s; RSS after load ${fmt(rssAfterLoadMiB)} MiB, heap used ${fmt(heapAfterLoadMiB)} MiB`);
 
     // New route files, one at a time.
     const additions: number[] = [];
@@ -237,6 +249,7 @@ async function runSize(n: number, tmp: string, reference: Gateway | null): Promi
     const tally = newTally();
     const before = await statusOf(gw);
     const rssBeforeMiB = (await memory(pid)).rssMiB;
+    const heapBeforeMiB = await heapUsedMiB(gw);
     const sampler = memorySampler(pid);
     const load = hammer(`${gatewayUrl}${prefix(0)}/existing`, host(0), HAMMER_CONNECTIONS, tally);
     let next = performance.now();
@@ -254,6 +267,7 @@ async function runSize(n: number, tmp: string, reference: Gateway | null): Promi
     const samples = await sampler.stop();
     const afterFlips = await statusOf(gw);
     const rssAfterMiB = (await memory(pid)).rssMiB;
+    const heapAfterMiB = await heapUsedMiB(gw);
     const flips: SizeResult['flips'] = {
       changes: FLIPS,
       generations: afterFlips.generation - before.generation,
@@ -262,6 +276,8 @@ async function runSize(n: number, tmp: string, reference: Gateway | null): Promi
       byStatus: Object.fromEntries(tally.byStatus),
       rssBeforeMiB,
       rssAfterMiB,
+      heapBeforeMiB,
+      heapAfterMiB,
       rssMaxMiB: Math.max(...samples.map((s) => s.rssMiB)),
       samples,
     };
@@ -270,7 +286,7 @@ async function runSize(n: number, tmp: string, reference: Gateway | null): Promi
     let throughput: Throughput | undefined;
     if (reference) throughput = await measureThroughput(gatewayUrl, n - 1);
     const shards = await shardCount(join(tmp, `serve-${n}.log`));
-    return { routes: n, uptime, coldMs, shards, rssAfterLoadMiB, additions, additionReloads, flips, throughput };
+    return { routes: n, uptime, coldMs, shards, rssAfterLoadMiB, heapAfterLoadMiB, additions, additionReloads, flips, throughput };
   } finally {
     await gw.stop();
   }
@@ -412,6 +428,7 @@ function scaleMarkdown(results: SizeResult[]): string {
       `${fmt(a.mean, 0)} / ${fmt(a.max, 0)}`,
       fmt(r.rssAfterLoadMiB, 0),
       `${fmt(r.flips.rssBeforeMiB, 0)} → ${fmt(r.flips.rssAfterMiB, 0)} (${growth >= 0 ? '+' : ''}${fmt(growth, 1)} %, max ${fmt(r.flips.rssMaxMiB, 0)})`,
+      r.heapAfterLoadMiB === undefined ? 'n/a' : `${fmt(r.heapAfterLoadMiB, 0)}; ${fmt(r.flips.heapBeforeMiB, 0)} → ${fmt(r.flips.heapAfterMiB, 0)}`,
       fmt(r.coldMs / 1000, 2),
       r.throughput ? ratio(r.throughput.pass) : 'n/a',
       r.throughput ? ratio(r.throughput.hit) : 'n/a',
@@ -434,10 +451,12 @@ is from spawning \`vgw serve\` to the first 200 of the last route. Throughput co
 route of this gateway with a 1-route gateway running alongside (wrk 2 threads, 50 connections,
 ${WRK_S} s, ${ROUNDS} interleaved rounds, best of each): (a) pass (no Cache-Control, every request goes
 to the backend), (b) cache hit. The machine is shared: the last column is \`uptime\`'s load averages
-at the start of each size.
+at the start of each size. Heap is the V8 heap in use as the process reports it on /metrics
+(\`nodejs_heap_size_used_bytes\`, garbage not yet collected included), after the load and
+before → after the route changes.
 
 ${table(
-    ['routes', 'shard VCLs', 'new route → 200 mean / max ms', 'RSS after load MiB', 'RSS over the route changes MiB', 'cold start s', 'throughput vs 1 route: (a) pass', '(b) cache hit', 'non-200 under flips', 'configs live / route changes', 'load average'],
+    ['routes', 'shard VCLs', 'new route → 200 mean / max ms', 'RSS after load MiB', 'RSS over the route changes MiB', 'heap used MiB: after load; over the changes', 'cold start s', 'throughput vs 1 route: (a) pass', '(b) cache hit', 'non-200 under flips', 'configs live / route changes', 'load average'],
     rows,
   )}
 `;

@@ -7,6 +7,7 @@
 // Nothing is labelled per reload, per VCL name or per request.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { VarnishdEvent } from '../varnish/varnishd.ts';
+import { registerProcessMetrics } from './process.ts';
 
 export interface GatewayMetrics {
   registry: Registry;
@@ -49,6 +50,7 @@ export const VSL_READERS = ['mirror', 'records'] as const;
 export type VslReaderName = (typeof VSL_READERS)[number];
 
 export function createGatewayMetrics(registry: Registry = new Registry()): GatewayMetrics {
+  registerProcessMetrics(registry);
   const registers = [registry];
   const beforeCollect = new Set<() => void>();
   const collect = () => {

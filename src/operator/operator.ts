@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerProcessMetrics } from '../metrics/process.ts';
 import { condition, mergeConditions } from '../gatewayapi/conditions.ts';
 import { indexStatuses, previousParent, type GatewayStatus, type ObjectStatus, type PreviousStatuses } from '../gatewayapi/status.ts';
 import { CLUSTER_FEATURES } from '../gatewayapi/features.ts';
@@ -119,6 +120,7 @@ export class Operator {
     this.opts = opts;
     this.log = opts.logger.child({ component: 'operator' });
     const registry = new Registry();
+    registerProcessMetrics(registry);
     this.metrics = {
       registry,
       reconcileSeconds: new Histogram({ name: 'vgw_operator_reconcile_duration_seconds', help: 'Duration of reconciles, by outcome (ok, error).', labelNames: ['outcome'], registers: [registry], buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] }),

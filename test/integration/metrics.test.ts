@@ -91,6 +91,10 @@ describe('vgw serve: reload metrics and log readers follow the config', () => {
     assert.equal(sample(text, 'vgw_routes'), 1);
     assert.ok((sample(text, 'vgw_last_reload_success_timestamp_seconds') ?? 0) > 1e9);
     assert.equal(sample(text, 'vgw_vcl_reload_duration_seconds_count'), 1);
+    // The process's own memory, read at scrape time.
+    assert.ok((sample(text, 'process_resident_memory_bytes') ?? 0) > 1 << 20);
+    assert.ok((sample(text, 'nodejs_heap_size_used_bytes') ?? 0) > 0);
+    assert.ok((sample(text, 'nodejs_heap_size_total_bytes') ?? 0) >= (sample(text, 'nodejs_heap_size_used_bytes') ?? 0));
     const { mirror, records } = server.logConsumers!.readers;
     assert.equal(mirror, null, 'no mirrors configured: no mirror reader');
     assert.equal(records?.instanceDir, server.varnish?.instanceDir, 'a filter is configured: the records reader reads this varnishd');
