@@ -30,31 +30,47 @@ import type { ResourceSnapshot, HTTPRoute } from './types.ts';
 
 /**
  * A map that keeps, across translations, only the entries read or written by the last one:
- * `endUse()` drops everything the translation that just ended did not touch.
+ * `endUse()` drops everything the translation that just ended did not touch. Entries are
+ * stamped with the translation that last used them rather than copied into a new map, so a
+ * translation that reuses everything allocates nothing here.
  */
 export class LastUse<K, V> {
-  private previous = new Map<K, V>();
-  private current = new Map<K, V>();
+  private readonly entries = new Map<K, { value: V; used: number }>();
+  private use = 0;
+  private touched = 0;
 
   get(key: K): V | undefined {
-    const now = this.current.get(key);
-    if (now !== undefined) return now;
-    const before = this.previous.get(key);
-    if (before !== undefined) this.current.set(key, before);
-    return before;
+    const e = this.entries.get(key);
+    if (e === undefined) return undefined;
+    if (e.used !== this.use) {
+      e.used = this.use;
+      this.touched++;
+    }
+    return e.value;
   }
 
   set(key: K, value: V): void {
-    this.current.set(key, value);
+    const e = this.entries.get(key);
+    if (e === undefined) {
+      this.entries.set(key, { value, used: this.use });
+      this.touched++;
+      return;
+    }
+    e.value = value;
+    if (e.used !== this.use) {
+      e.used = this.use;
+      this.touched++;
+    }
   }
 
   endUse(): void {
-    this.previous = this.current;
-    this.current = new Map();
+    if (this.touched < this.entries.size) for (const [k, e] of this.entries) if (e.used !== this.use) this.entries.delete(k);
+    this.use++;
+    this.touched = 0;
   }
 
   get size(): number {
-    return this.previous.size + this.current.size;
+    return this.entries.size;
   }
 }
 
