@@ -31,8 +31,8 @@ export function routeRegexes(route: HTTPRoute): RouteRegex[] {
 
 
 /** The first regex of `route` that PCRE2 refused, as a message naming the field; null if none. */
-export function pcreProblem(route: HTTPRoute, verdicts: RegexVerdicts): string | null {
-  for (const { field, pattern } of routeRegexes(route)) {
+export function pcreProblem(route: HTTPRoute, verdicts: RegexVerdicts, regexes: readonly RouteRegex[] = routeRegexes(route)): string | null {
+  for (const { field, pattern } of regexes) {
     const problem = verdicts(pattern);
     if (problem) return `${field}: invalid regular expression: PCRE2: ${problem}`;
   }

@@ -25,6 +25,7 @@ import {
 import { insecureFrontendCondition, markTlsSettingConflicts, resolveFrontendTls } from './frontend-tls.ts';
 import { compareMatches, type RankedMatch } from './precedence.ts';
 import { RouteValueError, ruleAction, validateRoute, type ValidRule } from './rules.ts';
+import type { SocketMemo, TableMemo, TranslationMemo } from './translation-memo.ts';
 import { pcreProblem, type RegexVerdicts } from './regex.ts';
 import { namespaceAllowed } from './namespaces.ts';
 import { rejectedBackends, rejectedMessage, rejectedStatuses } from './rejected.ts';
@@ -73,6 +74,11 @@ export interface TranslateOptions {
   httpsListeners?: boolean;
   /** Conformance features reported in GatewayClass status (default SUPPORTED_FEATURES, standalone's). */
   supportedFeatures?: readonly string[];
+  /**
+   * Work of the last translation to reuse (see translation-memo.ts): one per caller that
+   * translates again and again. The result is the same with or without it.
+   */
+  memo?: TranslationMemo;
 }
 
 export type { ObjectStatus } from './status.ts';
@@ -101,13 +107,13 @@ export interface TranslateResult {
   leftOutSockets: { address: string; port: number }[];
 }
 
-interface Attachment {
+export interface Attachment {
   route: HTTPRoute;
   listener: ListenerState;
   hostnames: string[];
 }
 
-interface RouteState {
+export interface RouteState {
   route: HTTPRoute;
   rules: ValidRule[] | null;
   invalidMessage?: string;
@@ -151,42 +157,72 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
     });
   }
 
-  const gateways: GatewayState[] = [];
-  for (const gw of sortObjects(snapshot.gateways)) {
-    const gc = classes.get(gw.spec.gatewayClassName);
-    if (!gc || gc.spec.parametersRef !== undefined) continue;
-    gateways.push(evaluateGateway(gw, options.defaultAddress, options.httpsListeners !== false));
-  }
-  resolveListenerCertificates(gateways.flatMap((g) => g.listeners), snapshot.secrets, snapshot.referenceGrants);
-  resolveFrontendTls(gateways.flatMap((g) => g.listeners), snapshot.configMaps, snapshot.referenceGrants);
-  if (options.sharedDataPlane !== false) markCrossGatewayConflicts(gateways.flatMap((g) => g.listeners));
-  markTlsSettingConflicts(gateways.flatMap((g) => g.listeners), options.sharedDataPlane === false);
-  markUnavailableSockets(gateways.flatMap((g) => g.listeners), options.unavailableSockets);
-  for (const g of gateways) settleGateway(g);
-  const gatewayByKey = new Map(gateways.map((g) => [key(g.gateway), g]));
+  // Everything derived from the objects that are not HTTPRoutes: taken from the memo while
+  // they and the options are unchanged.
+  const deriveEnvironment = (): Environment => {
+    const gateways: GatewayState[] = [];
+    for (const gw of sortObjects(snapshot.gateways)) {
+      const gc = classes.get(gw.spec.gatewayClassName);
+      if (!gc || gc.spec.parametersRef !== undefined) continue;
+      gateways.push(evaluateGateway(gw, options.defaultAddress, options.httpsListeners !== false));
+    }
+    resolveListenerCertificates(gateways.flatMap((g) => g.listeners), snapshot.secrets, snapshot.referenceGrants);
+    resolveFrontendTls(gateways.flatMap((g) => g.listeners), snapshot.configMaps, snapshot.referenceGrants);
+    if (options.sharedDataPlane !== false) markCrossGatewayConflicts(gateways.flatMap((g) => g.listeners));
+    markTlsSettingConflicts(gateways.flatMap((g) => g.listeners), options.sharedDataPlane === false);
+    markUnavailableSockets(gateways.flatMap((g) => g.listeners), options.unavailableSockets);
+    for (const g of gateways) settleGateway(g);
+    const gatewayByKey = new Map(gateways.map((g) => [key(g.gateway), g]));
 
-  const backendTls = new BackendTlsPolicies(snapshot.backendTLSPolicies ?? [], snapshot.configMaps);
-  const index: BackendIndex = {
-    services: new Map(snapshot.services.map((s) => [key(s), s])),
-    grants: snapshot.referenceGrants,
-    invalid: rejectedBackends(snapshot.rejected ?? []),
-    tlsTargets: (ns, name) => backendTls.targets(ns, name),
+    const backendTls = new BackendTlsPolicies(snapshot.backendTLSPolicies ?? [], snapshot.configMaps);
+    const index: BackendIndex = {
+      services: new Map(snapshot.services.map((s) => [key(s), s])),
+      grants: snapshot.referenceGrants,
+      invalid: rejectedBackends(snapshot.rejected ?? []),
+      tlsTargets: (ns, name) => backendTls.targets(ns, name),
+    };
+    const secretsByKey = new Map(snapshot.secrets.map((s) => [key(s), s]));
+    const clientCertificates = new Map<Gateway, ClientCertificateResolution>(
+      gateways.map((g) => [g.gateway, resolveClientCertificate(g.gateway, secretsByKey, snapshot.referenceGrants)]),
+    );
+    const namespaceLabels = new Map(snapshot.namespaces.map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
+    return { gateways, gatewayByKey, backendTls, index, clientCertificates, namespaceLabels };
   };
-  const secretsByKey = new Map(snapshot.secrets.map((s) => [key(s), s]));
-  const clientCertificates = new Map<Gateway, ClientCertificateResolution>(
-    gateways.map((g) => [g.gateway, resolveClientCertificate(g.gateway, secretsByKey, snapshot.referenceGrants)]),
-  );
-  const namespaceLabels = new Map(snapshot.namespaces.map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
+  const memo = options.memo;
+  const envMemo = memo?.environment<Environment, Evaluation>(snapshot, options, deriveEnvironment);
+  const { gateways, gatewayByKey, backendTls, index, clientCertificates, namespaceLabels } = envMemo ? envMemo.memo.value : deriveEnvironment();
+  // Routes attach afresh on every translation.
+  if (envMemo?.reused) for (const g of gateways) for (const l of g.listeners) l.attachedRoutes = 0;
 
   const attachments: Attachment[] = [];
   const routeStates: RouteState[] = [];
-  for (const route of sortObjects(snapshot.httpRoutes)) {
-    const state = evaluateRoute(route, gatewayByKey, index, namespaceLabels, attachments, options);
-    if (state) routeStates.push(state);
+  for (const route of memo ? memo.sortRoutes(snapshot.httpRoutes) : sortObjects(snapshot.httpRoutes)) {
+    let evaluation: Evaluation | null;
+    if (envMemo) {
+      // Reused while the route object, the environment and the route's verdict are the same.
+      const validity = routeValidity(route, options);
+      const known = envMemo.memo.evaluations.get(route);
+      if (known && known.invalidMessage === validity.invalidMessage) {
+        evaluation = known.evaluation;
+      } else {
+        evaluation = evaluateRoute(route, () => validity, gatewayByKey, index, namespaceLabels);
+        envMemo.memo.evaluations.set(route, { invalidMessage: validity.invalidMessage, evaluation });
+      }
+    } else {
+      evaluation = evaluateRoute(route, () => routeValidity(route, options), gatewayByKey, index, namespaceLabels);
+    }
+    if (!evaluation) continue;
+    routeStates.push(evaluation.state);
+    for (const a of evaluation.attachments) {
+      a.listener.attachedRoutes++;
+      attachments.push(a);
+    }
   }
 
-  const services: IRService[] = [];
-  const serviceIds = new Map<string, number>();
+  // With a memo the numbering before reindexServices lives as long as the environment, so the
+  // service indexes in IR routes it keeps stay valid.
+  const services: IRService[] = envMemo?.memo.services ?? [];
+  const serviceIds = envMemo?.memo.serviceIds ?? new Map<string, number>();
   // null: a BackendTLSPolicy applies but cannot be honoured, so the backend must not be reached
   // (in clear text least of all).
   const serviceId = (b: { namespace: string; name: string; port: number }, gw: Gateway): number | null => {
@@ -249,13 +285,15 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
   };
   // The combined table is built from all listeners at once (not by merging the per-Gateway
   // ones), so the test that merging reproduces it checks two independent computations.
-  const combined = reindexServices(buildSockets(gateways, attachments, buildRoute, stateByRoute), services);
+  const reindex = (table: string, sockets: IRSocket[]) => (envMemo ? envMemo.memo.table<Attachment, Ranked>(table).reindexServices(sockets, services) : reindexServices(sockets, services));
+  const tableMemo = (table: string) => envMemo?.memo.table<Attachment, Ranked>(table);
+  const combined = reindex('', buildSockets(gateways, attachments, buildRoute, stateByRoute, tableMemo('')));
   const gatewayIRs: GatewayIR[] = gateways
     .filter((g) => g.accepted && options.perGateway !== false)
     .sort((a, b) => compareKeys(a.gateway.metadata.namespace as string, b.gateway.metadata.namespace as string) || compareKeys(a.gateway.metadata.name, b.gateway.metadata.name))
     .map((g) => {
       const own = attachments.filter((a) => a.listener.gateway === g.gateway);
-      const routing = reindexServices(buildSockets([g], own, buildRoute, stateByRoute), services);
+      const routing = reindex(key(g.gateway), buildSockets([g], own, buildRoute, stateByRoute, tableMemo(key(g.gateway))));
       const routeGenerations: Record<string, number> = {};
       for (const att of own) routeGenerations[key(att.route)] = generation(att.route);
       return {
@@ -325,7 +363,8 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
 
   // BackendTLSPolicies: an ancestor entry per Gateway whose accepted routes use a target.
   const ancestors = new Map<string, Set<string>>();
-  for (const att of attachments) {
+  // Without policies there is no status to write: the walk is skipped.
+  for (const att of (snapshot.backendTLSPolicies ?? []).length ? attachments : []) {
     const state = stateByRoute.get(att.route) as RouteState;
     const used = [...state.backends.flat(), ...state.mirrors.flat().map((m) => m.resolution)];
     for (const b of used) {
@@ -370,6 +409,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
     if (!l.usable) continue;
     for (const u of l.unavailable) leftOut.set(socketKey(u.address, l.listener.port), { address: u.address, port: l.listener.port });
   }
+  memo?.endUse();
   return {
     ir: { version: IR_VERSION, routeGenerations, sockets: combined.sockets, services: combined.services },
     gateways: gatewayIRs,
@@ -379,14 +419,55 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
   };
 }
 
+/** What translate() derives from everything but the HTTPRoutes (see deriveEnvironment). */
+interface Environment {
+  gateways: GatewayState[];
+  gatewayByKey: Map<string, GatewayState>;
+  backendTls: BackendTlsPolicies;
+  index: BackendIndex;
+  clientCertificates: Map<Gateway, ClientCertificateResolution>;
+  namespaceLabels: Map<string, Record<string, string>>;
+}
+
+/** One route's evaluation: its state, and where it attaches when accepted. */
+interface Evaluation {
+  state: RouteState;
+  attachments: Attachment[];
+}
+
+/** A route's validated rules, and why it is rejected whole (invalid value, PCRE2, VCL), if it is. */
+interface RouteValidity {
+  rules: ValidRule[] | null;
+  invalidMessage?: string;
+}
+
+function routeValidity(route: HTTPRoute, options: TranslateOptions): RouteValidity {
+  const memo = options.memo;
+  let rules: ValidRule[];
+  if (memo) {
+    const v = memo.validation(route, validateRoute);
+    if (v.rules === null) return { rules: null, invalidMessage: v.error };
+    rules = v.rules;
+  } else {
+    try {
+      rules = validateRoute(route);
+    } catch (err) {
+      if (!(err instanceof RouteValueError)) throw err;
+      return { rules: null, invalidMessage: err.message };
+    }
+  }
+  // The verdicts and the rejected routes change from call to call: never remembered.
+  const rejected = (options.regexVerdicts && pcreProblem(route, options.regexVerdicts, memo?.regexes(route))) || options.rejectedRoutes?.(route);
+  return rejected ? { rules, invalidMessage: rejected } : { rules };
+}
+
 function evaluateRoute(
   route: HTTPRoute,
+  validity: () => RouteValidity,
   gateways: Map<string, GatewayState>,
   index: BackendIndex,
   namespaceLabels: Map<string, Record<string, string>>,
-  attachments: Attachment[],
-  options: TranslateOptions,
-): RouteState | null {
+): Evaluation | null {
   const routeNs = route.metadata.namespace as string;
   const gen = generation(route);
   const refs = (route.spec.parentRefs ?? [])
@@ -395,14 +476,10 @@ function evaluateRoute(
   if (refs.length === 0) return null; // Not ours: another controller (or nobody) reports on it.
 
   const state: RouteState = { route, rules: null, backends: [], mirrors: [], parents: [] };
-  try {
-    state.rules = validateRoute(route);
-    const rejected = (options.regexVerdicts && pcreProblem(route, options.regexVerdicts)) || options.rejectedRoutes?.(route);
-    if (rejected) throw new RouteValueError(rejected);
-  } catch (err) {
-    if (!(err instanceof RouteValueError)) throw err;
-    state.invalidMessage = err.message;
-  }
+  const checked = validity();
+  state.rules = checked.rules;
+  if (checked.invalidMessage !== undefined) state.invalidMessage = checked.invalidMessage;
+  const attachments: Attachment[] = [];
   let refsOk = true;
   let refsReason = 'ResolvedRefs';
   let refsMessage = 'All references are resolved';
@@ -451,12 +528,7 @@ function evaluateRoute(
     if (accepted[0] && state.invalidMessage !== undefined) {
       accepted = [false, 'UnsupportedValue', state.invalidMessage];
     }
-    if (accepted[0]) {
-      for (const a of local) {
-        a.listener.attachedRoutes++;
-        attachments.push(a);
-      }
-    }
+    if (accepted[0]) attachments.push(...local);
     const parentRef: ParentReference = { group: ref.group, kind: ref.kind, namespace: ref.namespace, name: ref.name };
     if (ref.sectionName !== undefined) parentRef.sectionName = ref.sectionName;
     if (ref.port !== undefined) parentRef.port = ref.port;
@@ -465,7 +537,7 @@ function evaluateRoute(
       conditions: [condition('Accepted', ...accepted, gen), condition('ResolvedRefs', refsOk, refsReason, refsMessage, gen)],
     });
   }
-  return state;
+  return { state, attachments };
 }
 
 function describeMissingListener(ref: ParentReference): string {
@@ -476,6 +548,7 @@ function describeMissingListener(ref: ParentReference): string {
 }
 
 type RouteBuilder = (att: Attachment, rule: ValidRule, matchIndex: number) => IRRoute;
+type Ranked = RankedMatch & { route: IRRoute };
 
 /**
  * One socket per address:port. A request first picks the most specific listener whose
@@ -489,6 +562,7 @@ function buildSockets(
   attachments: Attachment[],
   build: RouteBuilder,
   states: Map<HTTPRoute, RouteState>,
+  memo?: TableMemo<Attachment, Ranked>,
 ): IRSocket[] {
   const byAddress = new Map<string, { address: string; port: number; listeners: ListenerState[] }>();
   for (const g of gateways) {
@@ -516,7 +590,10 @@ function buildSockets(
       }
       return best;
     };
-    const vhosts = new Map<string, { vhost: IRVirtualHost; ranked: (RankedMatch & { route: IRRoute })[] }>();
+    // With a memo, what an attachment contributes to this socket and the sorted vhosts are
+    // reused while the environment (hence this socket's listeners) is the same.
+    const socketMemo: SocketMemo<Attachment, Ranked> | undefined = memo?.socket(`${s.address}|${s.port}`);
+    const vhosts = new Map<string, { vhost: IRVirtualHost; ranked: Ranked[] }>();
     const vhostFor = (hostname: string, l: ListenerState) => {
       let v = vhosts.get(hostname);
       if (!v) {
@@ -526,32 +603,51 @@ function buildSockets(
       return v;
     };
     for (const l of s.listeners) vhostFor(l.hostname, l);
+    const listeners = new Set(s.listeners);
     for (const att of attachments) {
-      if (!s.listeners.includes(att.listener)) continue;
-      const rules = states.get(att.route)?.rules ?? [];
-      for (const hostname of att.hostnames) {
-        if (owner(hostname) !== att.listener) continue;
-        const v = vhostFor(hostname, att.listener);
-        for (const rule of rules) {
-          rule.matches.forEach((m, matchIndex) => {
-            v.ranked.push({
-              match: m,
-              routeCreated: att.route.metadata.creationTimestamp ?? '',
-              routeKey: key(att.route),
-              ruleIndex: rule.index,
-              matchIndex,
-              route: build(att, rule, matchIndex),
+      if (!listeners.has(att.listener)) continue;
+      let contributions = socketMemo?.contributions.get(att);
+      if (!contributions) {
+        contributions = [];
+        const rules = states.get(att.route)?.rules ?? [];
+        for (const hostname of att.hostnames) {
+          if (owner(hostname) !== att.listener) continue;
+          const ranked: Ranked[] = [];
+          for (const rule of rules) {
+            rule.matches.forEach((m, matchIndex) => {
+              ranked.push({
+                match: m,
+                routeCreated: att.route.metadata.creationTimestamp ?? '',
+                routeKey: key(att.route),
+                ruleIndex: rule.index,
+                matchIndex,
+                route: build(att, rule, matchIndex),
+              });
             });
-          });
+          }
+          contributions.push({ hostname, ranked });
         }
+        socketMemo?.contributions.set(att, contributions);
+      }
+      for (const c of contributions) {
+        const v = vhostFor(c.hostname, att.listener);
+        for (const r of c.ranked) v.ranked.push(r);
       }
     }
-    const list = [...vhosts.values()].map(({ vhost, ranked }) => {
-      ranked.sort(compareMatches);
-      vhost.routes = ranked.map((r) => r.route);
-      return vhost;
-    });
-    list.sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+    const sortRanked = (ranked: Ranked[]) => ranked.sort(compareMatches).map((r) => r.route);
+    let list: IRVirtualHost[];
+    if (socketMemo) {
+      list = socketMemo.sortedHostnames(vhosts).map((hostname) => {
+        const { vhost, ranked } = vhosts.get(hostname) as { vhost: IRVirtualHost; ranked: Ranked[] };
+        return socketMemo.vhost(hostname, vhost.listener, ranked, sortRanked);
+      });
+    } else {
+      list = [...vhosts.values()].map(({ vhost, ranked }) => {
+        vhost.routes = sortRanked(ranked);
+        return vhost;
+      });
+      list.sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+    }
     const socket: IRSocket = { name, address: s.address, port: s.port, vhosts: list };
     // Listeners sharing an address:port agree on protocol (markConflicts), so one HTTPS
     // listener makes the whole socket TLS; its certificates are all its listeners' together.

@@ -187,7 +187,7 @@ function mergeVhosts(parts: { socket: IRSocket; ids: number[] }[]): IRVirtualHos
 
 /** `r` with every service index mapped by `id`. Spreads keep the key order, so a route whose
  *  indexes do not change serialises unchanged. */
-function mapServices(r: IRRoute, id: (index: number) => number): IRRoute {
+export function mapServices(r: IRRoute, id: (index: number) => number): IRRoute {
   const action = { ...r.action, backends: r.action.backends.map((b) => (b.service === null ? b : { ...b, service: id(b.service) })) };
   if (r.action.mirrors) action.mirrors = r.action.mirrors.map((m) => ({ ...m, service: id(m.service) }));
   return { ...r, action };

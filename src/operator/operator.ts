@@ -15,6 +15,7 @@ import { condition, mergeConditions } from '../gatewayapi/conditions.ts';
 import { indexStatuses, previousParent, type GatewayStatus, type ObjectStatus, type PreviousStatuses } from '../gatewayapi/status.ts';
 import { CLUSTER_FEATURES } from '../gatewayapi/features.ts';
 import { formatProblem, translate } from '../gatewayapi/translator.ts';
+import { TranslationMemo } from '../gatewayapi/translation-memo.ts';
 import type { GatewayClass } from '../gatewayapi/types.ts';
 import { encodeRoutingConfig, GATEWAY_LABEL, headName, ROLE_LABEL } from '../ir/configmap.ts';
 import { apiStatusCode } from '../providers/kubernetes/errors.ts';
@@ -98,6 +99,8 @@ export class Operator {
   private readonly coalescer: Coalescer;
   private readonly core: CoreV1Api;
   private previous: PreviousStatuses | undefined;
+  /** The last translation's work: a route change does not translate every route again. */
+  private readonly translationMemo = new TranslationMemo();
   /** Status keys set by the last reconcile, to forget the ones no longer desired. */
   private statusKeys = new Map<string, { kind: StatusKind; namespace: string | undefined; name: string }>();
   /** The routing config last published per Gateway (namespace/name): sha256 of its IR JSON and of its head ConfigMap. */
@@ -267,7 +270,7 @@ export class Operator {
     // Likewise the ConfigMaps their client certificate validation names as CA bundles.
     snapshot.configMaps = await this.caBundles.resolve(snapshot.gateways, snapshot.backendTLSPolicies ?? []);
     const endTranslate = this.metrics.translateSeconds.startTimer();
-    const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previous, sharedDataPlane: false, supportedFeatures: CLUSTER_FEATURES });
+    const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previous, sharedDataPlane: false, supportedFeatures: CLUSTER_FEATURES, memo: this.translationMemo });
     endTranslate();
     const statuses = result.statuses;
     // Each problem is logged once, when it appears, not on every run.

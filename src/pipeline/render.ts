@@ -5,6 +5,7 @@ import { resolveEndpoints } from '../gatewayapi/endpoints.ts';
 import { routeRegexes, type RegexVerdicts } from '../gatewayapi/regex.ts';
 import { translate, type ObjectStatus, type Problem } from '../gatewayapi/translator.ts';
 import type { PreviousStatuses } from '../gatewayapi/status.ts';
+import type { TranslationMemo } from '../gatewayapi/translation-memo.ts';
 import type { Condition, HTTPRoute, ResourceSnapshot } from '../gatewayapi/types.ts';
 import { regexProblem } from '../ir/regex-dialect.ts';
 import type { EndpointMap, RoutingIR } from '../ir/types.ts';
@@ -36,6 +37,8 @@ export interface RenderOptions {
   previous?: PreviousStatuses;
   /** Backend TLS proxy ports by tlsProxyKey; TLS endpoints without one are not reachable. */
   tlsProxyPorts?: ReadonlyMap<string, number>;
+  /** Kept across renders by long-running callers: a route change translates incrementally. */
+  translationMemo?: TranslationMemo;
 }
 
 /** What the data plane needs to serve a config: the VCL to deploy and its listen sockets. */
@@ -99,6 +102,7 @@ export function render(snapshot: ResourceSnapshot, options: RenderOptions): Rend
     ...(options.rejectedRoutes ? { rejectedRoutes: options.rejectedRoutes } : {}),
     ...(options.unavailableSockets ? { unavailableSockets: options.unavailableSockets } : {}),
     ...(options.previous ? { previous: options.previous } : {}),
+    ...(options.translationMemo ? { memo: options.translationMemo } : {}),
     // One varnishd serves every Gateway here: the combined IR is all that is needed.
     perGateway: false,
   });

@@ -5,6 +5,7 @@
 // remembered per version, so later applies leave them out without searching again.
 import type { Logger } from 'pino';
 import type { PreviousStatuses } from '../gatewayapi/status.ts';
+import { TranslationMemo } from '../gatewayapi/translation-memo.ts';
 import type { ResourceSnapshot } from '../gatewayapi/types.ts';
 import { compileConfig, renderChecked, type CompileHook, type RenderedConfig } from '../pipeline/render.ts';
 import { CompileCulprits, isolateCompileFailure } from '../pipeline/compile-isolation.ts';
@@ -41,6 +42,8 @@ export class CheckedPipeline {
   private readonly culprits = new CompileCulprits();
   private readonly vcc: (vcl: string) => Promise<VccResult>;
   private readonly tlsProxyPorts = new TlsProxyPorts();
+  /** The last translation's work, so that a route change does not translate everything again. */
+  private readonly translationMemo = new TranslationMemo();
 
   constructor(opts: CheckedPipelineOptions) {
     this.opts = opts;
@@ -56,7 +59,7 @@ export class CheckedPipeline {
     const once = () =>
       renderChecked(
         snapshot,
-        { defaultAddress, shards, shardCache, compileHook, unavailableSockets, pathNormalization, previous, rejectedRoutes: this.culprits.rejected, tlsProxyPorts: this.tlsProxyPorts.map },
+        { defaultAddress, shards, shardCache, compileHook, unavailableSockets, pathNormalization, previous, rejectedRoutes: this.culprits.rejected, tlsProxyPorts: this.tlsProxyPorts.map, translationMemo: this.translationMemo },
         this.checker,
       );
     const config = await once();
