@@ -79,11 +79,29 @@ export function hostKeyMemoSize(): number {
 }
 
 /**
- * Shard VCL texts from the previous render, keyed by everything a shard's text depends on. A
- * change then regenerates only the shards it touches; comparing JSON is several times cheaper
- * than generating VCL.
+ * Shard VCL texts from the previous render, with everything a shard's text depends on. A change
+ * then regenerates only the shards it touches. The vhosts are compared by identity first: an
+ * incremental translation (src/gatewayapi/translation-memo.ts) hands out the same vhost objects
+ * for hosts a change did not touch, so an untouched shard costs no serialisation at all. Only
+ * when identities differ (a full translation, a config decoded from a ConfigMap) are the vhosts
+ * compared as JSON, which is still several times cheaper than generating VCL.
  */
-export type ShardCache = Map<number, { key: string; vcl: string; stats: CompileStats }>;
+export type ShardCache = Map<number, ShardEntry>;
+
+interface ShardEntry {
+  /** Shard count, draining, the sockets without their vhosts, and the services the shard uses. */
+  head: string;
+  /** The shard's vhosts per socket, as compiled. */
+  vhosts: IRVirtualHost[][];
+  /** JSON of `vhosts` as compiled (taken when the shard is compiled, a small cost beside it). */
+  json: string;
+  vcl: string;
+  stats: CompileStats;
+}
+
+function sameObjects(a: readonly IRVirtualHost[][], b: readonly IRVirtualHost[][]): boolean {
+  return a.length === b.length && a.every((list, i) => list.length === b[i].length && list.every((v, j) => v === b[i][j]));
+}
 
 export function compileSharded(ir: RoutingIR, endpoints: EndpointMap, count = shardCount(ir), cache?: ShardCache, options: CompileVclOptions = {}): ShardedVcl {
   if (count <= 1) {
@@ -100,6 +118,7 @@ export function compileSharded(ir: RoutingIR, endpoints: EndpointMap, count = sh
   });
   const shards: string[] = [];
   const stats: CompileStats = { vhosts: 0, routes: 0, backends: 0 };
+  const socketHeads = cache ? JSON.stringify(ir.sockets.map(({ vhosts: _, ...socket }) => socket)) : '';
   for (let i = 0; i < count; i++) {
     const part: RoutingIR = { ...ir, sockets: ir.sockets.map((s, si) => ({ ...s, vhosts: buckets[i][si] })) };
     const services = [...usedServices(part.sockets.flatMap((s) => s.vhosts))].map((k) => {
@@ -108,10 +127,16 @@ export function compileSharded(ir: RoutingIR, endpoints: EndpointMap, count = sh
       // A TLS service's text depends on its proxy ports too.
       return svc.tls ? [k, svc, eps, viaTlsProxy(svc, eps ?? [], options.tlsProxyPorts)] : [k, svc, eps];
     });
-    const key = cache ? JSON.stringify([count, options.draining === true, part.sockets, services]) : '';
+    const head = cache ? JSON.stringify([count, options.draining === true, socketHeads, services]) : '';
     const hit = cache?.get(i);
-    const compiled = hit?.key === key ? hit : compileVcl(part, endpoints, options);
-    cache?.set(i, { key, vcl: compiled.vcl, stats: compiled.stats });
+    let json: string | undefined;
+    let same = hit !== undefined && hit.head === head && sameObjects(hit.vhosts, buckets[i]);
+    if (cache && hit && !same && hit.head === head) {
+      json = JSON.stringify(buckets[i]);
+      same = hit.json === json;
+    }
+    const compiled = same && hit ? hit : compileVcl(part, endpoints, options);
+    if (cache) cache.set(i, { head, vhosts: buckets[i], json: same && hit ? hit.json : (json ?? JSON.stringify(buckets[i])), vcl: compiled.vcl, stats: compiled.stats });
     shards.push(compiled.vcl);
     stats.vhosts += compiled.stats.vhosts;
     stats.routes += compiled.stats.routes;

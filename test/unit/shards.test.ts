@@ -67,3 +67,26 @@ test('the shard cache returns exactly what a fresh compile would, and notices ch
   assert.deepEqual(cached, compileSharded(c.ir, c.endpoints, 4));
   assert.ok(cached.shards.every((s) => s.includes('.port = "4000"')), 'an endpoint change reaches every shard using the Service');
 });
+
+test('the shard cache compares vhosts by identity first, and by content when identities differ', () => {
+  const cache: ShardCache = new Map();
+  const hosts = Array.from({ length: 30 }, (_, i) => `h${i}.test`);
+  const a = ir(hosts);
+  const first = compileSharded(a.ir, a.endpoints, 4, cache);
+  // The same vhost objects (as an incremental translation hands out for untouched hosts): the
+  // cached text is taken without looking inside. Changing an object in place is therefore not
+  // seen, which is what shows the identity path was taken (the IR is never changed in place).
+  const vhosts = a.ir.sockets[0].vhosts;
+  const shardOfH0 = first.shards.findIndex((s) => s.includes('=h0.test"'));
+  assert.ok(shardOfH0 >= 0);
+  vhosts[0].routes[0].match.path.value = '/moved';
+  assert.equal(compileSharded(a.ir, a.endpoints, 4, cache).shards[shardOfH0], first.shards[shardOfH0]);
+  // New objects with that content (a full translation, a decoded config): compared as JSON.
+  const copy = structuredClone(a.ir);
+  const second = compileSharded(copy, a.endpoints, 4, cache);
+  assert.deepEqual(second, compileSharded(copy, a.endpoints, 4));
+  assert.ok(second.shards[shardOfH0].includes('/moved'));
+  // An equal copy again: same texts as a fresh compile.
+  const third = structuredClone(copy);
+  assert.deepEqual(compileSharded(third, a.endpoints, 4, cache), compileSharded(third, a.endpoints, 4));
+});
