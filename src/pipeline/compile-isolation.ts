@@ -116,6 +116,8 @@ export class CompileCulprits {
 
   /** Forgets routes that are gone or changed; the list is bounded by the routes that exist. */
   prune(routes: HTTPRoute[]): void {
+    // Nearly always empty: then there is nothing to look up, and no route needs serialising.
+    if (this.byRoute.size === 0) return;
     const current = new Map(routes.map((r) => [keyOf(r), r]));
     for (const [k, e] of this.byRoute) {
       const r = current.get(k);

@@ -129,10 +129,22 @@ export interface RegexValidator {
 export function snapshotRegexes(snapshot: ResourceSnapshot): string[] {
   const out = new Set<string>();
   for (const route of snapshot.httpRoutes) {
-    for (const { pattern } of routeRegexes(route)) if (regexProblem(pattern) === null) out.add(pattern);
+    let patterns = regexesOf.get(route);
+    if (!patterns) {
+      patterns = routeRegexes(route).flatMap(({ pattern }) => (regexProblem(pattern) === null ? [pattern] : []));
+      regexesOf.set(route, patterns);
+    }
+    for (const p of patterns) out.add(p);
   }
   return [...out];
 }
+
+/**
+ * The accepted regexes of each route object. Unchanged routes are the same objects from one
+ * render to the next (the loader and the cluster cache keep them), so a change re-reads only
+ * the routes it touched. Weak: an object no longer in any snapshot takes its entry along.
+ */
+const regexesOf = new WeakMap<HTTPRoute, string[]>();
 
 /**
  * render() with every regex first checked by PCRE2: a route with a regex PCRE2 refuses is
