@@ -16,6 +16,8 @@ import { loadManifestDir } from '../src/providers/file/load.ts';
 import { GATEWAY_PARAMS } from '../src/runtime/data-plane.ts';
 import { TCC_COMMAND } from '../src/varnish/cc.ts';
 import { routeHost, routePath, writeBenchDir, type BenchTopology } from './lib/manifests.ts';
+import { VARNISHD_DIR } from '../src/runtime/data-plane.ts';
+import { treeCpuSeconds } from './lib/proctree.ts';
 import { describeProblems, groupCpuSeconds, machineCpuSeconds, spawnServe, startBareVarnish, startEcho, waitFor, waitFor200, waitForQuietMachine, type EchoBackend } from './lib/procs.ts';
 import { fmt, machineInfo, saveSection, table } from './lib/report.ts';
 import { runWrk, wrkErrors, type WrkOptions, type WrkResult } from './lib/wrk.ts';
@@ -54,7 +56,8 @@ interface Measured {
 }
 
 interface Proxy {
-  pgid: number;
+  /** The proxy's root process: its CPU is that of every process below it (varnishd runs in its own process group). */
+  root: number;
   instanceDir: string;
 }
 
@@ -109,7 +112,7 @@ async function measure(o: WrkOptions, backend: EchoBackend, proxy?: Proxy): Prom
   const sample = async () => ({
     machine: await machineCpuSeconds(),
     backend: await groupCpuSeconds(backend.proc.proc.pid!),
-    proxy: proxy ? await groupCpuSeconds(proxy.pgid) : 0,
+    proxy: proxy ? ((await treeCpuSeconds(proxy.root, () => 'all')).all ?? 0) : 0,
   });
   const s0 = await sample();
   const t0 = performance.now();
@@ -165,8 +168,8 @@ async function startVgw(n: number, slot: number, tmp: string): Promise<{ target:
         routes: n,
         url: `${gatewayUrl}${routePath(last)}`,
         host,
-        // The first generation's varnishd; the -n directory layout is that of StandaloneServer.
-        proxy: { pgid: gw.proc.proc.pid!, instanceDir: join(workDir, 'varnishd-0', 'varnish') },
+        // The -n directory layout is that of the data plane (VARNISHD_DIR).
+        proxy: { root: gw.proc.proc.pid!, instanceDir: join(workDir, VARNISHD_DIR, 'varnish') },
         stop: () => gw.stop(),
       },
     };
@@ -195,7 +198,7 @@ async function main(): Promise<void> {
     targets.push({
       label: 'bare varnishd, hand-written VCL',
       url: `http://${TOPOLOGY.gatewayAddress}:${BASELINE_PORT}/p0`,
-      proxy: { pgid: bare.proc.proc.pid!, instanceDir: bare.instanceDir },
+      proxy: { root: bare.proc.proc.pid!, instanceDir: bare.instanceDir },
       stop: () => bare.stop(),
     });
     for (const [slot, n] of SIZES.entries()) {
