@@ -7,7 +7,7 @@
 // Nothing is labelled per reload, per VCL name or per request.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { VarnishdEvent } from '../varnish/varnishd.ts';
-import { registerProcessMetrics } from './process.ts';
+import { registerProcessMetrics } from '../util/process-metrics.ts';
 
 export interface GatewayMetrics {
   registry: Registry;

@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { registerProcessMetrics } from '../metrics/process.ts';
+import { registerProcessMetrics } from '../util/process-metrics.ts';
 import { condition, mergeConditions } from '../gatewayapi/conditions.ts';
 import { indexStatuses, previousParent, type GatewayStatus, type ObjectStatus, type PreviousStatuses } from '../gatewayapi/status.ts';
 import { CLUSTER_FEATURES } from '../gatewayapi/features.ts';

@@ -22,6 +22,9 @@ export const dirCommandFlags = z.object({
   'path-normalization': pathNormalizationFlag,
 });
 
+/** The compiler's MAX_SHARDS (src/vcl/shards.ts; util imports nothing, a unit test keeps them equal). */
+export const SHARDS_FLAG_MAX = 256;
+
 /** `vgw serve`. */
 export const serveFlags = dirCommandFlags.extend({
   'admin-port': portFlag('admin-port'),
@@ -29,8 +32,9 @@ export const serveFlags = dirCommandFlags.extend({
   'work-dir': z.string().min(1, '--work-dir must not be empty').optional(),
   shards: z
     .string()
-    .regex(/^([1-9]|[1-5][0-9]|6[0-4])$/, '--shards must be 1-64')
+    .regex(/^[1-9][0-9]{0,2}$/, `--shards must be 1-${SHARDS_FLAG_MAX}`)
     .transform(Number)
+    .refine((n) => n <= SHARDS_FLAG_MAX, `--shards must be 1-${SHARDS_FLAG_MAX}`)
     .optional(),
   http2: z.boolean().default(false),
 });

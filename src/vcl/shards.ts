@@ -12,9 +12,17 @@ import { viaTlsProxy } from './backend-tls.ts';
 import { compileVcl, DRAINING_CLOSE, usedServices, type CompileStats, type CompileVclOptions } from './compile.ts';
 import { vclInt, vclName, vclString } from './escape.ts';
 
-/** Exact-host vhosts per shard we aim for; below this a single VCL is used. */
-export const VHOSTS_PER_SHARD = 256;
-export const MAX_SHARDS = 64;
+/** Up to this many exact-host vhosts a single VCL is used (no dispatcher hop). */
+export const UNSHARDED_VHOSTS = 256;
+/**
+ * Exact-host vhosts per shard we aim for beyond that. varnishd compiles a VCL in about 12 ms
+ * plus 0.25 ms per vhost (idle machine, bench/README.md "Compile and reload time"), and a route
+ * change recompiles one shard: 64 vhosts keep that near 30 ms. The fixed cost per VCL is paid
+ * by every shard at start, which is why a large gateway starts with a few coarse shards and is
+ * split once it serves (src/standalone/coarse-start.ts).
+ */
+export const VHOSTS_PER_SHARD = 64;
+export const MAX_SHARDS = 256;
 
 /**
  * Label names carry the shard count: when the count changes, the new shards get new labels,
@@ -48,7 +56,8 @@ export function sameDeploy(a: ShardedVcl | null, b: ShardedVcl): boolean {
 export function shardCount(ir: RoutingIR): number {
   let exact = 0;
   for (const s of ir.sockets) for (const v of s.vhosts) if (isExact(v)) exact++;
-  let k = 1;
+  if (exact <= UNSHARDED_VHOSTS) return 1;
+  let k = 2;
   while (k < MAX_SHARDS && exact > k * VHOSTS_PER_SHARD) k *= 2;
   return k;
 }
@@ -152,10 +161,11 @@ function isExact(v: IRVirtualHost): boolean {
 /**
  * The branch to each shard's label. VCL has no computed label and no local variables, so the
  * shard number is a header and each test reads it again (about 20 ns a test, measured). One
- * chain over 64 shards takes 32 tests on average; groups of `SHARD_GROUP` shards, chosen by an
- * integer comparison first, take about 8.
+ * chain over 64 shards takes 32 tests on average; groups of about sqrt(count) shards, chosen by
+ * an integer comparison first, take about 8 (16 at 256 shards).
  */
 function shardSwitch(count: number): string[] {
+  const group = shardGroup(count);
   const shardIs = (i: number) => `req.http.x-vgw-shard == ${vclString(vclInt(i, 0, MAX_SHARDS - 1))}`;
   const chain = (from: number, to: number): string[] => {
     const out: string[] = [];
@@ -163,18 +173,20 @@ function shardSwitch(count: number): string[] {
     out.push('}');
     return out;
   };
-  if (count <= SHARD_GROUP) return chain(0, count);
+  if (count <= group) return chain(0, count);
   const out: string[] = [];
-  for (let from = 0; from < count; from += SHARD_GROUP) {
-    const to = Math.min(from + SHARD_GROUP, count);
+  for (let from = 0; from < count; from += group) {
+    const to = Math.min(from + group, count);
     out.push(`${from === 0 ? 'if' : '} elsif'} (std.integer(req.http.x-vgw-shard, ${MAX_SHARDS}) < ${vclInt(to, 1, MAX_SHARDS)}) {`, ...chain(from, to).map((l) => `  ${l}`));
   }
   out.push('}');
   return out;
 }
 
-/** Shards per group of the dispatcher's two-level switch. */
-const SHARD_GROUP = 8;
+/** Shards per group of the dispatcher's two-level switch: a power of two near sqrt(count), at least 8. */
+export function shardGroup(count: number): number {
+  return Math.max(8, 2 ** Math.ceil(Math.log2(count) / 2));
+}
 
 function dispatcher(count: number, draining: boolean): string {
   const k = vclInt(count, 2, MAX_SHARDS);

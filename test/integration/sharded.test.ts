@@ -18,7 +18,7 @@ import { eventually } from './support/poll.ts';
 const ADDRESS = '127.0.7.2';
 const PORT = 18081;
 const NS = 'shop';
-// More than one group of the dispatcher's two-level switch (src/vcl/shards.ts, SHARD_GROUP).
+// More than one group of the dispatcher's two-level switch (src/vcl/shards.ts, shardGroup).
 const SHARDS = 16;
 
 function get(host: string, path = '/'): Promise<{ status: number; pod?: string }> {

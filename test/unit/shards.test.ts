@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { IR_VERSION, type EndpointMap, type IRVirtualHost, type RoutingIR } from '../../src/ir/types.ts';
-import { compileSharded, HOST_KEY_MEMO_LIMIT, hostKeyMemoSize, shardCount, shardOf, VHOSTS_PER_SHARD, type ShardCache } from '../../src/vcl/shards.ts';
+import { compileSharded, HOST_KEY_MEMO_LIMIT, hostKeyMemoSize, MAX_SHARDS, shardCount, shardGroup, shardOf, UNSHARDED_VHOSTS, VHOSTS_PER_SHARD, type ShardCache } from '../../src/vcl/shards.ts';
 
 function ir(hosts: string[], backendPort = 3000): { ir: RoutingIR; endpoints: EndpointMap } {
   const vhost = (hostname: string, i: number): IRVirtualHost => ({
@@ -38,8 +38,11 @@ test('shard keys are remembered per host, in a memo that stays bounded and gives
 
 test('shard count doubles with the number of exact hosts and stays 1 for small configs', () => {
   const hosts = (n: number) => Array.from({ length: n }, (_, i) => `h${i}.test`);
-  assert.equal(shardCount(ir(hosts(VHOSTS_PER_SHARD)).ir), 1);
-  assert.equal(shardCount(ir(hosts(VHOSTS_PER_SHARD + 1)).ir), 2);
+  assert.equal(shardCount(ir(hosts(UNSHARDED_VHOSTS)).ir), 1);
+  // Beyond the unsharded size, shards of at most VHOSTS_PER_SHARD vhosts, in powers of two.
+  assert.equal(shardCount(ir(hosts(UNSHARDED_VHOSTS + 1)).ir), 8);
+  assert.equal(shardCount(ir(hosts(8 * VHOSTS_PER_SHARD + 1)).ir), 16);
+  assert.equal(shardCount(ir(hosts(MAX_SHARDS * VHOSTS_PER_SHARD * 2)).ir), MAX_SHARDS);
   assert.equal(shardCount(ir([...hosts(10), '*.wild.test', '*']).ir), 1);
 });
 
@@ -89,4 +92,23 @@ test('the shard cache compares vhosts by identity first, and by content when ide
   // An equal copy again: same texts as a fresh compile.
   const third = structuredClone(copy);
   assert.deepEqual(compileSharded(third, a.endpoints, 4, cache), compileSharded(third, a.endpoints, 4));
+});
+
+test('--shards accepts exactly the counts the compiler can build', async () => {
+  const { SHARDS_FLAG_MAX, serveFlags } = await import('../../src/util/flags.ts');
+  assert.equal(SHARDS_FLAG_MAX, MAX_SHARDS);
+  const flags = (shards: string) => serveFlags.safeParse({ address: '0.0.0.0', 'path-normalization': 'on', 'admin-port': '9901', 'admin-address': '127.0.0.1', shards });
+  assert.equal(flags(String(MAX_SHARDS)).success, true);
+  assert.equal(flags('1').success, true);
+  assert.match(flags(String(MAX_SHARDS + 1)).error?.issues[0]?.message ?? '', /--shards must be 1-256/);
+  assert.equal(flags('0').success, false);
+});
+
+test('the dispatcher switch groups shards by about the square root of their count', () => {
+  assert.deepEqual([2, 8, 16, 64, 128, 256].map(shardGroup), [8, 8, 8, 8, 16, 16]);
+  // Every shard is reachable exactly once, through its own label.
+  for (const count of [16, 128, 256]) {
+    const main = compileSharded(ir(Array.from({ length: count * 2 }, (_, i) => `g${i}.test`)).ir, new Map(), count).main;
+    for (let i = 0; i < count; i++) assert.equal(main.split(`vgw_shard_${count}_${i})`).length - 1, 1, `shard ${i} of ${count}`);
+  }
 });
