@@ -15,14 +15,16 @@ import { vclInt, vclName, vclString } from './escape.ts';
 /** Up to this many exact-host vhosts a single VCL is used (no dispatcher hop). */
 export const UNSHARDED_VHOSTS = 256;
 /**
- * Exact-host vhosts per shard we aim for beyond that. varnishd compiles a VCL in about 12 ms
- * plus 0.25 ms per vhost (idle machine, bench/README.md "Compile and reload time"), and a route
- * change recompiles one shard: 64 vhosts keep that near 30 ms. The fixed cost per VCL is paid
- * by every shard at start, which is why a large gateway starts with a few coarse shards and is
- * split once it serves (src/standalone/coarse-start.ts).
+ * Exact-host vhosts per shard we aim for beyond that. A route change recompiles one shard, but
+ * smaller shards do not make that faster: most of a `vcl.inline` is a fixed cost (the manager
+ * forks for VCC, the C compiler and a load test), which grows with the manager's size, and
+ * measured at 5 000 routes, shards of ~40 vhosts (128 VCLs) compiled no faster than shards of
+ * ~156 (32 VCLs) (bench/README.md "Scale"). Larger shards mean fewer VCLs to start.
  */
-export const VHOSTS_PER_SHARD = 64;
+export const VHOSTS_PER_SHARD = 256;
+/** Up to 256 shards are addressable (the dispatcher and --shards); the default stops at 64. */
 export const MAX_SHARDS = 256;
+const MAX_DEFAULT_SHARDS = 64;
 
 /**
  * Label names carry the shard count: when the count changes, the new shards get new labels,
@@ -58,7 +60,7 @@ export function shardCount(ir: RoutingIR): number {
   for (const s of ir.sockets) for (const v of s.vhosts) if (isExact(v)) exact++;
   if (exact <= UNSHARDED_VHOSTS) return 1;
   let k = 2;
-  while (k < MAX_SHARDS && exact > k * VHOSTS_PER_SHARD) k *= 2;
+  while (k < MAX_DEFAULT_SHARDS && exact > k * VHOSTS_PER_SHARD) k *= 2;
   return k;
 }
 
