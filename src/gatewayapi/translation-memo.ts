@@ -21,7 +21,7 @@
 // Bound: every cache keyed by routes, attachments or vhosts keeps only the entries the last
 // translation used (LastUse), so nothing grows over changes; the service numbering of an
 // environment holds at most one entry per Service port and client certificate of it.
-import { mapServices } from '../ir/merge.ts';
+import { mapServices, serviceNumbering } from '../ir/merge.ts';
 import type { IRRoute, IRService, IRSocket, IRVirtualHost } from '../ir/types.ts';
 import type { RankedMatch } from './precedence.ts';
 import { routeRegexes, type RouteRegex } from './regex.ts';
@@ -147,19 +147,7 @@ export class TableMemo<A extends object, R extends RankedMatch & { route: IRRout
    * reindexServices, so the numbering, and the result, are the same as its.
    */
   reindexServices(sockets: IRSocket[], services: readonly IRService[]): { sockets: IRSocket[]; services: IRService[] } {
-    const next: IRService[] = [];
-    const ids = new Map<number, number>();
-    const id = (old: number): number => {
-      let n = ids.get(old);
-      if (n === undefined) {
-        n = next.length;
-        const svc = services[old];
-        if (svc === undefined) throw new Error(`service index ${old} is out of range (${services.length} services)`);
-        next.push(svc);
-        ids.set(old, n);
-      }
-      return n;
-    };
+    const { id, next } = serviceNumbering(services);
     const out = sockets.map((s) => ({
       ...s,
       vhosts: s.vhosts.map((v) => {

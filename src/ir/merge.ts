@@ -32,11 +32,10 @@ export function socketNames(sorted: readonly { address: string; port: number }[]
 }
 
 /**
- * Renumbers services in the order routes first use them (sockets, vhosts and routes in IR
- * order; backends before mirrors), dropping unused ones. The order then depends only on the
- * routing table, so merged and per-Gateway IRs number alike. `services[i]` is old index i.
+ * A renumbering in order of first use: `id(old)` gives old index `old` the next new index the
+ * first time it is asked, and `next` lists the services in their new order.
  */
-export function reindexServices(sockets: IRSocket[], services: readonly IRService[]): { sockets: IRSocket[]; services: IRService[] } {
+export function serviceNumbering(services: readonly IRService[]): { id: (old: number) => number; next: IRService[]; ids: ReadonlyMap<number, number> } {
   const next: IRService[] = [];
   const ids = new Map<number, number>();
   const id = (old: number): number => {
@@ -50,6 +49,16 @@ export function reindexServices(sockets: IRSocket[], services: readonly IRServic
     }
     return n;
   };
+  return { id, next, ids };
+}
+
+/**
+ * Renumbers services in the order routes first use them (sockets, vhosts and routes in IR
+ * order; backends before mirrors), dropping unused ones. The order then depends only on the
+ * routing table, so merged and per-Gateway IRs number alike. `services[i]` is old index i.
+ */
+export function reindexServices(sockets: IRSocket[], services: readonly IRService[]): { sockets: IRSocket[]; services: IRService[] } {
+  const { id, next } = serviceNumbering(services);
   const out = sockets.map((s) => ({ ...s, vhosts: s.vhosts.map((v) => ({ ...v, routes: v.routes.map((r) => mapServices(r, id)) })) }));
   return { sockets: out, services: next };
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { regexLiteral, vclRegex, vclString, vclStringProblem, VclValueError, headerRef } from '../../src/vcl/escape.ts';
 import { Varnishd } from '../../src/varnish/varnishd.ts';
+import { prng } from '../support/prng.ts';
 
 // Tokens that break naive quoting, VCL structure, inline C or regex syntax.
 const NASTY = [
@@ -17,17 +18,6 @@ const NASTY = [
   '} sub x {', 'include "/etc/passwd";', 'é', '💥', '\u00a0', 'abc', '\\1', '(?i)', '[^"]', '\\Q', '\\E', '&', '=',
 ];
 
-/** Deterministic PRNG (mulberry32): the same cases on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function fuzzStrings(count: number, seed: number): string[] {
   const rnd = prng(seed);

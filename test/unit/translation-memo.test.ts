@@ -10,18 +10,8 @@ import { TranslationMemo } from '../../src/gatewayapi/translation-memo.ts';
 import { indexStatuses, type PreviousStatuses } from '../../src/gatewayapi/status.ts';
 import type { Gateway, HTTPBackendRef, HTTPRoute, HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule, Namespace, ReferenceGrant, ResourceSnapshot, Service } from '../../src/gatewayapi/types.ts';
 import { backend, fromAll, fromSelector, gateway, listener, namespace, parentRef, referenceGrant, route, service, world } from './fixtures/builders.ts';
+import { prng } from '../support/prng.ts';
 
-/** mulberry32: small, seeded, good enough to pick changes. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Random {
   readonly next: () => number;
