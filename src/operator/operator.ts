@@ -101,6 +101,11 @@ export class Operator {
   private previous: PreviousStatuses | undefined;
   /** The last translation's work: a route change does not translate every route again. */
   private readonly translationMemo = new TranslationMemo();
+
+  /** Translations that reused the last one's work / started over (a change beyond routes). */
+  get translationStats(): { readonly reused: number; readonly rebuilt: number } {
+    return this.translationMemo.stats;
+  }
   /** Status keys set by the last reconcile, to forget the ones no longer desired. */
   private statusKeys = new Map<string, { kind: StatusKind; namespace: string | undefined; name: string }>();
   /** The routing config last published per Gateway (namespace/name): sha256 of its IR JSON and of its head ConfigMap. */

@@ -65,7 +65,14 @@ export interface OperatorSourcesOptions {
   onChange: () => void;
 }
 
+interface ValidatedItem {
+  raw: Raw;
+  obj: Record<string, unknown> & { metadata: Record<string, unknown>; spec?: Record<string, unknown> };
+  result: ReturnType<typeof validateManifestObject>;
+}
+
 export class OperatorSources {
+  private readonly validated = new WeakMap<KubernetesObject, ValidatedItem>();
   private readonly watched = new Map<string, { def: SourceKind; informer: WatchedKind<KubernetesObject>; seen: Map<string, KubernetesObject> }>();
   private synced = false;
 
@@ -190,12 +197,34 @@ export class OperatorSources {
   private items(kind: string): Raw[] {
     const w = this.watched.get(kind);
     if (!w) return [];
-    return w.informer.list().map((o) => {
-      const obj = plain(o) as Raw;
-      obj.apiVersion ??= w.def.apiVersion;
-      obj.kind ??= w.def.kind;
-      return obj;
-    });
+    return w.informer.list().map((o) => this.plainItem(w.def, o));
+  }
+
+  private plainItem(def: SourceKind, o: KubernetesObject): Raw {
+    const obj = plain(o) as Raw;
+    obj.apiVersion ??= def.apiVersion;
+    obj.kind ??= def.kind;
+    return obj;
+  }
+
+  /**
+   * An informer object as the snapshot holds it: plain JSON, validated. Remembered per informer
+   * object, which the informer replaces when the object changes and keeps otherwise, so an
+   * unchanged object is neither copied nor validated again, and reaches the translator as the
+   * same object as last time: what lets its memo (src/gatewayapi/translation-memo.ts) reuse
+   * its work. Weak: replaced objects take their entry along.
+   */
+  private validatedItem(kind: string, def: SourceKind, o: KubernetesObject): ValidatedItem {
+    let item = this.validated.get(o);
+    if (!item) {
+      const raw = this.plainItem(def, o);
+      const obj = withoutNulls(raw) as Record<string, unknown> & { metadata: Record<string, unknown>; spec?: Record<string, unknown> };
+      if (!MANIFEST_KINDS[kind].namespaced) delete obj.metadata.namespace;
+      obj.metadata.generation ??= 1;
+      item = { raw, obj, result: validateManifestObject(kind, obj) };
+      this.validated.set(o, item);
+    }
+    return item;
   }
 
   /** The current view: validated snapshot, minus other controllers' classes and Gateways. */
@@ -207,17 +236,15 @@ export class OperatorSources {
     const ours = new Set<string>();
     for (const kind of ['GatewayClass', 'Gateway', 'HTTPRoute', 'ReferenceGrant', 'BackendTLSPolicy', 'Namespace', 'Service', 'EndpointSlice']) {
       const spec = MANIFEST_KINDS[kind];
-      for (const raw of this.items(kind)) {
-        const obj = withoutNulls(raw) as Record<string, unknown> & { metadata: Record<string, unknown>; spec?: Record<string, unknown> };
+      const w = this.watched.get(kind);
+      for (const o of w ? w.informer.list() : []) {
+        const { raw, obj, result } = this.validatedItem(kind, (w as { def: SourceKind }).def, o);
         if (kind === 'GatewayClass') {
           if (obj.spec?.controllerName !== CONTROLLER_NAME) continue;
           ours.add(String(obj.metadata.name));
         }
         if (kind === 'Gateway' && !ours.has(String(obj.spec?.gatewayClassName))) continue;
         if (kind === 'EndpointSlice' && obj.addressType === 'FQDN') continue;
-        if (!spec.namespaced) delete obj.metadata.namespace;
-        obj.metadata.generation ??= 1;
-        const result = validateManifestObject(kind, obj);
         if (!result.ok) {
           // The API names the object; there is no file or line to point at.
           rejected.push({ ...result.rejected, file: `${kind} (API)`, line: 0 });
