@@ -65,9 +65,13 @@ export interface OperatorSourcesOptions {
   onChange: () => void;
 }
 
+/** What view() needs of one informer object: the few raw fields it filters on, and the validation. */
 interface ValidatedItem {
-  raw: Raw;
-  obj: Record<string, unknown> & { metadata: Record<string, unknown>; spec?: Record<string, unknown> };
+  namespace: string | undefined;
+  name: string;
+  uid: string | undefined;
+  /** GatewayClass spec.controllerName, Gateway spec.gatewayClassName, EndpointSlice addressType. */
+  selector: unknown;
   result: ReturnType<typeof validateManifestObject>;
 }
 
@@ -219,9 +223,11 @@ export class OperatorSources {
     if (!item) {
       const raw = this.plainItem(def, o);
       const obj = withoutNulls(raw) as Record<string, unknown> & { metadata: Record<string, unknown>; spec?: Record<string, unknown> };
+      const selector = kind === 'GatewayClass' ? obj.spec?.controllerName : kind === 'Gateway' ? obj.spec?.gatewayClassName : kind === 'EndpointSlice' ? obj.addressType : undefined;
       if (!MANIFEST_KINDS[kind].namespaced) delete obj.metadata.namespace;
       obj.metadata.generation ??= 1;
-      item = { raw, obj, result: validateManifestObject(kind, obj) };
+      const uid = raw.metadata?.uid;
+      item = { namespace: raw.metadata?.namespace, name: String(raw.metadata?.name), uid: typeof uid === 'string' ? uid : undefined, selector, result: validateManifestObject(kind, obj) };
       this.validated.set(o, item);
     }
     return item;
@@ -238,22 +244,22 @@ export class OperatorSources {
       const spec = MANIFEST_KINDS[kind];
       const w = this.watched.get(kind);
       for (const o of w ? w.informer.list() : []) {
-        const { raw, obj, result } = this.validatedItem(kind, (w as { def: SourceKind }).def, o);
+        const { namespace, name, uid, selector, result } = this.validatedItem(kind, (w as { def: SourceKind }).def, o);
         if (kind === 'GatewayClass') {
-          if (obj.spec?.controllerName !== CONTROLLER_NAME) continue;
-          ours.add(String(obj.metadata.name));
+          if (selector !== CONTROLLER_NAME) continue;
+          ours.add(name);
         }
-        if (kind === 'Gateway' && !ours.has(String(obj.spec?.gatewayClassName))) continue;
-        if (kind === 'EndpointSlice' && obj.addressType === 'FQDN') continue;
+        if (kind === 'Gateway' && !ours.has(String(selector))) continue;
+        if (kind === 'EndpointSlice' && selector === 'FQDN') continue;
         if (!result.ok) {
           // The API names the object; there is no file or line to point at.
           rejected.push({ ...result.rejected, file: `${kind} (API)`, line: 0 });
           continue;
         }
         (snapshot[spec.field] as unknown[]).push(result.object);
-        if (kind === 'Gateway' && typeof raw.metadata?.uid === 'string') gatewayUids.set(`${raw.metadata.namespace}/${raw.metadata.name}`, raw.metadata.uid);
-        if ((kind === 'GatewayClass' || kind === 'Gateway' || kind === 'HTTPRoute' || kind === 'BackendTLSPolicy') && typeof raw.metadata?.uid === 'string') {
-          statusUids.set(`${kind}/${spec.namespaced ? (raw.metadata.namespace ?? '') : ''}/${raw.metadata.name}`, raw.metadata.uid);
+        if (kind === 'Gateway' && uid !== undefined) gatewayUids.set(`${namespace}/${name}`, uid);
+        if ((kind === 'GatewayClass' || kind === 'Gateway' || kind === 'HTTPRoute' || kind === 'BackendTLSPolicy') && uid !== undefined) {
+          statusUids.set(`${kind}/${spec.namespaced ? (namespace ?? '') : ''}/${name}`, uid);
         }
       }
     }
