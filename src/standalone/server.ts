@@ -22,6 +22,8 @@ import type { Varnishd } from '../varnish/varnishd.ts';
 import type { ShardCache } from '../vcl/shards.ts';
 import type { SettleOptions } from '../util/coalesce.ts';
 import { CheckedPipeline } from './checked-pipeline.ts';
+import { CoarseStart } from './coarse-start.ts';
+import { shardCount } from '../vcl/shards.ts';
 import { makeDir } from '../util/fs.ts';
 
 export interface StandaloneOptions {
@@ -47,6 +49,8 @@ export interface StandaloneOptions {
   portRetry?: PortRetryOptions;
   /** Serve HTTP/2 on HTTPS listeners (opt-in; see DataPlaneOptions.http2). */
   http2?: boolean;
+  /** Shard VCLs of the first config, at most, before the split to the normal count; default START_SHARDS. */
+  startShards?: number;
 }
 
 export interface StandaloneStatus extends DataPlaneState {
@@ -84,10 +88,12 @@ export class StandaloneServer {
   /** Every status of the config reported last, and its index for the next render. */
   private lastStatuses: readonly ObjectStatus[] = [];
   private previousStatuses: PreviousStatuses | undefined;
+  private readonly coarseStart: CoarseStart;
 
   constructor(opts: StandaloneOptions) {
     this.opts = opts;
     this.log = opts.logger.child({ component: 'standalone' });
+    this.coarseStart = new CoarseStart(opts.startShards);
     this.metrics = opts.metrics ?? createGatewayMetrics();
     this.applier = new ConfigApplier({ apply: () => this.applyOnce(), state: this.state, configErrors: this.metrics.configErrors, logger: this.log });
     this.pipeline = new CheckedPipeline({
@@ -100,6 +106,7 @@ export class StandaloneServer {
       unavailableSockets: this.unavailableSockets,
       // Conditions that did not change keep their lastTransitionTime across reloads.
       previousStatuses: () => this.previousStatuses,
+      maxShards: () => this.coarseStart.cap,
     });
   }
 
@@ -177,7 +184,7 @@ export class StandaloneServer {
       const loaded = await this.loader.load(this.opts.dir, changes.rescan ? undefined : changes.files);
       // Events that changed nothing (an editor touching a file, a second event of one write):
       // rendering thousands of routes again would only find the same config.
-      const upToDate = loaded.unchanged && this.appliedClean && this.unavailableSockets.size === 0;
+      const upToDate = loaded.unchanged && this.appliedClean && this.unavailableSockets.size === 0 && !this.coarseStart.splitDue;
       this.appliedClean = false;
       if (upToDate) {
         this.appliedClean = true;
@@ -200,9 +207,10 @@ export class StandaloneServer {
     this.report(config);
     // A config whose VCL does not compile has the routes responsible rejected and the rest applied.
     const dataPlane = this.dataPlane;
-    await this.pipeline.apply(snapshot, config, (c) => dataPlane.apply(c, c.leftOutSockets), (c) => this.report(c));
+    const live = await this.pipeline.apply(snapshot, config, (c) => dataPlane.apply(c, c.leftOutSockets), (c) => this.report(c));
     this.applier.accepted();
     this.appliedClean = true;
+    this.splitIfCoarse(live);
     // Applied without them: shown until fixed, logged and counted once per distinct set.
     if (fileErrors.length) {
       const message = `files not applied, each keeps its last good content:\n${fileErrors.map(formatManifestError).join('\n')}`;
@@ -211,6 +219,18 @@ export class StandaloneServer {
     }
     this.lastFileErrors = fileErrors.length ? (this.state.lastError?.message ?? '') : '';
     this.lastFileErrorsAt = this.state.lastError?.at ?? '';
+  }
+
+  /**
+   * After a coarse first config (see coarse-start.ts) went live, the split to the normal shard
+   * count is applied at once, as its own apply after this one (start() does not wait for it).
+   */
+  private splitIfCoarse(live: RenderedConfig): void {
+    const deployed = live.deploy.shards.length;
+    const wanted = this.opts.shards ?? shardCount(live.ir);
+    if (!this.coarseStart.live(deployed, wanted)) return;
+    this.log.info({ event: 'shard-split', from: deployed, to: wanted }, 'serving; splitting the start-up shard VCLs to the normal count');
+    setImmediate(() => void this.applier.run());
   }
 
   /**
