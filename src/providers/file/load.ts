@@ -14,6 +14,7 @@ import { Composer, LineCounter, Parser, type Document } from 'yaml';
 import { MANIFEST_KINDS, validateManifestObject, withoutNulls } from '../../gatewayapi/schema/index.ts';
 import { emptySnapshot, type RejectedObject, type ResourceSnapshot } from '../../gatewayapi/types.ts';
 import { formatBytes, MANIFEST_LIMITS, type ManifestLimits } from './limits.ts';
+import { PARALLEL_PARSE_MIN_FILES, parseWorkerCount, startParsePool } from './parallel-parse.ts';
 
 export const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
 
@@ -98,6 +99,8 @@ export interface LoadedManifests {
    * one); a duplicate is dropped and the first definition kept. Empty otherwise (they throw).
    */
   fileErrors: ManifestError[];
+  /** Files parsed before the load loop, over `workers` worker threads and this one. */
+  parsedInParallel?: { workers: number; files: number };
 }
 
 /** One-shot load, for commands that read the directory once. */
@@ -106,7 +109,7 @@ export function loadManifestDir(dir: string, limits?: Partial<ManifestLimits>): 
 }
 
 /** One object of a kind we read, valid against its schema. */
-interface ValidObject {
+export interface ValidObject {
   field: keyof typeof FIELD_CHECK;
   object: unknown;
   id: string;
@@ -126,7 +129,7 @@ const FIELD_CHECK = {
   backendTLSPolicies: 1,
 } satisfies Record<Exclude<keyof ResourceSnapshot, 'rejected'>, 1>;
 
-interface CachedFile {
+export interface CachedFile {
   /** mtime, ctime, size and inode: a rewrite or an atomic rename changes at least one. */
   version: string;
   size: number;
@@ -146,6 +149,12 @@ export interface ManifestLoaderOptions {
    * back everybody else's changes. One-shot readers (`vgw check`) leave it off and fail.
    */
   keepLastGood?: boolean;
+  /**
+   * Files never parsed before (the first load) are parsed on `workers` worker threads and this
+   * one when there are at least `minFiles` of them; defaults: parseWorkerCount() and
+   * PARALLEL_PARSE_MIN_FILES (parallel-parse.ts). `workers: 0` parses on this thread only.
+   */
+  parallelParse?: { workers?: number; minFiles?: number };
 }
 
 /**
@@ -161,11 +170,13 @@ export class ManifestLoader {
   /** With keepLastGood: the last parse of each file that had no file-level error. */
   private lastGood = new Map<string, CachedFile>();
   private readonly keepLastGood: boolean;
+  private readonly parallelParse: { workers?: number; minFiles?: number };
   readonly limits: ManifestLimits;
 
   constructor(options: ManifestLoaderOptions = {}) {
     this.limits = { ...MANIFEST_LIMITS, ...options.limits };
     this.keepLastGood = options.keepLastGood ?? false;
+    this.parallelParse = options.parallelParse ?? {};
   }
 
   /**
@@ -201,6 +212,16 @@ export class ManifestLoader {
     // one at a time, thousands of files would wait on thousands of thread-pool round trips.
     const toCheck = files.filter((path) => known === undefined || known.has(path) || !this.cache.has(path));
     const ahead = new Map<string, ReadAhead>();
+    // Many files never parsed (the first load): parsed in parallel before the loop, which then
+    // takes each result where it would have parsed the file, after the same checks.
+    const fresh = toCheck.filter((path) => !this.cache.has(path));
+    const workers = fresh.length < (this.parallelParse.minFiles ?? PARALLEL_PARSE_MIN_FILES) ? 0 : (this.parallelParse.workers ?? parseWorkerCount());
+    let parsedInParallel: LoadedManifests['parsedInParallel'];
+    if (workers > 0) {
+      const early = await this.parseAhead(fresh, workers);
+      for (const [path, e] of early) ahead.set(path, e);
+      parsedInParallel = { workers, files: early.size };
+    }
     let started = 0;
     let checked = 0;
     for (const path of files) {
@@ -210,7 +231,7 @@ export class ManifestLoader {
         const unchanged = known !== undefined && !known.has(path) ? this.cache.get(path) : undefined;
         if (!unchanged) {
           for (checked++; started < toCheck.length && started < checked + READ_AHEAD_FILES; started++) {
-            ahead.set(toCheck[started], this.readAhead(toCheck[started]));
+            if (!ahead.has(toCheck[started])) ahead.set(toCheck[started], this.readAhead(toCheck[started]));
           }
         }
         parsed = unchanged ?? (await this.parseFile(path, file, this.limits.maxTotalBytes - totalBytes, ahead.get(path)));
@@ -266,7 +287,7 @@ export class ManifestLoader {
     snapshot.rejected = rejected;
     this.lastOk = files;
     const unchanged = reparsed === 0 && lastOk !== null && lastOk.length === files.length && lastOk.every((f, i) => f === files[i]);
-    return { snapshot, files, warnings, unchanged, fileErrors };
+    return { snapshot, files, warnings, unchanged, fileErrors, ...(parsedInParallel ? { parsedInParallel } : {}) };
   }
 
   /** stat() now, and the bytes too when the file changed and is small (bounded memory ahead). */
@@ -282,6 +303,42 @@ export class ManifestLoader {
     info.catch(() => undefined);
     bytes.catch(() => undefined);
     return { info, bytes };
+  }
+
+  /**
+   * Reads `paths` and parses them over `workers` worker threads and this one. Files that cannot
+   * be stat()ed or read now, or are larger than a read-ahead, are left out: the load loop
+   * handles them as it always does. At most maxTotalBytes are held.
+   */
+  private async parseAhead(paths: string[], workers: number): Promise<Map<string, ReadAhead>> {
+    let pool;
+    try {
+      pool = startParsePool(workers);
+    } catch {
+      // No threads to be had (a resource limit): the loop parses everything, as on one core.
+      return new Map();
+    }
+    try {
+      const read: { path: string; info: Stats; bytes: Buffer }[] = [];
+      let held = 0;
+      for (let i = 0; i < paths.length && held <= this.limits.maxTotalBytes; i += READ_AHEAD_FILES) {
+        const window = paths.slice(i, i + READ_AHEAD_FILES).map(async (path) => {
+          const info = await stat(path);
+          if (info.size > READ_AHEAD_MAX_BYTES || info.size > this.limits.maxFileBytes) return null;
+          const bytes = await readBounded(path, this.limits.maxFileBytes);
+          return bytes === undefined ? null : { path, info, bytes };
+        });
+        for (const r of await Promise.all(window.map((p) => p.catch(() => null)))) {
+          if (!r) continue;
+          read.push(r);
+          held += r.bytes.length;
+        }
+      }
+      const outcomes = await pool.parse(read.map((r) => ({ file: displayPath(r.path), bytes: r.bytes })));
+      return new Map(read.map((r, i) => [r.path, { info: Promise.resolve(r.info), bytes: Promise.resolve(r.bytes), parsed: outcomes[i] }]));
+    } finally {
+      await pool.close();
+    }
   }
 
   /**
@@ -337,19 +394,34 @@ export class ManifestLoader {
     const early = ahead ? await ahead.bytes : null;
     const bytes = early === null ? await readBounded(path, this.limits.maxFileBytes) : early;
     if (bytes === undefined) return undefined;
-    let text: string;
-    try {
-      text = UTF8.decode(bytes);
-    } catch {
-      throw new Error('is not valid UTF-8; manifests must be UTF-8 text');
-    }
-    const out: CachedFile = { version, size: bytes.length, count: 0, objects: [], rejected: [], errors: [], warnings: [] };
-    for (const item of parseManifestItems(text, file, out.errors)) {
-      out.count++;
-      readObject(item, file, out);
-    }
-    return out;
+    // Parsed already (in parallel, see parallel-parse.ts) from these very bytes.
+    const parsed = early !== null && ahead?.parsed ? ahead.parsed : parseResult(bytes, file);
+    if ('error' in parsed) throw new Error(parsed.error);
+    return { version, ...parsed };
   }
+}
+
+/** What one file's bytes hold: the part of reading a file that needs no I/O. */
+export type ParsedFile = Omit<CachedFile, 'version'>;
+
+/**
+ * Decodes and parses one file's bytes into its objects, those rejected by their schema, and
+ * the file's errors; `error` when the file cannot be read at all. No I/O and no state, so
+ * that worker threads can run it for the first load of a large directory.
+ */
+export function parseResult(bytes: Uint8Array, file: string): ParsedFile | { error: string } {
+  let text: string;
+  try {
+    text = UTF8.decode(bytes);
+  } catch {
+    return { error: 'is not valid UTF-8; manifests must be UTF-8 text' };
+  }
+  const out: ParsedFile = { size: bytes.length, count: 0, objects: [], rejected: [], errors: [], warnings: [] };
+  for (const item of parseManifestItems(text, file, out.errors)) {
+    out.count++;
+    readObject(item, file, out);
+  }
+  return out;
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
@@ -363,6 +435,8 @@ interface ReadAhead {
   info: Promise<Stats>;
   /** null: not read ahead (unchanged, or too large to hold early). */
   bytes: Promise<Buffer | undefined | null>;
+  /** What parseResult() makes of `bytes`, when it ran already. */
+  parsed?: ParsedFile | { error: string };
 }
 
 /** mtime, ctime, size and inode: a rewrite or an atomic rename changes at least one. */
@@ -487,7 +561,7 @@ export function parseManifestText(text: string, file: string, errors: ManifestEr
 }
 
 /** Sorts one parsed object into valid, rejected or not ours. */
-function readObject(item: ParsedItem, file: string, out: CachedFile): void {
+function readObject(item: ParsedItem, file: string, out: ParsedFile): void {
   const { line } = item;
   const kind = item.object.kind;
   const apiVersion = item.object.apiVersion;
