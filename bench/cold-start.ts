@@ -7,6 +7,7 @@
 // Flags: --sizes 10000 --runs 3 --trees DIR[,DIR] --gateway-address --backend-address
 //        --admin-address --port --keep (logs and manifests kept in the printed directory).
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -146,8 +147,21 @@ async function coldStart(tree: string, dir: string, tmp: string, tag: string): P
     return { wallS: (okAt - spawnedAt) / 1000, nodeCpuS: usage.own, groupCpuS: usage.group, events };
   } finally {
     await proc.stop();
+    // The next run must not be answered by this one's varnishd.
+    await waitFor('gateway port closed', 60_000, 100, async () => (await listening(GATEWAY.address, GATEWAY.port)) ? undefined : true);
     if (!flags.keep) await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 function summary(values: number[]): string {

@@ -23,6 +23,8 @@ import type { ShardCache } from '../vcl/shards.ts';
 import type { SettleOptions } from '../util/coalesce.ts';
 import { CheckedPipeline } from './checked-pipeline.ts';
 import { CoarseStart } from './coarse-start.ts';
+import { earlySockets } from './early-start.ts';
+import type { ResourceSnapshot } from '../gatewayapi/types.ts';
 import { shardCount } from '../vcl/shards.ts';
 import { makeDir } from '../util/fs.ts';
 
@@ -68,7 +70,8 @@ export class StandaloneServer {
   private dataPlane: ObservedDataPlane | null = null;
   private watch: DirectoryWatch | null = null;
   // One author's unreadable file keeps its last good content; the others' changes go on.
-  private readonly loader = new ManifestLoader({ keepLastGood: true });
+  // A large first load starts varnishd on the Gateways' sockets while the routes are parsed.
+  private readonly loader = new ManifestLoader({ keepLastGood: true, onGateways: (partial) => this.startEarly(partial) });
   private warnings = new Set<string>();
   private readonly shardCache: ShardCache = new Map();
   private workDir = '';
@@ -221,6 +224,13 @@ export class StandaloneServer {
     this.lastFileErrorsAt = this.state.lastError?.at ?? '';
   }
 
+  /** See early-start.ts: only before anything serves. */
+  private startEarly(partial: ResourceSnapshot): void {
+    if (!this.dataPlane || this.dataPlane.live || this.stopped) return;
+    const sockets = earlySockets(partial, this.opts.defaultAddress);
+    if (sockets.length) void this.dataPlane.prestart(sockets);
+  }
+
   /**
    * After a coarse first config (see coarse-start.ts) went live, the split to the normal shard
    * count is applied at once, as its own apply after this one (start() does not wait for it).
@@ -281,6 +291,9 @@ export class StandaloneServer {
     this.stopped = true;
     this.metrics.draining.set(1);
     this.watch?.close();
+    // An apply under way may be deploying dozens of shard VCLs (the split after start): it
+    // stops after the one being compiled instead.
+    this.dataPlane?.interrupt();
     await this.applier.stop();
     await this.dataPlane?.stop();
     if (!this.claimedWorkDir) return;

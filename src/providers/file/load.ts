@@ -155,6 +155,12 @@ export interface ManifestLoaderOptions {
    * PARALLEL_PARSE_MIN_FILES (parallel-parse.ts). `workers: 0` parses on this thread only.
    */
   parallelParse?: { workers?: number; minFiles?: number };
+  /**
+   * Called during a parallel parse, before the bulk of the files is parsed, with the objects
+   * of the files whose text declares a GatewayClass or a Gateway: a guess at the listeners
+   * the load will find, early enough to start a data plane on them meanwhile.
+   */
+  onGateways?: (partial: ResourceSnapshot) => void;
 }
 
 /**
@@ -171,12 +177,14 @@ export class ManifestLoader {
   private lastGood = new Map<string, CachedFile>();
   private readonly keepLastGood: boolean;
   private readonly parallelParse: { workers?: number; minFiles?: number };
+  private readonly onGateways: ((partial: ResourceSnapshot) => void) | undefined;
   readonly limits: ManifestLimits;
 
   constructor(options: ManifestLoaderOptions = {}) {
     this.limits = { ...MANIFEST_LIMITS, ...options.limits };
     this.keepLastGood = options.keepLastGood ?? false;
     this.parallelParse = options.parallelParse ?? {};
+    this.onGateways = options.onGateways;
   }
 
   /**
@@ -334,6 +342,7 @@ export class ManifestLoader {
           held += r.bytes.length;
         }
       }
+      if (this.onGateways) this.onGateways(gatewaysFirst(read.map((r) => ({ file: displayPath(r.path), bytes: r.bytes }))));
       const outcomes = await pool.parse(read.map((r) => ({ file: displayPath(r.path), bytes: r.bytes })));
       return new Map(read.map((r, i) => [r.path, { info: Promise.resolve(r.info), bytes: Promise.resolve(r.bytes), parsed: outcomes[i] }]));
     } finally {
@@ -399,6 +408,21 @@ export class ManifestLoader {
     if ('error' in parsed) throw new Error(parsed.error);
     return { version, ...parsed };
   }
+}
+
+/** A top-level `kind: Gateway` or `kind: GatewayClass` (YAML or JSON). */
+const GATEWAY_KIND = /^kind:\s*["']?Gateway(Class)?["']?\s*$|"kind"\s*:\s*"Gateway(Class)?"/m;
+
+/** The objects of the files that look like they declare Gateways or GatewayClasses. */
+function gatewaysFirst(files: readonly { file: string; bytes: Buffer }[]): ResourceSnapshot {
+  const partial = emptySnapshot();
+  for (const { file, bytes } of files) {
+    if (bytes.indexOf('Gateway') < 0 || !GATEWAY_KIND.test(bytes.toString('latin1'))) continue;
+    const parsed = parseResult(bytes, file);
+    if ('error' in parsed) continue;
+    for (const o of parsed.objects) ((partial[o.field] ??= []) as unknown[]).push(o.object);
+  }
+  return partial;
 }
 
 /** What one file's bytes hold: the part of reading a file that needs no I/O. */
