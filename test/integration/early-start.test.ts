@@ -9,12 +9,12 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { startEchoServer, type EchoServer } from '../../src/echo/server.ts';
 import { StandaloneServer } from '../../src/standalone/server.ts';
-import { PARALLEL_PARSE_MIN_FILES } from '../../src/providers/file/parallel-parse.ts';
+import { PARSE_AHEAD_MIN_FILES } from '../../src/providers/file/parallel-parse.ts';
 import { memoryLogger } from './support/chaperone-world.ts';
 import { GATEWAY_CLASS, gwRoute, httpGateway, loopbackService, yamlDocs } from './support/manifests.ts';
 
 const NS = 'early';
-const ROUTES = PARALLEL_PARSE_MIN_FILES + 10;
+const ROUTES = PARSE_AHEAD_MIN_FILES + 10;
 
 function get(address: string, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -15,7 +15,7 @@ import { Composer, LineCounter, Parser, type Document } from 'yaml';
 import { MANIFEST_KINDS, validateManifestObject, withoutNulls } from '../../gatewayapi/schema/index.ts';
 import { emptySnapshot, type RejectedObject, type ResourceSnapshot } from '../../gatewayapi/types.ts';
 import { formatBytes, MANIFEST_LIMITS, type ManifestLimits } from './limits.ts';
-import { PARALLEL_PARSE_MIN_FILES, parseWorkerCount, startParsePool } from './parallel-parse.ts';
+import { PARSE_AHEAD_MIN_FILES, parseWorkerCount, startParsePool } from './parallel-parse.ts';
 
 export const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
 
@@ -100,8 +100,8 @@ export interface LoadedManifests {
    * one); a duplicate is dropped and the first definition kept. Empty otherwise (they throw).
    */
   fileErrors: ManifestError[];
-  /** Files parsed before the load loop, over `workers` worker threads and this one. */
-  parsedInParallel?: { workers: number; files: number };
+  /** Files read and parsed ahead of the load loop, over `workers` worker threads and this one. */
+  parsedAhead?: { workers: number; files: number };
 }
 
 /** One-shot load, for commands that read the directory once. */
@@ -151,13 +151,13 @@ export interface ManifestLoaderOptions {
    */
   keepLastGood?: boolean;
   /**
-   * Files never parsed before (the first load) are parsed on `workers` worker threads and this
-   * one when there are at least `minFiles` of them; defaults: parseWorkerCount() and
-   * PARALLEL_PARSE_MIN_FILES (parallel-parse.ts). `workers: 0` parses on this thread only.
+   * Files never parsed before (the first load) are read and parsed ahead of the load loop
+   * when there are at least `minFiles` of them, on `workers` worker threads and this one;
+   * defaults: PARSE_AHEAD_MIN_FILES and parseWorkerCount() (parallel-parse.ts).
    */
-  parallelParse?: { workers?: number; minFiles?: number };
+  parseAhead?: { workers?: number; minFiles?: number };
   /**
-   * Called during a parallel parse, before the bulk of the files is parsed, with the objects
+   * Called during a parse ahead, before the bulk of the files is parsed, with the objects
    * of the files whose text declares a GatewayClass or a Gateway: a guess at the listeners
    * the load will find, early enough to start a data plane on them meanwhile.
    */
@@ -177,14 +177,14 @@ export class ManifestLoader {
   /** With keepLastGood: the last parse of each file that had no file-level error. */
   private lastGood = new Map<string, CachedFile>();
   private readonly keepLastGood: boolean;
-  private readonly parallelParse: { workers?: number; minFiles?: number };
+  private readonly parseAheadOptions: { workers?: number; minFiles?: number };
   private readonly onGateways: ((partial: ResourceSnapshot) => void) | undefined;
   readonly limits: ManifestLimits;
 
   constructor(options: ManifestLoaderOptions = {}) {
     this.limits = { ...MANIFEST_LIMITS, ...options.limits };
     this.keepLastGood = options.keepLastGood ?? false;
-    this.parallelParse = options.parallelParse ?? {};
+    this.parseAheadOptions = options.parseAhead ?? {};
     this.onGateways = options.onGateways;
   }
 
@@ -221,15 +221,16 @@ export class ManifestLoader {
     // one at a time, thousands of files would wait on thousands of thread-pool round trips.
     const toCheck = files.filter((path) => known === undefined || known.has(path) || !this.cache.has(path));
     const ahead = new Map<string, ReadAhead>();
-    // Many files never parsed (the first load): parsed in parallel before the loop, which then
-    // takes each result where it would have parsed the file, after the same checks.
+    // Many files never parsed (the first load): read and parsed ahead, on workers too when there
+    // are thousands; the loop takes each result where it would have parsed the file, after
+    // the same checks.
     const fresh = toCheck.filter((path) => !this.cache.has(path));
-    const workers = fresh.length < (this.parallelParse.minFiles ?? PARALLEL_PARSE_MIN_FILES) ? 0 : (this.parallelParse.workers ?? parseWorkerCount());
-    let parsedInParallel: LoadedManifests['parsedInParallel'];
-    if (workers > 0) {
+    let parsedAhead: LoadedManifests['parsedAhead'];
+    if (fresh.length > 0 && fresh.length >= (this.parseAheadOptions.minFiles ?? PARSE_AHEAD_MIN_FILES)) {
+      const workers = this.parseAheadOptions.workers ?? parseWorkerCount(fresh.length);
       const early = await this.parseAhead(fresh, workers);
       for (const [path, e] of early) ahead.set(path, e);
-      parsedInParallel = { workers, files: early.size };
+      parsedAhead = { workers, files: early.size };
     }
     let started = 0;
     let checked = 0;
@@ -296,7 +297,7 @@ export class ManifestLoader {
     snapshot.rejected = rejected;
     this.lastOk = files;
     const unchanged = reparsed === 0 && lastOk !== null && lastOk.length === files.length && lastOk.every((f, i) => f === files[i]);
-    return { snapshot, files, warnings, unchanged, fileErrors, ...(parsedInParallel ? { parsedInParallel } : {}) };
+    return { snapshot, files, warnings, unchanged, fileErrors, ...(parsedAhead ? { parsedAhead } : {}) };
   }
 
   /** stat() now, and the bytes too when the file changed and is small (bounded memory ahead). */

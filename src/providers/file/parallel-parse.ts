@@ -1,6 +1,6 @@
-// The first load of a large directory parses its files on worker threads as well as on this
-// one: YAML parsing and schema validation of thousands of files is the largest part of a cold
-// start, and every file is parsed on its own. Workers exist only for that load: they are
+// The first load of a large directory parses its files ahead of the load loop, on worker
+// threads as well as on this one when there are thousands: YAML parsing and schema validation
+// is the largest part of a cold start, and every file is parsed on its own. Workers exist only for that load: they are
 // started for it and terminated when it ends. Results come back by structured clone, which
 // costs this thread a fraction of what parsing them would, so this thread parses a share of
 // its own instead of waiting. A worker that fails leaves its files to this thread.
@@ -9,8 +9,17 @@ import { setImmediate as yieldToEvents } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { parseResult, type ParsedFile } from './load.ts';
 
-/** Fewer files than this are parsed on this thread alone (a worker's start costs more). */
-export const PARALLEL_PARSE_MIN_FILES = 200;
+/**
+ * The first load reads and parses its files ahead of the load loop from this many files on
+ * (synchronous reads in slices cost a fraction of the loop's thread-pool round trips, and
+ * the Gateways are known early: ManifestLoaderOptions.onGateways).
+ */
+export const PARSE_AHEAD_MIN_FILES = 200;
+/**
+ * Worker threads parse too from this many files on: a worker first loads the YAML library
+ * and the schemas, which costs about as much as parsing a thousand files.
+ */
+export const PARSE_WORKERS_MIN_FILES = 2_000;
 /** Worker threads at most, besides this one. */
 export const MAX_PARSE_WORKERS = 2;
 /** Files per message to a worker: few messages, yet small enough to share the work evenly. */
@@ -18,8 +27,9 @@ const BATCH_FILES = 64;
 
 export type ParseOutcome = ParsedFile | { error: string };
 
-/** Worker threads for a parallel parse: one core is this thread's, none on one core. */
-export function parseWorkerCount(cores = availableParallelism()): number {
+/** Worker threads for parsing `files` files ahead: one core is this thread's, none on one core. */
+export function parseWorkerCount(files: number, cores = availableParallelism()): number {
+  if (files < PARSE_WORKERS_MIN_FILES) return 0;
   return Math.max(0, Math.min(MAX_PARSE_WORKERS, cores - 1));
 }
 
