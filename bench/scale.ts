@@ -9,6 +9,8 @@
 //     interleaved rounds, (a) pass and (b) cache hit.
 // Flags: --sizes 1000,5000 --additions 10 --flips 100 --wrk-seconds 5 --rounds 2
 //        --no-throughput --cpu-prof (profiles of `vgw serve` kept in the printed directory)
+//        --gateway-address --reference-address --backend-address --admin-address (loopback
+//        addresses, so that runs of other benchmarks on the same machine do not collide)
 //        --from-results (only rebuild the README section from bench/results.json).
 import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
@@ -33,6 +35,10 @@ const { values: flags } = parseArgs({
     'no-throughput': { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
     'no-save': { type: 'boolean', default: false },
+    'gateway-address': { type: 'string', default: '127.0.114.1' },
+    'reference-address': { type: 'string', default: '127.0.114.2' },
+    'backend-address': { type: 'string', default: '127.0.115.1' },
+    'admin-address': { type: 'string', default: '127.0.0.1' },
     /** Rebuilds the README section from bench/results.json (after editing scale-analysis.md). */
     'from-results': { type: 'boolean', default: false },
   },
@@ -48,9 +54,10 @@ const POLL_MS = 5;
 /** Keep-alive connections hammering the existing route during the flips, each back to back. */
 const HAMMER_CONNECTIONS = 4;
 const MEMORY_SAMPLE_MS = 1_000;
-const GATEWAY = { address: '127.0.114.1', port: 18580 };
-const REFERENCE = { address: '127.0.114.2', port: 18580 };
-const BACKEND = { address: '127.0.115.1', port: 18581 };
+const GATEWAY = { address: flags['gateway-address'], port: 18580 };
+const REFERENCE = { address: flags['reference-address'], port: 18580 };
+const BACKEND = { address: flags['backend-address'], port: 18581 };
+const ADMIN_ADDRESS = flags['admin-address'];
 const ADMIN_PORT = 18590;
 const REFERENCE_ADMIN_PORT = 18591;
 const MATCH_HEADER = { 'x-bench': 'on' };
@@ -209,7 +216,7 @@ async function runSize(n: number, tmp: string, reference: Gateway | null): Promi
   await writeDir(dir, GATEWAY, n);
   await mkdir(workDir, { recursive: true });
   const nodeArgs = flags['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join(tmp, `profile-${n}`)}`] : [];
-  const gw = spawnServe(dir, ADMIN_PORT, workDir, join(tmp, `serve-${n}.log`), { nodeArgs });
+  const gw = spawnServe(dir, ADMIN_PORT, workDir, join(tmp, `serve-${n}.log`), { nodeArgs, adminAddress: ADMIN_ADDRESS });
   const gatewayUrl = `http://${GATEWAY.address}:${GATEWAY.port}`;
   try {
     const pid = gw.proc.proc.pid as number;
@@ -381,7 +388,7 @@ async function main(): Promise<void> {
       const refDir = join(tmp, 'reference');
       await writeDir(refDir, REFERENCE, 1);
       await mkdir(join(tmp, 'work-reference'));
-      reference = spawnServe(refDir, REFERENCE_ADMIN_PORT, join(tmp, 'work-reference'), join(tmp, 'serve-reference.log'));
+      reference = spawnServe(refDir, REFERENCE_ADMIN_PORT, join(tmp, 'work-reference'), join(tmp, 'serve-reference.log'), { adminAddress: ADMIN_ADDRESS });
       await waitFor200WithHeader(`http://${REFERENCE.address}:${REFERENCE.port}`, 0, reference);
     }
     for (const n of SIZES) results.push(await runSize(n, tmp, reference));

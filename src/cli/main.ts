@@ -1,7 +1,11 @@
-// vgw: the command-line entry point. Each subcommand lives in its own module.
-import { runCheck } from './check.ts';
-import { runServe } from './serve.ts';
-import { runVcl } from './vcl.ts';
+// vgw: the command-line entry point. Each subcommand lives in its own module, loaded when it
+// is the one run.
+import { enableCompileCache } from 'node:module';
+
+// Node keeps the compiled code of every module it loads (a few hundred, ours type-stripped
+// first) in a cache under the temp dir, so later starts skip most of that work; without a
+// usable cache directory nothing changes. The modules are loaded after this call, on demand.
+enableCompileCache();
 
 const USAGE = `usage: vgw <command> [options]
 
@@ -45,12 +49,18 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   switch (command) {
-    case 'serve':
+    case 'serve': {
+      const { runServe } = await import('./serve.ts');
       return runServe(rest);
-    case 'check':
+    }
+    case 'check': {
+      const { runCheck } = await import('./check.ts');
       return runCheck(rest);
-    case 'vcl':
+    }
+    case 'vcl': {
+      const { runVcl } = await import('./vcl.ts');
       return runVcl(rest);
+    }
     case 'chaperone': {
       // Loaded on demand: the Kubernetes client is not needed by the other commands.
       const { runChaperone } = await import('./chaperone.ts');

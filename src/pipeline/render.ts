@@ -22,6 +22,8 @@ export interface RenderOptions {
   now?: string;
   /** Shard VCL count; default: by number of exact-host vhosts (1 below a few hundred). */
   shards?: number;
+  /** At most this many shard VCLs, whatever `shards` or the default says (a coarse start). */
+  maxShards?: number;
   /** Reused across renders by long-running callers, so unchanged shards are not regenerated. */
   shardCache?: ShardCache;
   /** PCRE2's verdicts on the snapshot's regexes (see renderChecked). */
@@ -69,7 +71,7 @@ export interface RenderedConfig extends CompiledConfig {
   regexCheckUnavailable?: string;
 }
 
-export type CompileOptions = Pick<RenderOptions, 'shards' | 'shardCache' | 'compileHook' | 'tlsProxyPorts'> & {
+export type CompileOptions = Pick<RenderOptions, 'shards' | 'maxShards' | 'shardCache' | 'compileHook' | 'tlsProxyPorts'> & {
   /** The VCL of a draining data plane: every response closes its connection (CompileVclOptions). */
   draining?: boolean;
 };
@@ -77,7 +79,8 @@ export type CompileOptions = Pick<RenderOptions, 'shards' | 'shardCache' | 'comp
 /** IR + endpoints -> the VCL set to deploy. */
 export function compileConfig(ir: RoutingIR, endpoints: EndpointMap, options: CompileOptions = {}): CompiledConfig {
   const vclOptions = { ...(options.draining ? { draining: true } : {}), ...(options.tlsProxyPorts ? { tlsProxyPorts: options.tlsProxyPorts } : {}) };
-  const compiled = compileSharded(ir, endpoints, options.shards ?? shardCount(ir), options.shardCache, vclOptions);
+  const count = Math.min(options.shards ?? shardCount(ir), options.maxShards ?? Infinity);
+  const compiled = compileSharded(ir, endpoints, count, options.shardCache, vclOptions);
   const deploy = options.compileHook ? options.compileHook(compiled, ir) : compiled;
   return { ir, endpoints, vcl: deploy.main, deploy, stats: deploy.stats, sockets: varnishdSockets(ir) };
 }

@@ -164,6 +164,10 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
   private readonly varnishdParams: Record<string, string>;
   private readonly varnishdArgs: string[];
   private hitch: Hitch | null = null;
+  /** apply() calls so far. */
+  private applies = 0;
+  /** A prestart() under way (see probe()). */
+  private prestarting: Promise<void> | null = null;
   private stunnel: Stunnel | null = null;
 
   constructor(opts: DataPlaneOptions<C>) {
@@ -199,6 +203,8 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
    * already holds are not probed (they are in use, by us).
    */
   async probe(sockets: readonly { address: string; port: number }[]): Promise<UnavailableSockets> {
+    // A varnishd starting early is binding its sockets: they are ours once it runs.
+    if (this.prestarting) await this.prestarting;
     // hitch's frontends are ours too: a probe of an HTTPS port it serves must not find it busy.
     const held = [...(this.varnishd ? this.listeners : []), ...(this.hitch?.listening ?? [])];
     const toProbe = sockets.filter((s) => !held.some((h) => h.address === s.address && h.port === s.port));
@@ -224,6 +230,7 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
    * serving in every case).
    */
   apply(config: C, leftOut: readonly { address: string; port: number }[] = []): Promise<void> {
+    this.applies++;
     const run = this.queue.then(() => this.applyNow(config, leftOut));
     this.queue = run.catch(() => undefined);
     return run;
@@ -244,6 +251,37 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
       this.record(await this.reloader.submit(deployable(config.deploy)), config);
     });
     this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Starts varnishd on `sockets` before the first config is made (it answers 503 "Starting"
+   * until then), so that its start overlaps the work of making that config. The first apply()
+   * uses it when it wants the same sockets and restarts it otherwise. Nothing happens once a
+   * varnishd runs, or when a socket is busy (apply() deals with those); a failed start is
+   * logged, and apply() starts varnishd as usual.
+   */
+  prestart(sockets: DataPlaneConfig['sockets']): Promise<void> {
+    // Only ahead of the first apply: one queued before would wait on this in probe().
+    if (this.applies > 0) return Promise.resolve();
+    const run = this.queue.then(async () => {
+      if (this.stopped || this.varnishd || this.liveConfig || sockets.length === 0) return;
+      const listeners: VarnishListener[] = sockets.map((s) => ({ name: s.name, address: s.address, port: s.port, ...(s.proxy ? { proxy: true } : {}) }));
+      if ((await probeSockets(listeners, (s) => socketKey(s.address, s.port))).size > 0 || this.stopped) return;
+      try {
+        await this.launch(listeners, BOOT_VCL);
+      } catch (err) {
+        this.log.warn({ event: 'varnishd-prestart-failed', err: (err as Error).message }, 'varnishd could not start early; it starts with the first config');
+        return;
+      }
+      this.log.info({ event: 'varnishd-prestarted', listeners: listeners.map((l) => `${l.name}=${l.address}:${l.port}`) }, 'varnishd started while the first config is made');
+    });
+    const done = run.catch(() => undefined);
+    this.queue = done;
+    this.prestarting = done;
+    void done.then(() => {
+      if (this.prestarting === done) this.prestarting = null;
+    });
     return run;
   }
 
@@ -328,30 +366,16 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
     }
     // A sharded config boots with a placeholder: its labels must exist before its main VCL.
     const sharded = config.deploy.shards.length > 0;
-    this.starts++;
-    const varnishd = new Varnishd({
-      listeners,
-      workDir: join(this.opts.workDir, VARNISHD_DIR),
-      vcl: sharded ? BOOT_VCL : config.vcl,
-      params: this.params,
-      extraArgs: this.varnishdArgs,
-      ...(this.opts.storageBytes !== undefined ? { storage: `malloc,${this.opts.storageBytes}` } : {}),
-      logger: this.opts.logger,
-    });
     const startedAt = performance.now();
+    let varnishd: Varnishd;
     try {
-      await varnishd.start();
+      varnishd = await this.launch(listeners, sharded ? BOOT_VCL : config.vcl);
     } catch (err) {
-      await varnishd.stop().catch(() => undefined);
-      this.listeners = [];
       this.opts.onReload?.(false, (performance.now() - startedAt) / 1000);
-      throw new Error(`varnishd could not start: ${(err as Error).message}`);
+      throw err;
     }
-    this.varnishd = varnishd;
-    this.opts.onVarnishd?.(varnishd);
-    this.reloader = new VclReloader(varnishd, { logger: this.opts.logger });
     if (sharded) {
-      const result = await this.reloader.submit(deployable(config.deploy));
+      const result = await (this.reloader as VclReloader).submit(deployable(config.deploy));
       this.record(result, config);
       if (result.status !== 'active') return;
     } else {
@@ -361,6 +385,34 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
       this.markLive(config, 'boot');
     }
     this.log.info({ event: 'varnishd-started', listeners: listeners.map((l) => `${l.name}=${l.address}:${l.port}`) }, 'serving');
+  }
+
+  /** Starts a varnishd on `listeners` booting `vcl`, and makes it the one that serves. */
+  private async launch(listeners: VarnishListener[], vcl: string): Promise<Varnishd> {
+    this.listeners = listeners;
+    this.opts.state.listeners = listeners;
+    this.opts.state.varnishdStarts = this.starts + 1;
+    this.starts++;
+    const varnishd = new Varnishd({
+      listeners,
+      workDir: join(this.opts.workDir, VARNISHD_DIR),
+      vcl,
+      params: this.params,
+      extraArgs: this.varnishdArgs,
+      ...(this.opts.storageBytes !== undefined ? { storage: `malloc,${this.opts.storageBytes}` } : {}),
+      logger: this.opts.logger,
+    });
+    try {
+      await varnishd.start();
+    } catch (err) {
+      await varnishd.stop().catch(() => undefined);
+      this.listeners = [];
+      throw new Error(`varnishd could not start: ${(err as Error).message}`);
+    }
+    this.varnishd = varnishd;
+    this.opts.onVarnishd?.(varnishd);
+    this.reloader = new VclReloader(varnishd, { logger: this.opts.logger });
+    return varnishd;
   }
 
   private record(result: ReloadResult, config: C): void {
@@ -438,8 +490,17 @@ export class DataPlane<C extends DataPlaneConfig = DataPlaneConfig> {
     if (this.busy.length && !this.retryTimer && !this.stopped) this.scheduleRetry();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * The first step of stop(), for an owner that waits for its own applies before calling it:
+   * no new work, and a VCL set being deployed stops after the VCL being compiled.
+   */
+  interrupt(): void {
     this.stopped = true;
+    this.reloader?.close();
+  }
+
+  async stop(): Promise<void> {
+    this.interrupt();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     await this.queue;

@@ -85,6 +85,11 @@ export class ObservedDataPlane {
     return this.dataPlane.apply(config, leftOut);
   }
 
+  /** See DataPlane.prestart. */
+  prestart(sockets: ObservedConfig['sockets']): Promise<void> {
+    return this.dataPlane.prestart(sockets);
+  }
+
   /** See DataPlane.reloadVcl. */
   reloadVcl(config: ObservedConfig): Promise<void> {
     return this.dataPlane.reloadVcl(config);
@@ -98,6 +103,11 @@ export class ObservedDataPlane {
   /** Which of `sockets` cannot be bound now (see DataPlane.probe). */
   probe(sockets: readonly { address: string; port: number }[]): Promise<UnavailableSockets> {
     return this.dataPlane.probe(sockets);
+  }
+
+  /** See DataPlane.interrupt. */
+  interrupt(): void {
+    this.dataPlane.interrupt();
   }
 
   async stop(): Promise<void> {

@@ -33,6 +33,8 @@ export interface CheckedPipelineOptions {
   unavailableSockets?: ReadonlyMap<string, string>;
   /** The statuses last reported, read at each render (owned by the caller; see RenderOptions.previous). */
   previousStatuses?: () => PreviousStatuses | undefined;
+  /** A shard cap, read at each render (see RenderOptions.maxShards). */
+  maxShards?: () => number | undefined;
 }
 
 export class CheckedPipeline {
@@ -56,10 +58,11 @@ export class CheckedPipeline {
     this.culprits.prune(snapshot.httpRoutes);
     const { defaultAddress, shards, shardCache, compileHook, unavailableSockets, pathNormalization } = this.opts;
     const previous = this.opts.previousStatuses?.();
+    const maxShards = this.opts.maxShards?.();
     const once = () =>
       renderChecked(
         snapshot,
-        { defaultAddress, shards, shardCache, compileHook, unavailableSockets, pathNormalization, previous, rejectedRoutes: this.culprits.rejected, tlsProxyPorts: this.tlsProxyPorts.map, translationMemo: this.translationMemo },
+        { defaultAddress, shards, maxShards, shardCache, compileHook, unavailableSockets, pathNormalization, previous, rejectedRoutes: this.culprits.rejected, tlsProxyPorts: this.tlsProxyPorts.map, translationMemo: this.translationMemo },
         this.checker,
       );
     const config = await once();

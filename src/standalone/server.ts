@@ -22,6 +22,10 @@ import type { Varnishd } from '../varnish/varnishd.ts';
 import type { ShardCache } from '../vcl/shards.ts';
 import type { SettleOptions } from '../util/coalesce.ts';
 import { CheckedPipeline } from './checked-pipeline.ts';
+import { CoarseStart } from './coarse-start.ts';
+import { earlySockets } from './early-start.ts';
+import type { ResourceSnapshot } from '../gatewayapi/types.ts';
+import { shardCount } from '../vcl/shards.ts';
 import { makeDir } from '../util/fs.ts';
 
 export interface StandaloneOptions {
@@ -47,6 +51,8 @@ export interface StandaloneOptions {
   portRetry?: PortRetryOptions;
   /** Serve HTTP/2 on HTTPS listeners (opt-in; see DataPlaneOptions.http2). */
   http2?: boolean;
+  /** Shard VCLs of the first config, at most, before the split to the normal count; default START_SHARDS. */
+  startShards?: number;
 }
 
 export interface StandaloneStatus extends DataPlaneState {
@@ -64,7 +70,8 @@ export class StandaloneServer {
   private dataPlane: ObservedDataPlane | null = null;
   private watch: DirectoryWatch | null = null;
   // One author's unreadable file keeps its last good content; the others' changes go on.
-  private readonly loader = new ManifestLoader({ keepLastGood: true });
+  // A large first load starts varnishd on the Gateways' sockets while the routes are parsed.
+  private readonly loader = new ManifestLoader({ keepLastGood: true, onGateways: (partial) => this.startEarly(partial) });
   private warnings = new Set<string>();
   private readonly shardCache: ShardCache = new Map();
   private workDir = '';
@@ -84,10 +91,12 @@ export class StandaloneServer {
   /** Every status of the config reported last, and its index for the next render. */
   private lastStatuses: readonly ObjectStatus[] = [];
   private previousStatuses: PreviousStatuses | undefined;
+  private readonly coarseStart: CoarseStart;
 
   constructor(opts: StandaloneOptions) {
     this.opts = opts;
     this.log = opts.logger.child({ component: 'standalone' });
+    this.coarseStart = new CoarseStart(opts.startShards);
     this.metrics = opts.metrics ?? createGatewayMetrics();
     this.applier = new ConfigApplier({ apply: () => this.applyOnce(), state: this.state, configErrors: this.metrics.configErrors, logger: this.log });
     this.pipeline = new CheckedPipeline({
@@ -100,6 +109,7 @@ export class StandaloneServer {
       unavailableSockets: this.unavailableSockets,
       // Conditions that did not change keep their lastTransitionTime across reloads.
       previousStatuses: () => this.previousStatuses,
+      maxShards: () => this.coarseStart.cap,
     });
   }
 
@@ -177,7 +187,7 @@ export class StandaloneServer {
       const loaded = await this.loader.load(this.opts.dir, changes.rescan ? undefined : changes.files);
       // Events that changed nothing (an editor touching a file, a second event of one write):
       // rendering thousands of routes again would only find the same config.
-      const upToDate = loaded.unchanged && this.appliedClean && this.unavailableSockets.size === 0;
+      const upToDate = loaded.unchanged && this.appliedClean && this.unavailableSockets.size === 0 && !this.coarseStart.splitDue;
       this.appliedClean = false;
       if (upToDate) {
         this.appliedClean = true;
@@ -200,9 +210,10 @@ export class StandaloneServer {
     this.report(config);
     // A config whose VCL does not compile has the routes responsible rejected and the rest applied.
     const dataPlane = this.dataPlane;
-    await this.pipeline.apply(snapshot, config, (c) => dataPlane.apply(c, c.leftOutSockets), (c) => this.report(c));
+    const live = await this.pipeline.apply(snapshot, config, (c) => dataPlane.apply(c, c.leftOutSockets), (c) => this.report(c));
     this.applier.accepted();
     this.appliedClean = true;
+    this.splitIfCoarse(live);
     // Applied without them: shown until fixed, logged and counted once per distinct set.
     if (fileErrors.length) {
       const message = `files not applied, each keeps its last good content:\n${fileErrors.map(formatManifestError).join('\n')}`;
@@ -211,6 +222,25 @@ export class StandaloneServer {
     }
     this.lastFileErrors = fileErrors.length ? (this.state.lastError?.message ?? '') : '';
     this.lastFileErrorsAt = this.state.lastError?.at ?? '';
+  }
+
+  /** See early-start.ts: only before anything serves. */
+  private startEarly(partial: ResourceSnapshot): void {
+    if (!this.dataPlane || this.dataPlane.live || this.stopped) return;
+    const sockets = earlySockets(partial, this.opts.defaultAddress);
+    if (sockets.length) void this.dataPlane.prestart(sockets);
+  }
+
+  /**
+   * After a coarse first config (see coarse-start.ts) went live, the split to the normal shard
+   * count is applied at once, as its own apply after this one (start() does not wait for it).
+   */
+  private splitIfCoarse(live: RenderedConfig): void {
+    const deployed = live.deploy.shards.length;
+    const wanted = this.opts.shards ?? shardCount(live.ir);
+    if (!this.coarseStart.live(deployed, wanted)) return;
+    this.log.info({ event: 'shard-split', from: deployed, to: wanted }, 'serving; splitting the start-up shard VCLs to the normal count');
+    setImmediate(() => void this.applier.run());
   }
 
   /**
@@ -261,6 +291,9 @@ export class StandaloneServer {
     this.stopped = true;
     this.metrics.draining.set(1);
     this.watch?.close();
+    // An apply under way may be deploying dozens of shard VCLs (the split after start): it
+    // stops after the one being compiled instead.
+    this.dataPlane?.interrupt();
     await this.applier.stop();
     await this.dataPlane?.stop();
     if (!this.claimedWorkDir) return;

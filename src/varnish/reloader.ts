@@ -95,6 +95,8 @@ export class VclReloader extends EventEmitter<VclReloaderEventMap> {
   private pending: Job | null = null;
   private running: Promise<void> | null = null;
   private discardBacklog = false;
+  /** close() was called: no more compiles. */
+  private closed = false;
   /** Texts now live: the used VCL and each label's target; null = unknown. */
   private liveMain: string | null = null;
   private liveShards: (string | null)[] = [];
@@ -123,6 +125,7 @@ export class VclReloader extends EventEmitter<VclReloaderEventMap> {
   submit(vcl: string | VclSet, meta?: unknown): Promise<ReloadResult> {
     return new Promise<ReloadResult>((resolve) => {
       const job: Job = { seq: ++this.submitted, vcl, meta, submittedAt: performance.now(), resolve };
+      if (this.closed) return this.finish(job, { status: 'superseded', seq: job.seq });
       const dropped = this.pending;
       this.pending = job;
       if (dropped) this.finish(dropped, { status: 'superseded', seq: dropped.seq });
@@ -132,6 +135,18 @@ export class VclReloader extends EventEmitter<VclReloaderEventMap> {
         });
       }
     });
+  }
+
+  /**
+   * No more compiles: the pending submission and any later one resolve as superseded, and a
+   * set being deployed stops after the VCL being compiled (its labels and main VCL untouched),
+   * so that stopping does not wait for dozens of shard VCLs.
+   */
+  close(): void {
+    this.closed = true;
+    const dropped = this.pending;
+    this.pending = null;
+    if (dropped) this.finish(dropped, { status: 'superseded', seq: dropped.seq });
   }
 
   /** Resolves once no compile is running or pending. */
@@ -185,6 +200,7 @@ export class VclReloader extends EventEmitter<VclReloaderEventMap> {
     const relabel: { label: string; name: string; index: number }[] = [];
     for (let i = 0; i < set.shards.length; i++) {
       if (this.liveShards[i] === set.shards[i]) continue;
+      if (this.closed) return { status: 'superseded', seq: job.seq, compileMs };
       const loaded = await timed('compile', () => this.load(set.shards[i]));
       if (!loaded.ok) {
         await this.discardNames(relabel.map((r) => r.name));

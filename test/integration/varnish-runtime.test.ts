@@ -250,6 +250,20 @@ describe('varnish runtime', { concurrency: true }, () => {
     assert.equal((await get(await port())).headers['x-tag'], 'burst9');
   });
 
+  test('close() ends a set being deployed before its next VCL; the live VCL keeps serving', async (t) => {
+    const { v, port } = await startVarnish(t, vcl('live'));
+    const reloader = new VclReloader(v);
+    const set = { main: vcl('main'), shards: Array.from({ length: 6 }, (_, i) => vcl(`shard${i}`)), label: (i: number) => `closing_shard_${i}` };
+    const deploying = reloader.submit(set);
+    reloader.close();
+    const result = await deploying;
+    assert.equal(result.status, 'superseded');
+    assert.equal((await reloader.submit(vcl('later'))).status, 'superseded', 'nothing is compiled after close()');
+    assert.equal((await get(await port())).headers['x-tag'], 'live');
+    const labels = parseVclList(await v.cli.expectOk('vcl.list -j')).filter((e) => e.name.startsWith('closing_shard_'));
+    assert.deepEqual(labels, [], 'no label was moved');
+  });
+
   test('old VCLs are discarded after reloads', async (t) => {
     const { v } = await startVarnish(t, vcl('boot'));
     const reloader = new VclReloader(v);

@@ -8,12 +8,14 @@
 // (keepLastGood) keeps that file at its last good content instead, since dropping it would
 // silently drop its routes and failing the whole load would hold back every other file.
 import { lstat, open, readdir, realpath, stat } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { setImmediate as yieldToEvents } from 'node:timers/promises';
 import { join, relative, sep } from 'node:path';
 import { Composer, LineCounter, Parser, type Document } from 'yaml';
 import { MANIFEST_KINDS, validateManifestObject, withoutNulls } from '../../gatewayapi/schema/index.ts';
 import { emptySnapshot, type RejectedObject, type ResourceSnapshot } from '../../gatewayapi/types.ts';
 import { formatBytes, MANIFEST_LIMITS, type ManifestLimits } from './limits.ts';
+import { PARSE_AHEAD_MIN_FILES, parseWorkerCount, startParsePool } from './parallel-parse.ts';
 
 export const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
 
@@ -98,6 +100,8 @@ export interface LoadedManifests {
    * one); a duplicate is dropped and the first definition kept. Empty otherwise (they throw).
    */
   fileErrors: ManifestError[];
+  /** Files read and parsed ahead of the load loop, over `workers` worker threads and this one. */
+  parsedAhead?: { workers: number; files: number };
 }
 
 /** One-shot load, for commands that read the directory once. */
@@ -106,7 +110,7 @@ export function loadManifestDir(dir: string, limits?: Partial<ManifestLimits>): 
 }
 
 /** One object of a kind we read, valid against its schema. */
-interface ValidObject {
+export interface ValidObject {
   field: keyof typeof FIELD_CHECK;
   object: unknown;
   id: string;
@@ -126,7 +130,7 @@ const FIELD_CHECK = {
   backendTLSPolicies: 1,
 } satisfies Record<Exclude<keyof ResourceSnapshot, 'rejected'>, 1>;
 
-interface CachedFile {
+export interface CachedFile {
   /** mtime, ctime, size and inode: a rewrite or an atomic rename changes at least one. */
   version: string;
   size: number;
@@ -146,6 +150,18 @@ export interface ManifestLoaderOptions {
    * back everybody else's changes. One-shot readers (`vgw check`) leave it off and fail.
    */
   keepLastGood?: boolean;
+  /**
+   * Files never parsed before (the first load) are read and parsed ahead of the load loop
+   * when there are at least `minFiles` of them, on `workers` worker threads and this one;
+   * defaults: PARSE_AHEAD_MIN_FILES and parseWorkerCount() (parallel-parse.ts).
+   */
+  parseAhead?: { workers?: number; minFiles?: number };
+  /**
+   * Called during a parse ahead, before the bulk of the files is parsed, with the objects
+   * of the files whose text declares a GatewayClass or a Gateway: a guess at the listeners
+   * the load will find, early enough to start a data plane on them meanwhile.
+   */
+  onGateways?: (partial: ResourceSnapshot) => void;
 }
 
 /**
@@ -161,11 +177,15 @@ export class ManifestLoader {
   /** With keepLastGood: the last parse of each file that had no file-level error. */
   private lastGood = new Map<string, CachedFile>();
   private readonly keepLastGood: boolean;
+  private readonly parseAheadOptions: { workers?: number; minFiles?: number };
+  private readonly onGateways: ((partial: ResourceSnapshot) => void) | undefined;
   readonly limits: ManifestLimits;
 
   constructor(options: ManifestLoaderOptions = {}) {
     this.limits = { ...MANIFEST_LIMITS, ...options.limits };
     this.keepLastGood = options.keepLastGood ?? false;
+    this.parseAheadOptions = options.parseAhead ?? {};
+    this.onGateways = options.onGateways;
   }
 
   /**
@@ -201,6 +221,17 @@ export class ManifestLoader {
     // one at a time, thousands of files would wait on thousands of thread-pool round trips.
     const toCheck = files.filter((path) => known === undefined || known.has(path) || !this.cache.has(path));
     const ahead = new Map<string, ReadAhead>();
+    // Many files never parsed (the first load): read and parsed ahead, on workers too when there
+    // are thousands; the loop takes each result where it would have parsed the file, after
+    // the same checks.
+    const fresh = toCheck.filter((path) => !this.cache.has(path));
+    let parsedAhead: LoadedManifests['parsedAhead'];
+    if (fresh.length > 0 && fresh.length >= (this.parseAheadOptions.minFiles ?? PARSE_AHEAD_MIN_FILES)) {
+      const workers = this.parseAheadOptions.workers ?? parseWorkerCount(fresh.length);
+      const early = await this.parseAhead(fresh, workers);
+      for (const [path, e] of early) ahead.set(path, e);
+      parsedAhead = { workers, files: early.size };
+    }
     let started = 0;
     let checked = 0;
     for (const path of files) {
@@ -210,7 +241,7 @@ export class ManifestLoader {
         const unchanged = known !== undefined && !known.has(path) ? this.cache.get(path) : undefined;
         if (!unchanged) {
           for (checked++; started < toCheck.length && started < checked + READ_AHEAD_FILES; started++) {
-            ahead.set(toCheck[started], this.readAhead(toCheck[started]));
+            if (!ahead.has(toCheck[started])) ahead.set(toCheck[started], this.readAhead(toCheck[started]));
           }
         }
         parsed = unchanged ?? (await this.parseFile(path, file, this.limits.maxTotalBytes - totalBytes, ahead.get(path)));
@@ -266,7 +297,7 @@ export class ManifestLoader {
     snapshot.rejected = rejected;
     this.lastOk = files;
     const unchanged = reparsed === 0 && lastOk !== null && lastOk.length === files.length && lastOk.every((f, i) => f === files[i]);
-    return { snapshot, files, warnings, unchanged, fileErrors };
+    return { snapshot, files, warnings, unchanged, fileErrors, ...(parsedAhead ? { parsedAhead } : {}) };
   }
 
   /** stat() now, and the bytes too when the file changed and is small (bounded memory ahead). */
@@ -282,6 +313,42 @@ export class ManifestLoader {
     info.catch(() => undefined);
     bytes.catch(() => undefined);
     return { info, bytes };
+  }
+
+  /**
+   * Reads `paths` and parses them over `workers` worker threads and this one. Files that cannot
+   * be stat()ed or read now, or are larger than a read-ahead, are left out: the load loop
+   * handles them as it always does. At most maxTotalBytes are held.
+   */
+  private async parseAhead(paths: string[], workers: number): Promise<Map<string, ReadAhead>> {
+    let pool;
+    try {
+      pool = startParsePool(workers);
+    } catch {
+      // No threads to be had (a resource limit): the loop parses everything, as on one core.
+      return new Map();
+    }
+    try {
+      const read: { path: string; info: Stats; bytes: Buffer }[] = [];
+      let held = 0;
+      // Read synchronously, in slices between which events are handled: thousands of small
+      // files cost several times more through the thread pool (a round trip per call), and
+      // the workers wait for these bytes.
+      for (let i = 0; i < paths.length && held <= this.limits.maxTotalBytes; i += SYNC_READ_SLICE) {
+        if (i > 0) await yieldToEvents();
+        for (const path of paths.slice(i, i + SYNC_READ_SLICE)) {
+          const r = readSmallFileSync(path, Math.min(READ_AHEAD_MAX_BYTES, this.limits.maxFileBytes));
+          if (!r) continue;
+          read.push({ path, ...r });
+          held += r.bytes.length;
+        }
+      }
+      if (this.onGateways) this.onGateways(gatewaysFirst(read.map((r) => ({ file: displayPath(r.path), bytes: r.bytes }))));
+      const outcomes = await pool.parse(read.map((r) => ({ file: displayPath(r.path), bytes: r.bytes })));
+      return new Map(read.map((r, i) => [r.path, { info: Promise.resolve(r.info), bytes: Promise.resolve(r.bytes), parsed: outcomes[i] }]));
+    } finally {
+      await pool.close();
+    }
   }
 
   /**
@@ -337,19 +404,79 @@ export class ManifestLoader {
     const early = ahead ? await ahead.bytes : null;
     const bytes = early === null ? await readBounded(path, this.limits.maxFileBytes) : early;
     if (bytes === undefined) return undefined;
-    let text: string;
-    try {
-      text = UTF8.decode(bytes);
-    } catch {
-      throw new Error('is not valid UTF-8; manifests must be UTF-8 text');
-    }
-    const out: CachedFile = { version, size: bytes.length, count: 0, objects: [], rejected: [], errors: [], warnings: [] };
-    for (const item of parseManifestItems(text, file, out.errors)) {
-      out.count++;
-      readObject(item, file, out);
-    }
-    return out;
+    // Parsed already (in parallel, see parallel-parse.ts) from these very bytes.
+    const parsed = early !== null && ahead?.parsed ? ahead.parsed : parseResult(bytes, file);
+    if ('error' in parsed) throw new Error(parsed.error);
+    return { version, ...parsed };
   }
+}
+
+/** Files read synchronously between two turns of the event loop (parseAhead). */
+const SYNC_READ_SLICE = 256;
+
+/**
+ * A file's stat and bytes, or null when it cannot be read now or is larger than `max` (the
+ * load loop then reads it as usual, and reports what is wrong with it).
+ */
+function readSmallFileSync(path: string, max: number): { info: Stats; bytes: Buffer } | null {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const info = fstatSync(fd);
+    if (!info.isFile() || info.size > max) return null;
+    const bytes = Buffer.allocUnsafe(info.size);
+    let got = 0;
+    while (got < info.size) {
+      const n = readSync(fd, bytes, got, info.size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    // Changed while read: left to the loop.
+    if (got !== info.size || readSync(fd, Buffer.allocUnsafe(1), 0, 1, got) !== 0) return null;
+    return { info, bytes };
+  } catch {
+    return null;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** A top-level `kind: Gateway` or `kind: GatewayClass` (YAML or JSON). */
+const GATEWAY_KIND = /^kind:\s*["']?Gateway(Class)?["']?\s*$|"kind"\s*:\s*"Gateway(Class)?"/m;
+
+/** The objects of the files that look like they declare Gateways or GatewayClasses. */
+function gatewaysFirst(files: readonly { file: string; bytes: Buffer }[]): ResourceSnapshot {
+  const partial = emptySnapshot();
+  for (const { file, bytes } of files) {
+    if (bytes.indexOf('Gateway') < 0 || !GATEWAY_KIND.test(bytes.toString('latin1'))) continue;
+    const parsed = parseResult(bytes, file);
+    if ('error' in parsed) continue;
+    for (const o of parsed.objects) ((partial[o.field] ??= []) as unknown[]).push(o.object);
+  }
+  return partial;
+}
+
+/** What one file's bytes hold: the part of reading a file that needs no I/O. */
+export type ParsedFile = Omit<CachedFile, 'version'>;
+
+/**
+ * Decodes and parses one file's bytes into its objects, those rejected by their schema, and
+ * the file's errors; `error` when the file cannot be read at all. No I/O and no state, so
+ * that worker threads can run it for the first load of a large directory.
+ */
+export function parseResult(bytes: Uint8Array, file: string): ParsedFile | { error: string } {
+  let text: string;
+  try {
+    text = UTF8.decode(bytes);
+  } catch {
+    return { error: 'is not valid UTF-8; manifests must be UTF-8 text' };
+  }
+  const out: ParsedFile = { size: bytes.length, count: 0, objects: [], rejected: [], errors: [], warnings: [] };
+  for (const item of parseManifestItems(text, file, out.errors)) {
+    out.count++;
+    readObject(item, file, out);
+  }
+  return out;
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
@@ -363,6 +490,8 @@ interface ReadAhead {
   info: Promise<Stats>;
   /** null: not read ahead (unchanged, or too large to hold early). */
   bytes: Promise<Buffer | undefined | null>;
+  /** What parseResult() makes of `bytes`, when it ran already. */
+  parsed?: ParsedFile | { error: string };
 }
 
 /** mtime, ctime, size and inode: a rewrite or an atomic rename changes at least one. */
@@ -487,7 +616,7 @@ export function parseManifestText(text: string, file: string, errors: ManifestEr
 }
 
 /** Sorts one parsed object into valid, rejected or not ours. */
-function readObject(item: ParsedItem, file: string, out: CachedFile): void {
+function readObject(item: ParsedItem, file: string, out: ParsedFile): void {
   const { line } = item;
   const kind = item.object.kind;
   const apiVersion = item.object.apiVersion;
