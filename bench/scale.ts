@@ -204,7 +204,7 @@ interface SizeResult {
   throughput?: Throughput;
 }
 
-async function statusOf(gw: Gateway): Promise<{ generation: number; stats?: { routes: number; vhosts: number }; lastReload?: { compileMs?: number; totalMs?: number; compiled?: number } }> {
+async function statusOf(gw: Gateway): Promise<{ generation: number; startSplitPending?: boolean; stats?: { routes: number; vhosts: number }; lastReload?: { compileMs?: number; totalMs?: number; compiled?: number } }> {
   return gw.status();
 }
 
@@ -225,6 +225,9 @@ async function runSize(n: number, tmp: string, reference: Gateway | null): Promi
     const coldMs = ok - gw.spawnedAt;
     const st = await waitFor('/status', 10_000, 50, () => statusOf(gw), gw.proc);
     if (st.stats?.routes !== n) throw new Error(`${n} routes written, ${st.stats?.routes} loaded`);
+    // A large gateway starts with a few coarse shards and splits them right after; the
+    // measurements below are of the gateway as it runs, so they wait for the split.
+    await waitFor('the start-up shard split', 300_000, 100, async () => ((await statusOf(gw)).startSplitPending ? undefined : true), gw.proc);
     // Let the first apply's garbage go before reading the resident size.
     await sleep(2_000);
     const rssAfterLoadMiB = (await memory(pid)).rssMiB;

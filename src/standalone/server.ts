@@ -62,6 +62,9 @@ export interface StandaloneStatus extends DataPlaneState {
   applies?: number;
   /** Status of every Gateway we own, as `vgw check` prints it (listener conditions included). */
   gateways?: GatewayObjectStatus[];
+  /** Shard VCLs of the live config (0: one VCL), and whether the start-up split to the normal count is still to go live. */
+  shardVcls?: number;
+  startSplitPending?: boolean;
 }
 
 export class StandaloneServer {
@@ -238,7 +241,9 @@ export class StandaloneServer {
   private splitIfCoarse(live: RenderedConfig): void {
     const deployed = live.deploy.shards.length;
     const wanted = this.opts.shards ?? shardCount(live.ir);
-    if (!this.coarseStart.live(deployed, wanted)) return;
+    this.state.shardVcls = deployed;
+    this.state.startSplitPending = this.coarseStart.live(deployed, wanted);
+    if (!this.state.startSplitPending) return;
     this.log.info({ event: 'shard-split', from: deployed, to: wanted }, 'serving; splitting the start-up shard VCLs to the normal count');
     setImmediate(() => void this.applier.run());
   }

@@ -86,6 +86,7 @@ describe('coarse start', () => {
     const other = [...statuses].filter(([k]) => !k.endsWith(' 200'));
     assert.deepEqual(other, [], `only 200s during the split (${rounds} rounds)`);
     assert.equal(live().length, 2, 'one coarse config, one split, nothing else');
+    await eventually('/status says the split is live', () => server.state.startSplitPending === false && server.state.shardVcls === SHARDS);
   });
 
   test('after the split, a new route recompiles one shard of the normal count', async () => {
