@@ -17,7 +17,7 @@ import type { GatewayTarget, StatusCheck } from './data.ts';
 import { backendOfPod } from './procedures.ts';
 import type { ObjectKeyParts, Stage, StageRow } from './stage.ts';
 import { evaluateStatusCheck, specListeners, type StatusDoc } from './status.ts';
-import { AddressBook, composeWorld, ECHO_H2C_PORT, ECHO_HTTP_PORT, loadManifests, objectKey, type K8sObject, type Pod, type World } from './world.ts';
+import { AddressBook, composeWorld, ECHO_H2C_PORT, ECHO_HTTP_PORT, loadManifests, objectKey, withGenerated, type K8sObject, type Pod, type World } from './world.ts';
 
 export const BASE_MANIFESTS = 'base/manifests.yaml';
 /** Loopback ranges of the cluster-mode run (see docs/testing.md for the ranges tests use). */
@@ -119,7 +119,9 @@ export class ClusterStage implements Stage {
   };
 
   compose(manifests: K8sObject[]): World {
-    return composeWorld(manifests, this.#book, { cluster: true });
+    // The generated objects were applied with the base manifests (begin() skips them); procedures
+    // that read them (configMapReconcile) find them in the world as in standalone mode.
+    return withGenerated(composeWorld(manifests, this.#book, { cluster: true }), this.#opts.generated);
   }
 
   async begin(test: string, world: World): Promise<StageRow[]> {

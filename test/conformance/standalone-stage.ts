@@ -8,7 +8,7 @@ import type { EchoFleet } from './fleet.ts';
 import { runCheck, startServe, waitHealthy, waitPortsClosed, type Serve } from './product.ts';
 import type { ObjectKeyParts, Stage, StageRow } from './stage.ts';
 import { evaluateStatusCheck, parseStatusStream, specListeners } from './status.ts';
-import { composeWorld, mountedKeyData, objectKey, ServeDir, type AddressBook, type K8sObject, type Pod, type World } from './world.ts';
+import { composeWorld, withGenerated, mountedKeyData, objectKey, ServeDir, type AddressBook, type K8sObject, type Pod, type World } from './world.ts';
 
 export interface StandaloneStageOptions {
   workDir: string;
@@ -38,11 +38,7 @@ export class StandaloneStage implements Stage {
   }
 
   compose(manifests: K8sObject[]): World {
-    const world = composeWorld(manifests, this.#opts.book);
-    // A test's own object of the same name wins, as a later apply would.
-    const own = new Set(world.objects.map(objectKey));
-    world.objects.push(...(this.#opts.generated ?? []).filter((o) => !own.has(objectKey(o))).map((o) => structuredClone(o)));
-    return world;
+    return withGenerated(composeWorld(manifests, this.#opts.book), this.#opts.generated);
   }
 
   async begin(test: string, world: World, opts: { serve: boolean }): Promise<StageRow[]> {

@@ -189,6 +189,13 @@ export function composeWorld(manifests: K8sObject[], book: AddressBook, opts: Co
   return { objects, deployments, pods, gatewayIps };
 }
 
+/** The suite's generated Secrets and ConfigMaps added to `world`; a test's own object of the same name wins, as a later apply would. */
+export function withGenerated(world: World, generated: readonly K8sObject[] = []): World {
+  const own = new Set(world.objects.map(objectKey));
+  world.objects.push(...generated.filter((o) => !own.has(objectKey(o))).map((o) => structuredClone(o)));
+  return world;
+}
+
 function describeDeployment(obj: K8sObject): Deployment {
   const spec = obj.spec ?? {};
   const d: Deployment = {
