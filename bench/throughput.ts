@@ -51,7 +51,8 @@ interface Measured {
   wrk: Omit<WrkResult, 'raw'>;
   errors: number;
   /** CPU use during the measured run, in cores (1.0 = one core busy). */
-  cpu: { machine: number; backend: number; proxy?: number };
+  /** proxy: varnishd's processes; control: the rest of the tree (`vgw serve` and its helpers). */
+  cpu: { machine: number; backend: number; proxy?: number; control?: number };
   counters?: Record<string, number>;
 }
 
@@ -106,13 +107,20 @@ function diff(a: Record<string, number>, b: Record<string, number>): Record<stri
   return Object.fromEntries(Object.keys(b).map((k) => [k, b[k] - (a[k] ?? 0)]));
 }
 
+/** varnishd's CPU seconds (the manager, the child and the compilers it ran) and the rest of the proxy's tree. */
+async function proxyCpu(proxy: Proxy | undefined): Promise<{ proxy: number; control: number }> {
+  if (!proxy) return { proxy: 0, control: 0 };
+  const cpu = await treeCpuSeconds(proxy.root, (comm) => (comm.startsWith('varnishd') || comm === 'cache-main' ? 'varnishd' : 'control'));
+  return { proxy: cpu.varnishd ?? 0, control: cpu.control ?? 0 };
+}
+
 async function measure(o: WrkOptions, backend: EchoBackend, proxy?: Proxy): Promise<Measured> {
   await runWrk({ ...o, durationS: WARMUP_S });
   const before = proxy ? await varnishCounters(proxy.instanceDir) : undefined;
   const sample = async () => ({
     machine: await machineCpuSeconds(),
     backend: await groupCpuSeconds(backend.proc.proc.pid!),
-    proxy: proxy ? ((await treeCpuSeconds(proxy.root, () => 'all')).all ?? 0) : 0,
+    ...(await proxyCpu(proxy)),
   });
   const s0 = await sample();
   const t0 = performance.now();
@@ -127,7 +135,7 @@ async function measure(o: WrkOptions, backend: EchoBackend, proxy?: Proxy): Prom
     cpu: {
       machine: (s1.machine.busy - s0.machine.busy) / wall,
       backend: (s1.backend - s0.backend) / wall,
-      ...(proxy ? { proxy: (s1.proxy - s0.proxy) / wall } : {}),
+      ...(proxy ? { proxy: (s1.proxy - s0.proxy) / wall, control: (s1.control - s0.control) / wall } : {}),
     },
     ...(before && after ? { counters: diff(before, after) } : {}),
   };
@@ -264,9 +272,9 @@ function throughputMarkdown(direct: Measured, results: TargetResult[], nproc: nu
   const errors = (sr: Series) => sr.runs.reduce((n, m) => n + m.errors, 0);
   const row = (label: string, sr: Series) => {
     const m = sr.best;
-    return [label, rps(m), range(sr), lat(m), errors(sr), cores(m.cpu.proxy), perReq(m), cores(m.cpu.backend), cores(m.cpu.machine), mix(m)];
+    return [label, rps(m), range(sr), lat(m), errors(sr), cores(m.cpu.proxy), perReq(m), cores(m.cpu.control), cores(m.cpu.backend), cores(m.cpu.machine), mix(m)];
   };
-  const rows: (string | number)[][] = [['backend direct', rps(direct), '—', lat(direct), direct.errors, '—', '—', cores(direct.cpu.backend), cores(direct.cpu.machine), '—']];
+  const rows: (string | number)[][] = [['backend direct', rps(direct), '—', lat(direct), direct.errors, '—', '—', '—', cores(direct.cpu.backend), cores(direct.cpu.machine), '—']];
   for (const r of results) rows.push(row(`${r.label}: (a) pass`, r.pass));
   for (const r of results) rows.push(row(`${r.label}: (b) cache hit`, r.hit));
   const bare = results.find((r) => r.routes === undefined);
@@ -315,10 +323,11 @@ small dispatcher VCL that hashes the host and switches with \`return (vcl(label)
 labels give the shard count. The bare varnishd runs a 7-line hand-written VCL (one backend, no routing,
 same no-freshness-no-caching rule; stored in results.json) with the same parameters and
 cc_command as vgw. CPU columns are cores busy during the measured run, from /proc: "proxy" =
-varnishd (+ the idle \`vgw serve\` process), "backend" = the echo process, "machine" = all
-processes including wrk. Counters are the varnishstat delta over the measured run.
+varnishd's processes, "control" = the rest of the proxy's process tree (\`vgw serve\`, which
+polls varnishstat once a second, and any log reader), "backend" = the echo process, "machine" =
+all processes including wrk. Counters are the varnishstat delta over the measured run.
 
-${table(['run', 'req/s (best)', 'range', 'p50 / p99 ms', 'errors', 'proxy CPU', 'proxy µs CPU / req', 'backend CPU', 'machine CPU', 'varnish counters'], rows)}
+${table(['run', 'req/s (best)', 'range', 'p50 / p99 ms', 'errors', 'proxy CPU', 'proxy µs CPU / req', 'control CPU', 'backend CPU', 'machine CPU', 'varnish counters'], rows)}
 
 **10 000 routes vs 1 route:** (a) pass ${pct(big?.pass, one?.pass)}, (b) cache hit ${pct(big?.hit, one?.hit)} of the 1-route req/s
 (target: within 5 %).
