@@ -11,7 +11,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { GATEWAY_NAME, NAMESPACE, SERVICE_NAME, gatewayManifests, serviceManifests } from './lib/manifests.ts';
+import { writeScaleDir } from './lib/manifests.ts';
 import { httpGet, ManagedProcess, startEcho, waitFor } from './lib/procs.ts';
 import { fmt, stats } from './lib/report.ts';
 
@@ -38,40 +38,9 @@ const HEADER = { 'x-bench': 'on' };
 
 const host = (i: number) => `r${i}.scale.test`;
 
-function routeFile(i: number): string {
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: r${i}
-  namespace: ${NAMESPACE}
-spec:
-  parentRefs:
-  - name: ${GATEWAY_NAME}
-  hostnames:
-  - ${host(i)}
-  rules:
-  - matches:
-    - path:
-        type: PathPrefix
-        value: /p${i}
-      headers:
-      - name: x-bench
-        value: "on"
-    backendRefs:
-    - name: ${SERVICE_NAME}
-      port: 8080
-`;
-}
 
 async function writeDir(dir: string, n: number): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'infra.yaml'), `${gatewayManifests(GATEWAY.address, GATEWAY.port)}---\n${serviceManifests(SERVICE_NAME, BACKEND.address, BACKEND.port)}`);
-  const pending: Promise<void>[] = [];
-  for (let i = 0; i < n; i++) {
-    pending.push(writeFile(join(dir, `r${i}.yaml`), routeFile(i)));
-    if (pending.length >= 64) await Promise.all(pending.splice(0));
-  }
-  await Promise.all(pending);
+  await writeScaleDir(dir, GATEWAY, BACKEND, n);
 }
 
 /**

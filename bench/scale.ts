@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { gatewayManifests, NAMESPACE, GATEWAY_NAME, SERVICE_NAME, serviceManifests } from './lib/manifests.ts';
+import { scaleRouteManifest, writeScaleDir } from './lib/manifests.ts';
 import { countOther, describe, keepAliveAgent, newTally, pollUntil, type PollTally } from './lib/poll.ts';
 import { httpGet, spawnServe, startEcho, waitFor, waitFor200, waitForQuietMachine, type EchoBackend, type Gateway } from './lib/procs.ts';
 import { fmt, machineInfo, saveSection, stats, table, type Section } from './lib/report.ts';
@@ -66,47 +66,16 @@ const CACHE_HEADER = { 'X-Echo-Set-Header': 'Cache-Control:max-age=3600' };
 const host = (i: number) => `r${i}.scale.test`;
 const prefix = (i: number, flipped = false) => `/p${i}${flipped ? 'b' : ''}`;
 
-function routeFile(i: number, flipped = false): string {
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: r${i}
-  namespace: ${NAMESPACE}
-spec:
-  parentRefs:
-  - name: ${GATEWAY_NAME}
-  hostnames:
-  - ${host(i)}
-  rules:
-  - matches:
-    - path:
-        type: PathPrefix
-        value: ${prefix(i, flipped)}
-      headers:
-      - name: x-bench
-        value: "on"
-    backendRefs:
-    - name: ${SERVICE_NAME}
-      port: 8080
-`;
-}
 
 /** Written under a hidden name and renamed into place, as an editor or `kubectl cp` would. */
 async function writeRoute(dir: string, i: number, flipped = false): Promise<void> {
   const tmp = join(dir, `.r${i}.yaml.tmp`);
-  await writeFile(tmp, routeFile(i, flipped));
+  await writeFile(tmp, scaleRouteManifest(i, flipped));
   await rename(tmp, join(dir, `r${i}.yaml`));
 }
 
 async function writeDir(dir: string, gw: { address: string; port: number }, n: number): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'infra.yaml'), `${gatewayManifests(gw.address, gw.port)}---\n${serviceManifests(SERVICE_NAME, BACKEND.address, BACKEND.port)}`);
-  const pending: Promise<void>[] = [];
-  for (let i = 0; i < n; i++) {
-    pending.push(writeFile(join(dir, `r${i}.yaml`), routeFile(i)));
-    if (pending.length >= 64) await Promise.all(pending.splice(0));
-  }
-  await Promise.all(pending);
+  await writeScaleDir(dir, gw, BACKEND, n);
 }
 
 interface Memory {

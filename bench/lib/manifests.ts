@@ -136,3 +136,44 @@ export async function addRouteFile(dir: string, i: number): Promise<string> {
   await rename(tmp, final);
   return final;
 }
+
+/**
+ * The scale workload's route i (bench:scale, bench:cold-start): host `r<i>.scale.test`, one rule
+ * matching path prefix `/p<i>` (`/p<i>b` when flipped) and header `x-bench: on`.
+ */
+export function scaleRouteManifest(i: number, flipped = false): string {
+  return `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: r${i}
+  namespace: ${NAMESPACE}
+spec:
+  parentRefs:
+  - name: ${GATEWAY_NAME}
+  hostnames:
+  - r${i}.scale.test
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /p${i}${flipped ? 'b' : ''}
+      headers:
+      - name: x-bench
+        value: "on"
+    backendRefs:
+    - name: ${SERVICE_NAME}
+      port: 8080
+`;
+}
+
+/** A directory of the scale workload: the Gateway and Service, and `n` route files. */
+export async function writeScaleDir(dir: string, gateway: { address: string; port: number }, backend: { address: string; port: number }, n: number): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'infra.yaml'), `${gatewayManifests(gateway.address, gateway.port)}---\n${serviceManifests(SERVICE_NAME, backend.address, backend.port)}`);
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < n; i++) {
+    pending.push(writeFile(join(dir, `r${i}.yaml`), scaleRouteManifest(i)));
+    if (pending.length >= 64) await Promise.all(pending.splice(0));
+  }
+  await Promise.all(pending);
+}
