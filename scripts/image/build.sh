@@ -13,7 +13,9 @@
 # Reproducible: every date in the image is the last commit's (SOURCE_DATE_EPOCH), layers are
 # packed with sorted entries and clamped times, so two builds of one commit on one day (same
 # Debian packages) give the same digest. The base layer is cached under build/image/cache, keyed
-# by its recipe and the day; VGW_IMAGE_BASE_CACHE=0 rebuilds it. Needs root.
+# by its recipe and the day, with a copy in the user's cache directory (VGW_IMAGE_SHARED_CACHE,
+# default ~/.cache/vgw/image) so another checkout on the machine reuses it the same day;
+# VGW_IMAGE_BASE_CACHE=0 rebuilds it. Needs root.
 set -euo pipefail
 umask 022
 cd "$(dirname "$0")/../.."
@@ -52,12 +54,22 @@ base_epoch=${base_epoch:-$SOURCE_DATE_EPOCH}
 base_key=$( { printf '%s\n' "$BASE_SUITE" "${BASE_SOURCES[@]}" "${BASE_PACKAGES[@]}" "$base_epoch" "$(date -u +%F)"
   cat "$here/base.sh" "$here/layer-tar.sh"; } | sha256sum | cut -c1-16)
 base_tar=$out/cache/base-$base_key.tar
+shared_cache=${VGW_IMAGE_SHARED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vgw/image}
+if [ "${VGW_IMAGE_BASE_CACHE:-1}" != 0 ] && [ ! -s "$base_tar" ] && [ -s "$shared_cache/base-$base_key.tar" ]; then
+  find "$out/cache" -name 'base-*.tar' -delete
+  cp "$shared_cache/base-$base_key.tar" "$base_tar"
+fi
 if [ "${VGW_IMAGE_BASE_CACHE:-1}" = 0 ] || [ ! -s "$base_tar" ]; then
   echo "image: building the base layer (mmdebstrap $BASE_SUITE: ${BASE_PACKAGES[*]})" >&2
   SOURCE_DATE_EPOCH=$base_epoch bash "$here/base.sh" "$work/base.tar" >"$work/base.log" 2>&1 ||
     { tail -40 "$work/base.log" >&2; echo "image: base layer failed (log above)" >&2; exit 1; }
   find "$out/cache" -name 'base-*.tar' -delete
   mv "$work/base.tar" "$base_tar"
+  # The machine-wide copy: best effort (a read-only home only costs the next checkout a build).
+  if mkdir -p "$shared_cache" 2>/dev/null; then
+    find "$shared_cache" -name 'base-*.tar' -delete 2>/dev/null || true
+    cp "$base_tar" "$shared_cache/" 2>/dev/null || true
+  fi
 else
   echo "image: base layer from cache ($base_tar)" >&2
 fi
