@@ -169,7 +169,7 @@ spec:
 /** A directory of the scale workload: the Gateway and Service, and `n` route files. */
 export async function writeScaleDir(dir: string, gateway: { address: string; port: number }, backend: { address: string; port: number }, n: number): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'infra.yaml'), `${gatewayManifests(gateway.address, gateway.port)}---\n${serviceManifests(SERVICE_NAME, backend.address, backend.port)}`);
+  await writeFile(join(dir, 'infra.yaml'), infraManifests({ gatewayAddress: gateway.address, gatewayPort: gateway.port, backendAddress: backend.address, backendPort: backend.port }));
   const pending: Promise<void>[] = [];
   for (let i = 0; i < n; i++) {
     pending.push(writeFile(join(dir, `r${i}.yaml`), scaleRouteManifest(i)));
