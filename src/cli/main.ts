@@ -1,6 +1,11 @@
 // vgw: the command-line entry point. Each subcommand lives in its own module, loaded when it
 // is the one run.
 import { enableCompileCache } from 'node:module';
+import { tuneHeap } from './heap-tuning.ts';
+
+// Before anything else: a long-running command may start itself again with its heap settings
+// (heap-tuning.ts).
+tuneHeap(process.argv[2]);
 
 // Node keeps the compiled code of every module it loads (a few hundred, ours type-stripped
 // first) in a cache under the temp dir, so later starts skip most of that work; without a

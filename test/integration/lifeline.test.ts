@@ -15,6 +15,7 @@ import { VARNISHD_DIR } from '../../src/runtime/data-plane.ts';
 import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { isLiveProcessOf, processesOf, readPidFile } from '../../src/varnish/lifeline.ts';
+import { SEMI_SPACE_FLAG } from '../../src/cli/heap-tuning.ts';
 import { getText } from './support/http.ts';
 import { GATEWAY_CLASS, httpGateway, loopbackService, yamlDocs } from './support/manifests.ts';
 import { eventually } from './support/poll.ts';
@@ -122,7 +123,7 @@ describe('listen sockets and the process tree', { concurrency: true }, () => {
     assert.equal((await getText(freePort, '/', 'free.example.com', address)).status, 200);
   });
 
-  test('SIGKILL of vgw serve takes varnishd and varnishlog with it', async () => {
+  test('SIGKILL of vgw serve (restarted with its heap settings, same PID) takes varnishd and varnishlog with it', async () => {
     const address = '127.0.25.2';
     const port = 18253;
     const backend = await echo();
@@ -154,6 +155,9 @@ describe('listen sockets and the process tree', { concurrency: true }, () => {
       const names = await Promise.all(tree.map(comm));
       return (await portOpen({ address, port })) && names.includes('varnishd') && names.includes('varnishlog');
     }, 30_000);
+    // serve started itself again, under the same PID, with its young-generation limit (heap-tuning.ts).
+    const cmdline = (await readFile(`/proc/${child.pid}/cmdline`, 'utf8')).split('\0');
+    assert.ok(cmdline.includes(SEMI_SPACE_FLAG), `serve runs as ${cmdline.join(' ')}`);
     process.kill(child.pid as number, 'SIGKILL');
     await exited;
     let left: string[] = [];
