@@ -5,7 +5,7 @@
 // that no longer exist (written just before a reload) are ignored, and when a config goes live
 // the series of routes and Services it no longer has are removed, so the number of series
 // follows the config and never grows with reloads or traffic.
-import { serviceKey, type RoutingIR } from '../ir/types.ts';
+import { serviceKey, type IRRoute, type RoutingIR } from '../ir/types.ts';
 import { MIRROR_OUTCOMES, type MirrorOutcome } from '../mirror/replayer.ts';
 import { parseLogRecord, splitRouteId } from '../vcl/log-records.ts';
 import type { GatewayMetrics } from './registry.ts';
@@ -22,6 +22,31 @@ export interface LogConfig {
 
 export const EMPTY_LOG_CONFIG: LogConfig = { routes: new Map(), mirrorServices: new Set(), wantsRecords: false };
 
+interface RouteLogInfo {
+  entry: { route: string; rule: string; filters: Set<string> } | null;
+  wantsRecords: boolean;
+}
+
+/**
+ * Per IR route object. Incremental translation hands unchanged routes out as the same objects,
+ * so a change at thousands of routes does not split every route id and build every filter set
+ * again; an object no longer held takes its entry along.
+ */
+const routeInfo = new WeakMap<IRRoute, RouteLogInfo>();
+
+function infoOf(r: IRRoute): RouteLogInfo {
+  let info = routeInfo.get(r);
+  if (!info) {
+    const labels = splitRouteId(r.id);
+    const a = r.action;
+    const filters = new Set(a.filters ?? []);
+    const timeouts = !!(a.timeouts?.request || a.timeouts?.backendRequest);
+    info = labels ? { entry: { ...labels, filters }, wantsRecords: filters.size > 0 || timeouts || (a.retry?.attempts ?? 0) > 0 } : { entry: null, wantsRecords: false };
+    routeInfo.set(r, info);
+  }
+  return info;
+}
+
 export function logConfig(ir: RoutingIR): LogConfig {
   const routes: LogConfig['routes'] = new Map();
   const mirrorServices = new Set<string>();
@@ -29,17 +54,15 @@ export function logConfig(ir: RoutingIR): LogConfig {
   for (const socket of ir.sockets) {
     for (const vhost of socket.vhosts) {
       for (const r of vhost.routes) {
-        const labels = splitRouteId(r.id);
-        if (!labels) continue;
-        const a = r.action;
-        const filters = new Set(a.filters ?? []);
-        routes.set(r.id, { ...labels, filters });
-        for (const m of a.mirrors ?? []) {
+        const info = infoOf(r);
+        if (!info.entry) continue;
+        routes.set(r.id, info.entry);
+        // Service numbers are the IR's own: looked up again in each config.
+        for (const m of r.action.mirrors ?? []) {
           const svc = ir.services[m.service];
           if (svc && m.percent > 0) mirrorServices.add(serviceKey(svc));
         }
-        const timeouts = !!(a.timeouts?.request || a.timeouts?.backendRequest);
-        if (filters.size > 0 || timeouts || (a.retry?.attempts ?? 0) > 0) wantsRecords = true;
+        if (info.wantsRecords) wantsRecords = true;
       }
     }
   }
@@ -59,8 +82,8 @@ const MAX_PENDING = 10_000;
 export class RecordMetrics {
   private readonly m: GatewayMetrics;
   private config: LogConfig = EMPTY_LOG_CONFIG;
-  /** "route rule" pairs of the config. */
-  private rules = new Set<string>();
+  /** "route rule" pairs of the config, built when a series is checked against them. */
+  private rules: Set<string> | undefined;
   /** Payload -> occurrences not yet in the counters. */
   private pending = new Map<string, number>();
   /** Records refused (unknown route, malformed): for tests and diagnostics. */
@@ -85,9 +108,14 @@ export class RecordMetrics {
     for (const service of config.mirrorServices) {
       for (const outcome of MIRROR_OUTCOMES) this.m.mirrorRequests.inc({ service, outcome }, 0);
     }
-    this.rules = new Set([...config.routes.values()].map((r) => `${r.route} ${r.rule}`));
+    // Built on the first series checked: a config change often finds no series to prune, and
+    // every route's pair is a string per route per change.
+    this.rules = undefined;
     // The checks read the config current when they run: a newer setConfig may have come first.
-    const ruleKnown = (l: Record<string, unknown>) => this.rules.has(`${String(l.route)} ${String(l.rule)}`);
+    const ruleKnown = (l: Record<string, unknown>) => {
+      this.rules ??= new Set([...this.config.routes.values()].map((r) => `${r.route} ${r.rule}`));
+      return this.rules.has(`${String(l.route)} ${String(l.rule)}`);
+    };
     await Promise.all([
       prune(this.m.filterApplications, ruleKnown),
       prune(this.m.filterFailures, ruleKnown),

@@ -133,6 +133,8 @@ const FIELD_CHECK = {
 export interface CachedFile {
   /** mtime, ctime, size and inode: a rewrite or an atomic rename changes at least one. */
   version: string;
+  /** The name errors carry (displayPath), kept so that unchanged files are not named again per load. */
+  display: string;
   size: number;
   /** Documents and List items read, whatever their kind (the object-count limit). */
   count: number;
@@ -235,7 +237,7 @@ export class ManifestLoader {
     let started = 0;
     let checked = 0;
     for (const path of files) {
-      const file = displayPath(path);
+      const file = this.cache.get(path)?.display ?? displayPath(path);
       let parsed: CachedFile | undefined;
       try {
         const unchanged = known !== undefined && !known.has(path) ? this.cache.get(path) : undefined;
@@ -360,21 +362,24 @@ export class ManifestLoader {
     this.listing = null;
     // Symlinks skipped with a warning are re-judged by a full listing only.
     if (changed && last && last.dir === dir && last.warnings === 0) {
-      const files = new Set(last.files);
+      // The last listing is sorted and never modified: a changed file that stays listed costs
+      // nothing, one that comes or goes a copy with it put in or taken out (no sort of them all).
+      let files = last.files;
       let exact = true;
       for (const path of changed) {
         const kind = await listedKind(dir, path);
-        if (kind === 'file') files.add(path);
-        else if (kind === 'absent') files.delete(path);
-        else {
+        if (kind !== 'file' && kind !== 'absent') {
           exact = false;
           break;
         }
+        const at = sortedIndex(files, path);
+        const listed = files[at] === path;
+        if (kind === 'file' && !listed) files = [...files.slice(0, at), path, ...files.slice(at)];
+        else if (kind === 'absent' && listed) files = [...files.slice(0, at), ...files.slice(at + 1)];
       }
       if (exact) {
-        const sorted = [...files].sort();
-        this.listing = { dir, files: sorted, warnings: 0 };
-        return sorted;
+        this.listing = { dir, files, warnings: 0 };
+        return files;
       }
     }
     const before = warnings.length;
@@ -407,7 +412,7 @@ export class ManifestLoader {
     // Parsed already (in parallel, see parallel-parse.ts) from these very bytes.
     const parsed = early !== null && ahead?.parsed ? ahead.parsed : parseResult(bytes, file);
     if ('error' in parsed) throw new Error(parsed.error);
-    return { version, ...parsed };
+    return { version, display: file, ...parsed };
   }
 }
 
@@ -457,7 +462,7 @@ function gatewaysFirst(files: readonly { file: string; bytes: Buffer }[]): Resou
 }
 
 /** What one file's bytes hold: the part of reading a file that needs no I/O. */
-export type ParsedFile = Omit<CachedFile, 'version'>;
+export type ParsedFile = Omit<CachedFile, 'version' | 'display'>;
 
 /**
  * Decodes and parses one file's bytes into its objects, those rejected by their schema, and
@@ -663,6 +668,18 @@ function claim(seen: Map<string, string>, id: string, file: string, line: number
 
 function rejectedId(r: RejectedObject): string {
   return `${r.kind} ${r.namespace !== undefined ? `${r.namespace}/` : ''}${r.name}`;
+}
+
+/** Where `path` goes in `sorted` (the order of Array.prototype.sort: UTF-16 code units). */
+function sortedIndex(sorted: readonly string[], path: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] < path) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function displayPath(path: string): string {
