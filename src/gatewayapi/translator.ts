@@ -263,7 +263,9 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
       return service === null ? [] : [{ service, percent: m.percent }];
     });
 
-  const stateByRoute = new Map(routeStates.map((s) => [s.route, s]));
+  // Filled in a loop: a pair array per route first would be thousands of allocations per change.
+  const stateByRoute = new Map<HTTPRoute, RouteState>();
+  for (const s of routeStates) stateByRoute.set(s.route, s);
   // Built once per attachment and match: the combined and the per-Gateway tables share them.
   const built = new Map<Attachment, Map<string, IRRoute>>();
   const buildRoute: RouteBuilder = (att, rule, matchIndex) => {
