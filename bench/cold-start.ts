@@ -6,7 +6,7 @@
 // (Node, varnishd and the compilers varnishd ran), both read when the first 200 arrives.
 // Flags: --sizes 10000 --runs 3 --trees DIR[,DIR] --gateway-address --backend-address
 //        --admin-address --port --keep (logs and manifests kept in the printed directory).
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -37,11 +37,6 @@ const ADMIN = { address: flags['admin-address'], port: PORT + 2 };
 const HEADER = { 'x-bench': 'on' };
 
 const host = (i: number) => `r${i}.scale.test`;
-
-
-async function writeDir(dir: string, n: number): Promise<void> {
-  await writeScaleDir(dir, GATEWAY, BACKEND, n);
-}
 
 /**
  * CPU seconds of one process, and of it with all its descendants (varnishd runs in a process
@@ -145,7 +140,7 @@ async function main(): Promise<void> {
   try {
     for (const n of SIZES) {
       const dir = join(tmp, `routes-${n}`);
-      await writeDir(dir, n);
+      await writeScaleDir(dir, GATEWAY, BACKEND, n);
       const runs = new Map<string, Run[]>(TREES.map((t) => [t, []]));
       for (let r = 0; r < RUNS; r++) {
         const order = r % 2 === 0 ? TREES : [...TREES].reverse();

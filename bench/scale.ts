@@ -66,16 +66,11 @@ const CACHE_HEADER = { 'X-Echo-Set-Header': 'Cache-Control:max-age=3600' };
 const host = (i: number) => `r${i}.scale.test`;
 const prefix = (i: number, flipped = false) => `/p${i}${flipped ? 'b' : ''}`;
 
-
 /** Written under a hidden name and renamed into place, as an editor or `kubectl cp` would. */
 async function writeRoute(dir: string, i: number, flipped = false): Promise<void> {
   const tmp = join(dir, `.r${i}.yaml.tmp`);
   await writeFile(tmp, scaleRouteManifest(i, flipped));
   await rename(tmp, join(dir, `r${i}.yaml`));
-}
-
-async function writeDir(dir: string, gw: { address: string; port: number }, n: number): Promise<void> {
-  await writeScaleDir(dir, gw, BACKEND, n);
 }
 
 interface Memory {
@@ -182,7 +177,7 @@ async function runSize(n: number, tmp: string, reference: Gateway | null): Promi
   console.log(`${n} routes (${uptime})`);
   const dir = join(tmp, `routes-${n}`);
   const workDir = join(tmp, `work-${n}`);
-  await writeDir(dir, GATEWAY, n);
+  await writeScaleDir(dir, GATEWAY, BACKEND, n);
   await mkdir(workDir, { recursive: true });
   const nodeArgs = flags['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join(tmp, `profile-${n}`)}`] : [];
   const gw = spawnServe(dir, ADMIN_PORT, workDir, join(tmp, `serve-${n}.log`), { nodeArgs, adminAddress: ADMIN_ADDRESS });
@@ -358,7 +353,7 @@ async function main(): Promise<void> {
     backend = await startEcho(BACKEND.address, BACKEND.port);
     if (THROUGHPUT) {
       const refDir = join(tmp, 'reference');
-      await writeDir(refDir, REFERENCE, 1);
+      await writeScaleDir(refDir, REFERENCE, BACKEND, 1);
       await mkdir(join(tmp, 'work-reference'));
       reference = spawnServe(refDir, REFERENCE_ADMIN_PORT, join(tmp, 'work-reference'), join(tmp, 'serve-reference.log'), { adminAddress: ADMIN_ADDRESS });
       await waitFor200WithHeader(`http://${REFERENCE.address}:${REFERENCE.port}`, 0, reference);

@@ -91,6 +91,15 @@ export function infraManifests(t: BenchTopology): string {
 
 /** Route i, its one rule sending everything under its prefix to `service` port 8080. */
 export function routeManifest(i: number, service = SERVICE_NAME): string {
+  return httpRouteManifest(i, routeHost(i), routePath(i), service);
+}
+
+/**
+ * HTTPRoute `r<i>` of the bench namespace on the bench Gateway: one host, one rule matching the
+ * path prefix (and `x-bench: on` when `benchHeader`), sending to `service` port 8080.
+ */
+function httpRouteManifest(i: number, host: string, prefix: string, service: string, benchHeader = false): string {
+  const header = benchHeader ? '\n      headers:\n      - name: x-bench\n        value: "on"' : '';
   return `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata:
@@ -100,12 +109,12 @@ spec:
   parentRefs:
   - name: ${GATEWAY_NAME}
   hostnames:
-  - ${routeHost(i)}
+  - ${host}
   rules:
   - matches:
     - path:
         type: PathPrefix
-        value: ${routePath(i)}
+        value: ${prefix}${header}
     backendRefs:
     - name: ${service}
       port: 8080
@@ -142,28 +151,7 @@ export async function addRouteFile(dir: string, i: number): Promise<string> {
  * matching path prefix `/p<i>` (`/p<i>b` when flipped) and header `x-bench: on`.
  */
 export function scaleRouteManifest(i: number, flipped = false): string {
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: r${i}
-  namespace: ${NAMESPACE}
-spec:
-  parentRefs:
-  - name: ${GATEWAY_NAME}
-  hostnames:
-  - r${i}.scale.test
-  rules:
-  - matches:
-    - path:
-        type: PathPrefix
-        value: /p${i}${flipped ? 'b' : ''}
-      headers:
-      - name: x-bench
-        value: "on"
-    backendRefs:
-    - name: ${SERVICE_NAME}
-      port: 8080
-`;
+  return httpRouteManifest(i, `r${i}.scale.test`, `/p${i}${flipped ? 'b' : ''}`, SERVICE_NAME, true);
 }
 
 /** A directory of the scale workload: the Gateway and Service, and `n` route files. */
