@@ -9,8 +9,9 @@
 //     so the process replaces itself once with the flag added (process.execve, same PID);
 //   - a fixed old-generation growth of 75 % over the live size (`--heap-growing-percent`),
 //     which V8 reads at every collection and so can be set at run time.
-// Measured: about 240 MiB after loading and +13 % over the changes, for about 10 % more CPU
-// per change. A flag given on the command line or in NODE_OPTIONS is left as it is.
+// Measured: about 240 MiB after loading and +9-16 % over the changes, with the CPU per change
+// inside the run-to-run spread (smaller settings cost CPU on every change). A flag given on the
+// command line or in NODE_OPTIONS is left as it is.
 import { setFlagsFromString } from 'node:v8';
 
 export const LONG_RUNNING_COMMANDS: ReadonlySet<string> = new Set(['serve', 'chaperone', 'operator']);

@@ -237,10 +237,11 @@ export class ManifestLoader {
     let started = 0;
     let checked = 0;
     for (const path of files) {
-      const file = this.cache.get(path)?.display ?? displayPath(path);
+      const cached = this.cache.get(path);
+      const file = cached?.display ?? displayPath(path);
       let parsed: CachedFile | undefined;
       try {
-        const unchanged = known !== undefined && !known.has(path) ? this.cache.get(path) : undefined;
+        const unchanged = known !== undefined && !known.has(path) ? cached : undefined;
         if (!unchanged) {
           for (checked++; started < toCheck.length && started < checked + READ_AHEAD_FILES; started++) {
             if (!ahead.has(toCheck[started])) ahead.set(toCheck[started], this.readAhead(toCheck[started]));
@@ -248,7 +249,7 @@ export class ManifestLoader {
         }
         parsed = unchanged ?? (await this.parseFile(path, file, this.limits.maxTotalBytes - totalBytes, ahead.get(path)));
         ahead.delete(path);
-        if (parsed !== this.cache.get(path)) reparsed++;
+        if (parsed !== cached) reparsed++;
       } catch (err) {
         const error = { file, message: (err as Error).message };
         if (!this.keepLastGood) {
