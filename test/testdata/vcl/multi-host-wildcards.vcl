@@ -319,62 +319,56 @@ sub vgw_vhosts_0 {
     if (vgw_hosts.integer() < 1) {
       # a127_0_0_1_80 * (default/gw/any)
       return (synth(404));
-    } else {
-      if (vgw_hosts.integer() < 2) {
-        # a127_0_0_1_80 *.example.com (default/gw/wild)
-        if (true) {
-          set req.http.x-vgw-route = "default/mixed-hosts/0/0";
-          set req.backend_hint = vgw_s0.backend();
-        } else {
-          return (synth(404));
-        }
+    } elsif (vgw_hosts.integer() < 2) {
+      # a127_0_0_1_80 *.example.com (default/gw/wild)
+      if (true) {
+        set req.http.x-vgw-route = "default/mixed-hosts/0/0";
+        set req.backend_hint = vgw_s0.backend();
       } else {
-        # a127_0_0_1_80 *.org (default/gw/any)
-        if (true) {
-          set req.http.x-vgw-route = "default/mixed-hosts/0/0";
-          set req.backend_hint = vgw_s0.backend();
-        } else {
-          return (synth(404));
-        }
+        return (synth(404));
+      }
+    } else {
+      # a127_0_0_1_80 *.org (default/gw/any)
+      if (true) {
+        set req.http.x-vgw-route = "default/mixed-hosts/0/0";
+        set req.backend_hint = vgw_s0.backend();
+      } else {
+        return (synth(404));
+      }
+    }
+  } elsif (vgw_hosts.integer() < 6) {
+    if (vgw_hosts.integer() < 4) {
+      # a127_0_0_1_80 api.example.com (default/gw/exact)
+      if (true) {
+        set req.http.x-vgw-route = "default/mixed-hosts/0/0";
+        set req.backend_hint = vgw_s0.backend();
+      } else {
+        return (synth(404));
+      }
+    } elsif (vgw_hosts.integer() < 5) {
+      # a127_0_0_1_80 deep.sub.example.com (default/gw/wild)
+      if (true) {
+        set req.http.x-vgw-route = "default/mixed-hosts/0/0";
+        set req.backend_hint = vgw_s0.backend();
+      } else {
+        return (synth(404));
+      }
+    } else {
+      # a127_0_0_1_80 other.org (default/gw/any)
+      if (true) {
+        set req.http.x-vgw-route = "default/mixed-hosts/0/0";
+        set req.backend_hint = vgw_s0.backend();
+      } else {
+        return (synth(404));
       }
     }
   } else {
-    if (vgw_hosts.integer() < 5) {
-      if (vgw_hosts.integer() < 4) {
-        # a127_0_0_1_80 api.example.com (default/gw/exact)
-        if (true) {
-          set req.http.x-vgw-route = "default/mixed-hosts/0/0";
-          set req.backend_hint = vgw_s0.backend();
-        } else {
-          return (synth(404));
-        }
-      } else {
-        # a127_0_0_1_80 deep.sub.example.com (default/gw/wild)
-        if (true) {
-          set req.http.x-vgw-route = "default/mixed-hosts/0/0";
-          set req.backend_hint = vgw_s0.backend();
-        } else {
-          return (synth(404));
-        }
-      }
+    # a127_0_0_1_80 www.example.com (default/gw/wild)
+    if (true) {
+      set req.http.x-vgw-route = "default/mixed-hosts/0/0";
+      set req.backend_hint = vgw_s0.backend();
     } else {
-      if (vgw_hosts.integer() < 6) {
-        # a127_0_0_1_80 other.org (default/gw/any)
-        if (true) {
-          set req.http.x-vgw-route = "default/mixed-hosts/0/0";
-          set req.backend_hint = vgw_s0.backend();
-        } else {
-          return (synth(404));
-        }
-      } else {
-        # a127_0_0_1_80 www.example.com (default/gw/wild)
-        if (true) {
-          set req.http.x-vgw-route = "default/mixed-hosts/0/0";
-          set req.backend_hint = vgw_s0.backend();
-        } else {
-          return (synth(404));
-        }
-      }
+      return (synth(404));
     }
   }
 }

@@ -362,23 +362,21 @@ sub vgw_vhosts_0 {
       } else {
         return (synth(404));
       }
-    } else {
-      if (vgw_hosts.integer() < 2) {
-        # a127_0_0_1_443 *.wildcard.org (infra/gw/https-with-wildcard-hostname)
-        if (true) {
-          set req.http.x-vgw-route = "infra/https-with-wildcard-hostname/0/0";
-          set req.backend_hint = vgw_s0.backend();
-        } else {
-          return (synth(404));
-        }
+    } elsif (vgw_hosts.integer() < 2) {
+      # a127_0_0_1_443 *.wildcard.org (infra/gw/https-with-wildcard-hostname)
+      if (true) {
+        set req.http.x-vgw-route = "infra/https-with-wildcard-hostname/0/0";
+        set req.backend_hint = vgw_s0.backend();
       } else {
-        # a127_0_0_1_443 example.org (infra/gw/https)
-        if (true) {
-          set req.http.x-vgw-route = "infra/https/0/0";
-          set req.backend_hint = vgw_s0.backend();
-        } else {
-          return (synth(404));
-        }
+        return (synth(404));
+      }
+    } else {
+      # a127_0_0_1_443 example.org (infra/gw/https)
+      if (true) {
+        set req.http.x-vgw-route = "infra/https/0/0";
+        set req.backend_hint = vgw_s0.backend();
+      } else {
+        return (synth(404));
       }
     }
   } else {
@@ -390,23 +388,21 @@ sub vgw_vhosts_0 {
       } else {
         return (synth(404));
       }
-    } else {
-      if (vgw_hosts.integer() < 5) {
-        # a127_0_0_1_443 second-example.org (infra/gw/https-with-hostname)
-        if (true) {
-          set req.http.x-vgw-route = "infra/https-with-hostname/0/0";
-          set req.backend_hint = vgw_s0.backend();
-        } else {
-          return (synth(404));
-        }
+    } elsif (vgw_hosts.integer() < 5) {
+      # a127_0_0_1_443 second-example.org (infra/gw/https-with-hostname)
+      if (true) {
+        set req.http.x-vgw-route = "infra/https-with-hostname/0/0";
+        set req.backend_hint = vgw_s0.backend();
       } else {
-        # a127_0_0_2_443 * (infra/gw/single)
-        if (true) {
-          set req.http.x-vgw-route = "infra/single/0/0";
-          set req.backend_hint = vgw_s0.backend();
-        } else {
-          return (synth(404));
-        }
+        return (synth(404));
+      }
+    } else {
+      # a127_0_0_2_443 * (infra/gw/single)
+      if (true) {
+        set req.http.x-vgw-route = "infra/single/0/0";
+        set req.backend_hint = vgw_s0.backend();
+      } else {
+        return (synth(404));
       }
     }
   }

@@ -321,16 +321,16 @@ sub vgw_dispatch {
 }
 
 sub vgw_vhosts_0 {
-  if (vgw_hosts.integer() < 1) {
-    # a0_0_0_0_8443 *.example.com (default/gw/any-tls)
-    if (true) {
-      set req.http.x-vgw-route = "default/web/0/0";
-      set req.backend_hint = vgw_s0.backend();
+  if (vgw_hosts.integer() < 2) {
+    if (vgw_hosts.integer() < 1) {
+      # a0_0_0_0_8443 *.example.com (default/gw/any-tls)
+      if (true) {
+        set req.http.x-vgw-route = "default/web/0/0";
+        set req.backend_hint = vgw_s0.backend();
+      } else {
+        return (synth(404));
+      }
     } else {
-      return (synth(404));
-    }
-  } else {
-    if (vgw_hosts.integer() < 2) {
       # a127_0_0_1_80 * (default/gw/http)
       if (true) {
         set req.http.x-vgw-route = "default/web/0/0";
@@ -340,19 +340,19 @@ sub vgw_vhosts_0 {
       } else {
         return (synth(404));
       }
+    }
+  } else {
+    # a127_0_0_1_443 www.example.com (default/gw/https)
+    if (req.http.x-vgw-path ~ "^\/old(?:/|$)") {
+      set req.http.x-vgw-route = "default/web/1/0";
+      std.log("vgw-filters default/web/1/0 RequestRedirect");
+      set req.http.x-vgw-location = "https://" + regsub(req.http.host, ":[0-9]*$", "") + "" + "/new" + regsub(req.url, "^[^?]*", "");
+      return (synth(302));
+    } elsif (true) {
+      set req.http.x-vgw-route = "default/web/0/0";
+      set req.backend_hint = vgw_s0.backend();
     } else {
-      # a127_0_0_1_443 www.example.com (default/gw/https)
-      if (req.http.x-vgw-path ~ "^\/old(?:/|$)") {
-        set req.http.x-vgw-route = "default/web/1/0";
-        std.log("vgw-filters default/web/1/0 RequestRedirect");
-        set req.http.x-vgw-location = "https://" + regsub(req.http.host, ":[0-9]*$", "") + "" + "/new" + regsub(req.url, "^[^?]*", "");
-        return (synth(302));
-      } elsif (true) {
-        set req.http.x-vgw-route = "default/web/0/0";
-        set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
-      }
+      return (synth(404));
     }
   }
 }
