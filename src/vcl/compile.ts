@@ -184,6 +184,8 @@ export function compileVcl(ir: RoutingIR, endpoints: EndpointMap, options: Compi
   for (const l of misdirectedRequestVcl(tlsSockets, TLS_PROXY_SOCKET, H_SOCKET, H_HOST)) out.line(l);
   emitHostLookup(out, ir.sockets);
   out.line('call vgw_dispatch;');
+  // Every route's branch sets the route header first; a client's copy was removed on arrival.
+  out.line(`if (!${H_ROUTE}) { return (synth(404)); }`);
   // WebSocket needs the connection handed over: pipe, after routing, request filters and the
   // backend choice are done. Only a GET asking for the upgrade in Connection qualifies
   // (RFC 6455 4.1); vcl_pipe asks the backend to close unless it switches protocols, so a
@@ -431,10 +433,8 @@ function emitVhost(out: Writer, socket: IRSocket, vhost: IRVirtualHost, ctx: Emi
     out.line(`set ${queryHeader(i)} = ${value(later)};`);
     out.close();
   });
-  if (vhost.routes.length === 0) {
-    out.line('return (synth(404));');
-    return;
-  }
+  // No route of the vhost matching leaves x-vgw-route unset, and vcl_recv answers 404 after
+  // vgw_dispatch (one test there instead of an else branch per vhost in the C).
   vhost.routes.forEach((route, i) => {
     const cond = matchCondition(route.match, qnames);
     const head = i === 0 ? `if (${cond}) {` : `} elsif (${cond}) {`;
@@ -442,9 +442,7 @@ function emitVhost(out: Writer, socket: IRSocket, vhost: IRVirtualHost, ctx: Emi
     else out.reopen(head);
     emitAction(out, route, socket, ctx);
   });
-  out.reopen('} else {');
-  out.line('return (synth(404));');
-  out.close();
+  if (vhost.routes.length) out.close();
 }
 
 function matchCondition(m: IRMatch, qnames: string[]): string {

@@ -198,6 +198,7 @@ sub vcl_recv {
     return (synth(404));
   }
   call vgw_dispatch;
+  if (!req.http.x-vgw-route) { return (synth(404)); }
   if (req.method == "GET" && req.http.Upgrade ~ "(?i)^\s*websocket\s*$" && req.http.Connection ~ "(?i)(?:^|,)\s*upgrade\s*(?:,|$)") {
     header.regsub(req, "^(?i)x-vgw-[^:]*:", "x-vgw-drop:");
     unset req.http.x-vgw-drop;
@@ -318,8 +319,6 @@ sub vgw_vhosts_0 {
   } elsif (true) {
     set req.http.x-vgw-route = "default/web/1/0";
     set req.backend_hint = vgw_s1.backend();
-  } else {
-    return (synth(404));
   }
 }
 

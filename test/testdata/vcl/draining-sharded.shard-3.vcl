@@ -196,6 +196,7 @@ sub vcl_recv {
     return (synth(404));
   }
   call vgw_dispatch;
+  if (!req.http.x-vgw-route) { return (synth(404)); }
   if (req.method == "GET" && req.http.Upgrade ~ "(?i)^\s*websocket\s*$" && req.http.Connection ~ "(?i)(?:^|,)\s*upgrade\s*(?:,|$)") {
     header.regsub(req, "^(?i)x-vgw-[^:]*:", "x-vgw-drop:");
     unset req.http.x-vgw-drop;
@@ -313,14 +314,11 @@ sub vgw_dispatch {
 sub vgw_vhosts_0 {
   if (vgw_hosts.integer() < 1) {
     # a127_0_0_1_80 * (default/gw/http)
-    return (synth(404));
   } else {
     # a127_0_0_1_80 *.example.com (default/gw/http)
     if (true) {
       set req.http.x-vgw-route = "default/wildcard/0/0";
       set req.backend_hint = vgw_s0.backend();
-    } else {
-      return (synth(404));
     }
   }
 }

@@ -199,6 +199,7 @@ sub vcl_recv {
     return (synth(404));
   }
   call vgw_dispatch;
+  if (!req.http.x-vgw-route) { return (synth(404)); }
   if (req.method == "GET" && req.http.Upgrade ~ "(?i)^\s*websocket\s*$" && req.http.Connection ~ "(?i)(?:^|,)\s*upgrade\s*(?:,|$)") {
     header.regsub(req, "^(?i)x-vgw-[^:]*:", "x-vgw-drop:");
     unset req.http.x-vgw-drop;
@@ -314,7 +315,6 @@ sub vgw_dispatch {
 sub vgw_vhosts_0 {
   if (vgw_hosts.integer() < 1) {
     # a127_0_0_1_80 * (default/gw/http)
-    return (synth(404));
   } else {
     # a127_0_0_1_80 filters.example.com (default/gw/http)
     if (req.http.x-vgw-path == "/full") {
@@ -382,8 +382,6 @@ sub vgw_vhosts_0 {
       }
       std.log("vgw-filters default/filters/5/0 CORS");
       set req.backend_hint = vgw_s0.backend();
-    } else {
-      return (synth(404));
     }
   }
 }

@@ -194,6 +194,7 @@ sub vcl_recv {
     return (synth(404));
   }
   call vgw_dispatch;
+  if (!req.http.x-vgw-route) { return (synth(404)); }
   if (req.method == "GET" && req.http.Upgrade ~ "(?i)^\s*websocket\s*$" && req.http.Connection ~ "(?i)(?:^|,)\s*upgrade\s*(?:,|$)") {
     header.regsub(req, "^(?i)x-vgw-[^:]*:", "x-vgw-drop:");
     unset req.http.x-vgw-drop;
@@ -326,8 +327,6 @@ sub vgw_vhosts_0 {
   if (req.method == "GET" && (req.http.X-Version && req.http.X-Version == "v2") && (req.http.User-Agent && req.http.User-Agent ~ "^(?:^curl/[0-9.]+$)$") && (req.http.x-vgw-q0 && req.http.x-vgw-q0 == "prod") && (req.http.x-vgw-q1 && req.http.x-vgw-q1 == "dev") && (req.http.x-vgw-q2 && req.http.x-vgw-q2 ~ {"^(?:^[0-9]{1,3}$)$"})) {
     set req.http.x-vgw-route = "default/matches/0/0";
     set req.backend_hint = vgw_s0.backend();
-  } else {
-    return (synth(404));
   }
 }
 

@@ -194,6 +194,7 @@ sub vcl_recv {
     return (synth(404));
   }
   call vgw_dispatch;
+  if (!req.http.x-vgw-route) { return (synth(404)); }
   if (req.method == "GET" && req.http.Upgrade ~ "(?i)^\s*websocket\s*$" && req.http.Connection ~ "(?i)(?:^|,)\s*upgrade\s*(?:,|$)") {
     header.regsub(req, "^(?i)x-vgw-[^:]*:", "x-vgw-drop:");
     unset req.http.x-vgw-drop;
@@ -340,8 +341,6 @@ sub vgw_vhosts_0 {
   } elsif (req.http.x-vgw-path ~ "^\/a(?:/|$)") {
     set req.http.x-vgw-route = "default/newer/0/0";
     set req.backend_hint = vgw_s0.backend();
-  } else {
-    return (synth(404));
   }
 }
 

@@ -202,6 +202,7 @@ sub vcl_recv {
     return (synth(404));
   }
   call vgw_dispatch;
+  if (!req.http.x-vgw-route) { return (synth(404)); }
   if (req.method == "GET" && req.http.Upgrade ~ "(?i)^\s*websocket\s*$" && req.http.Connection ~ "(?i)(?:^|,)\s*upgrade\s*(?:,|$)") {
     header.regsub(req, "^(?i)x-vgw-[^:]*:", "x-vgw-drop:");
     unset req.http.x-vgw-drop;
@@ -318,22 +319,17 @@ sub vgw_vhosts_0 {
   if (vgw_hosts.integer() < 3) {
     if (vgw_hosts.integer() < 1) {
       # a127_0_0_1_80 * (default/gw/any)
-      return (synth(404));
     } elsif (vgw_hosts.integer() < 2) {
       # a127_0_0_1_80 *.example.com (default/gw/wild)
       if (true) {
         set req.http.x-vgw-route = "default/mixed-hosts/0/0";
         set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
       }
     } else {
       # a127_0_0_1_80 *.org (default/gw/any)
       if (true) {
         set req.http.x-vgw-route = "default/mixed-hosts/0/0";
         set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
       }
     }
   } elsif (vgw_hosts.integer() < 6) {
@@ -342,24 +338,18 @@ sub vgw_vhosts_0 {
       if (true) {
         set req.http.x-vgw-route = "default/mixed-hosts/0/0";
         set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
       }
     } elsif (vgw_hosts.integer() < 5) {
       # a127_0_0_1_80 deep.sub.example.com (default/gw/wild)
       if (true) {
         set req.http.x-vgw-route = "default/mixed-hosts/0/0";
         set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
       }
     } else {
       # a127_0_0_1_80 other.org (default/gw/any)
       if (true) {
         set req.http.x-vgw-route = "default/mixed-hosts/0/0";
         set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
       }
     }
   } else {
@@ -367,8 +357,6 @@ sub vgw_vhosts_0 {
     if (true) {
       set req.http.x-vgw-route = "default/mixed-hosts/0/0";
       set req.backend_hint = vgw_s0.backend();
-    } else {
-      return (synth(404));
     }
   }
 }

@@ -200,6 +200,7 @@ sub vcl_recv {
     return (synth(404));
   }
   call vgw_dispatch;
+  if (!req.http.x-vgw-route) { return (synth(404)); }
   if (req.method == "GET" && req.http.Upgrade ~ "(?i)^\s*websocket\s*$" && req.http.Connection ~ "(?i)(?:^|,)\s*upgrade\s*(?:,|$)") {
     header.regsub(req, "^(?i)x-vgw-[^:]*:", "x-vgw-drop:");
     unset req.http.x-vgw-drop;
@@ -316,22 +317,17 @@ sub vgw_vhosts_0 {
   if (vgw_hosts.integer() < 3) {
     if (vgw_hosts.integer() < 1) {
       # a127_0_0_1_80 * (default/gw/http)
-      return (synth(404));
     } elsif (vgw_hosts.integer() < 2) {
       # a127_0_0_1_80 *.example.com (default/gw/http)
       if (true) {
         set req.http.x-vgw-route = "default/wildcard/0/0";
         set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
       }
     } else {
       # a127_0_0_1_80 c.example.com (default/gw/http)
       if (req.http.x-vgw-path ~ "^\/c(?:/|$)") {
         set req.http.x-vgw-route = "default/host-c/0/0";
         set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
       }
     }
   } else {
@@ -340,24 +336,18 @@ sub vgw_vhosts_0 {
       if (req.http.x-vgw-path ~ "^\/d(?:/|$)") {
         set req.http.x-vgw-route = "default/host-d/0/0";
         set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
       }
     } elsif (vgw_hosts.integer() < 5) {
       # a127_0_0_1_80 e.example.com (default/gw/http)
       if (req.http.x-vgw-path ~ "^\/e(?:/|$)") {
         set req.http.x-vgw-route = "default/host-e/0/0";
         set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
       }
     } else {
       # a127_0_0_1_80 f.example.com (default/gw/http)
       if (req.http.x-vgw-path ~ "^\/f(?:/|$)") {
         set req.http.x-vgw-route = "default/host-f/0/0";
         set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
       }
     }
   }

@@ -240,6 +240,7 @@ sub vcl_recv {
     return (synth(404));
   }
   call vgw_dispatch;
+  if (!req.http.x-vgw-route) { return (synth(404)); }
   if (req.method == "GET" && req.http.Upgrade ~ "(?i)^\s*websocket\s*$" && req.http.Connection ~ "(?i)(?:^|,)\s*upgrade\s*(?:,|$)") {
     header.regsub(req, "^(?i)x-vgw-[^:]*:", "x-vgw-drop:");
     unset req.http.x-vgw-drop;
@@ -359,24 +360,18 @@ sub vgw_vhosts_0 {
       if (true) {
         set req.http.x-vgw-route = "infra/https/0/0";
         set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
       }
     } elsif (vgw_hosts.integer() < 2) {
       # a127_0_0_1_443 *.wildcard.org (infra/gw/https-with-wildcard-hostname)
       if (true) {
         set req.http.x-vgw-route = "infra/https-with-wildcard-hostname/0/0";
         set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
       }
     } else {
       # a127_0_0_1_443 example.org (infra/gw/https)
       if (true) {
         set req.http.x-vgw-route = "infra/https/0/0";
         set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
       }
     }
   } else {
@@ -385,24 +380,18 @@ sub vgw_vhosts_0 {
       if (true) {
         set req.http.x-vgw-route = "infra/https-with-hostname-matching-wildcard/0/0";
         set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
       }
     } elsif (vgw_hosts.integer() < 5) {
       # a127_0_0_1_443 second-example.org (infra/gw/https-with-hostname)
       if (true) {
         set req.http.x-vgw-route = "infra/https-with-hostname/0/0";
         set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
       }
     } else {
       # a127_0_0_2_443 * (infra/gw/single)
       if (true) {
         set req.http.x-vgw-route = "infra/single/0/0";
         set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
       }
     }
   }

@@ -208,6 +208,7 @@ sub vcl_recv {
     return (synth(404));
   }
   call vgw_dispatch;
+  if (!req.http.x-vgw-route) { return (synth(404)); }
   if (req.method == "GET" && req.http.Upgrade ~ "(?i)^\s*websocket\s*$" && req.http.Connection ~ "(?i)(?:^|,)\s*upgrade\s*(?:,|$)") {
     header.regsub(req, "^(?i)x-vgw-[^:]*:", "x-vgw-drop:");
     unset req.http.x-vgw-drop;
@@ -327,8 +328,6 @@ sub vgw_vhosts_0 {
       if (true) {
         set req.http.x-vgw-route = "default/web/0/0";
         set req.backend_hint = vgw_s0.backend();
-      } else {
-        return (synth(404));
       }
     } else {
       # a127_0_0_1_80 * (default/gw/http)
@@ -337,8 +336,6 @@ sub vgw_vhosts_0 {
         std.log("vgw-filters default/web/0/0 RequestRedirect");
         set req.http.x-vgw-location = "https://" + regsub(req.http.host, ":[0-9]*$", "") + "" + req.http.x-vgw-path + regsub(req.url, "^[^?]*", "");
         return (synth(301));
-      } else {
-        return (synth(404));
       }
     }
   } else {
@@ -351,8 +348,6 @@ sub vgw_vhosts_0 {
     } elsif (true) {
       set req.http.x-vgw-route = "default/web/0/0";
       set req.backend_hint = vgw_s0.backend();
-    } else {
-      return (synth(404));
     }
   }
 }
