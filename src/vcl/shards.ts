@@ -15,13 +15,16 @@ import { vclInt, vclName, vclString } from './escape.ts';
 /** Up to this many exact-host vhosts a single VCL is used (no dispatcher hop). */
 export const UNSHARDED_VHOSTS = 256;
 /**
- * Exact-host vhosts per shard we aim for beyond that. A route change recompiles one shard, but
- * smaller shards do not make that faster: most of a `vcl.inline` is a fixed cost (the manager
- * forks for VCC, the C compiler and a load test), which grows with the manager's size, and
- * measured at 5 000 routes, shards of ~40 vhosts (128 VCLs) compiled no faster than shards of
- * ~156 (32 VCLs) (bench/README.md "Scale"). Larger shards mean fewer VCLs to start.
+ * Exact-host vhosts per shard we aim for beyond that. A route change recompiles one shard, and
+ * most of a shard's `vcl.inline` is a fixed cost (the manager forks for VCC, the C compiler and
+ * a load test; a shard with no vhosts is a whole VCL, request normalisation included): about
+ * 65 ms of a bare varnishd on a quiet machine, plus about 0.2 ms per vhost. Measured with
+ * `npm run bench:scale` on a loaded machine, 128 instead of 256 took the shard's `vcl.inline`
+ * from 131 to 121 ms at 1 000 routes and from 122-136 to 100 ms at 5 000 (64 shards of about 78
+ * vhosts instead of 32 of about 156). Smaller still gains little against the fixed cost, and
+ * every shard is one more VCL for varnishd to hold and for the start-up split to compile.
  */
-export const VHOSTS_PER_SHARD = 256;
+export const VHOSTS_PER_SHARD = 128;
 /** Up to 256 shards are addressable (the dispatcher and --shards); the default stops at 64. */
 export const MAX_SHARDS = 256;
 const MAX_DEFAULT_SHARDS = 64;

@@ -40,7 +40,10 @@ test('shard count doubles with the number of exact hosts and stays 1 for small c
   const hosts = (n: number) => Array.from({ length: n }, (_, i) => `h${i}.test`);
   assert.equal(shardCount(ir(hosts(UNSHARDED_VHOSTS)).ir), 1);
   // Beyond the unsharded size, shards of at most VHOSTS_PER_SHARD vhosts, in powers of two.
-  assert.equal(shardCount(ir(hosts(UNSHARDED_VHOSTS + 1)).ir), 2);
+  assert.equal(VHOSTS_PER_SHARD, 128);
+  assert.equal(shardCount(ir(hosts(UNSHARDED_VHOSTS + 1)).ir), 4, '257 vhosts need 3 shards of 128: the next power of two is 4');
+  assert.equal(shardCount(ir(hosts(2 * VHOSTS_PER_SHARD + 1)).ir), 4);
+  assert.equal(shardCount(ir(hosts(4 * VHOSTS_PER_SHARD)).ir), 4);
   assert.equal(shardCount(ir(hosts(4 * VHOSTS_PER_SHARD + 1)).ir), 8);
   assert.equal(shardCount(ir(hosts(256 * VHOSTS_PER_SHARD)).ir), 64, 'the default count stops at 64');
   assert.equal(shardCount(ir([...hosts(10), '*.wild.test', '*']).ir), 1);
