@@ -29,7 +29,7 @@ import type { SocketMemo, TableMemo, TranslationMemo } from './translation-memo.
 import { pcreProblem, type RegexVerdicts } from './regex.ts';
 import { namespaceAllowed } from './namespaces.ts';
 import { rejectedBackends, rejectedMessage, rejectedStatuses } from './rejected.ts';
-import { previousParent, type ObjectStatus, type PreviousStatuses, type StatusMetadata } from './status.ts';
+import { previousParent, type HTTPRouteObjectStatus, type ObjectStatus, type PreviousStatuses, type StatusMetadata } from './status.ts';
 import type { Condition, Gateway, GatewayClass, HTTPRoute, ParentReference, ResourceSnapshot } from './types.ts';
 import { GATEWAY_GROUP } from './types.ts';
 
@@ -271,7 +271,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
   const buildRoute: RouteBuilder = (att, rule, matchIndex) => {
     const perAttachment = built.get(att) ?? new Map<string, IRRoute>();
     built.set(att, perAttachment);
-    const id = `${key(att.route)}/${rule.index}/${matchIndex}`;
+    const id = `${routeKey(att.route)}/${rule.index}/${matchIndex}`;
     let route = perAttachment.get(id);
     if (!route) {
       const state = stateByRoute.get(att.route) as RouteState;
@@ -297,7 +297,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
       const own = attachments.filter((a) => a.listener.gateway === g.gateway);
       const routing = reindex(key(g.gateway), buildSockets([g], own, buildRoute, stateByRoute, tableMemo(key(g.gateway))));
       const routeGenerations: Record<string, number> = {};
-      for (const att of own) routeGenerations[key(att.route)] = generation(att.route);
+      for (const att of own) routeGenerations[routeKey(att.route)] = generation(att.route);
       return {
         gateway: { namespace: g.gateway.metadata.namespace as string, name: g.gateway.metadata.name },
         infra: gatewayInfra(g),
@@ -344,12 +344,22 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
     });
   }
   for (const s of routeStates) {
+    const before = options.previous?.httpRoute(s.route.metadata.namespace as string, s.route.metadata.name);
+    // A route state reused from the memo produces the same status again when the previous
+    // status passed in is the one it produced (mergeConditions of the same conditions is that
+    // status): handed out again, nothing per route is allocated.
+    const last = envMemo ? routeOutputs.get(s) : undefined;
+    if (last && before !== undefined && last.status.status === before) {
+      statuses.push(last.status);
+      for (const p of last.problems) problems.push(p);
+      continue;
+    }
+    const routeProblems: Problem[] = [];
     for (const p of s.parents) {
       const bad = p.conditions.find((c) => c.status !== 'True' && c.type === 'Accepted');
-      if (bad) problems.push({ kind: 'HTTPRoute', object: key(s.route), message: `parent ${p.ref.namespace}/${p.ref.name}: ${bad.reason}: ${bad.message}` });
+      if (bad) routeProblems.push({ kind: 'HTTPRoute', object: key(s.route), message: `parent ${p.ref.namespace}/${p.ref.name}: ${bad.reason}: ${bad.message}` });
     }
-    const before = options.previous?.httpRoute(s.route.metadata.namespace as string, s.route.metadata.name);
-    statuses.push({
+    const status = frozenRouteStatus({
       apiVersion: s.route.apiVersion,
       kind: s.route.kind,
       metadata: statusMetadata(s.route),
@@ -361,6 +371,9 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
         })),
       },
     });
+    if (envMemo) routeOutputs.set(s, { status, problems: routeProblems });
+    statuses.push(status);
+    for (const p of routeProblems) problems.push(p);
   }
 
   // BackendTLSPolicies: an ancestor entry per Gateway whose accepted routes use a target.
@@ -405,7 +418,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
   }
 
   const routeGenerations: Record<string, number> = {};
-  for (const att of attachments) routeGenerations[key(att.route)] = generation(att.route);
+  for (const att of attachments) routeGenerations[routeKey(att.route)] = generation(att.route);
   const leftOut = new Map<string, { address: string; port: number }>();
   for (const l of gateways.flatMap((g) => (g.accepted ? g.listeners : []))) {
     if (!l.usable) continue;
@@ -620,7 +633,7 @@ function buildSockets(
               ranked.push({
                 match: m,
                 routeCreated: att.route.metadata.creationTimestamp ?? '',
-                routeKey: key(att.route),
+                routeKey: routeKey(att.route),
                 ruleIndex: rule.index,
                 matchIndex,
                 route: build(att, rule, matchIndex),
@@ -683,12 +696,49 @@ function sortObjects<T extends { metadata: { name: string; namespace?: string; c
   });
 }
 
+/**
+ * What a memoised route state last produced: its status and problems. Keyed by the state, which
+ * lives as long as the environment memo reuses it, so entries go with their states.
+ */
+const routeOutputs = new WeakMap<RouteState, { status: HTTPRouteObjectStatus; problems: Problem[] }>();
+
+/**
+ * HTTPRoute statuses are handed out frozen: one may be handed out again by a later translation
+ * (see routeOutputs), so a caller that adds to a status (the operator's Programmed) must build
+ * its own copy, and one that tries to change it in place fails loudly instead.
+ */
+function frozenRouteStatus(s: HTTPRouteObjectStatus): HTTPRouteObjectStatus {
+  for (const p of s.status.parents) {
+    for (const c of p.conditions) Object.freeze(c);
+    Object.freeze(p.conditions);
+    Object.freeze(p);
+  }
+  Object.freeze(s.status.parents);
+  Object.freeze(s.status);
+  Object.freeze(s.metadata);
+  return Object.freeze(s);
+}
+
 function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function key(o: { metadata: { name: string; namespace?: string } }): string {
   return o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;
+}
+
+/**
+ * key(route), remembered per route object: route objects keep their identity while unchanged,
+ * and a change would otherwise build (and hash, as a record key) thousands of these strings.
+ */
+const routeKeys = new WeakMap<HTTPRoute, string>();
+function routeKey(route: HTTPRoute): string {
+  let k = routeKeys.get(route);
+  if (k === undefined) {
+    k = key(route);
+    routeKeys.set(route, k);
+  }
+  return k;
 }
 
 function generation(o: { metadata: { generation?: number } }): number {

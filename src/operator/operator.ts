@@ -397,20 +397,25 @@ export class Operator {
       if (!this.podProblems.has(text)) this.log.warn({ event: 'pod-report-unusable', object: p.pod, problem: p.error }, 'gateway pod report ignored');
     }
     this.podProblems = seen;
-    for (const s of statuses) {
-      if (s.kind !== 'HTTPRoute') continue;
+    // The translator's route statuses are frozen (it may hand the same one out again): a route
+    // that gets Programmed gets a copy of its status in the list.
+    statuses.forEach((s, i) => {
+      if (s.kind !== 'HTTPRoute') return;
       const routeKey = `${s.metadata.namespace}/${s.metadata.name}`;
       const before = this.previous?.httpRoute(s.metadata.namespace ?? '', s.metadata.name);
-      for (const parent of s.status.parents) {
+      let changed = false;
+      const parents = s.status.parents.map((parent) => {
         const ref = parent.parentRef;
-        if ((ref.kind ?? 'Gateway') !== 'Gateway' || parent.conditions.find((c) => c.type === 'Accepted')?.status !== 'True') continue;
+        if ((ref.kind ?? 'Gateway') !== 'Gateway' || parent.conditions.find((c) => c.type === 'Accepted')?.status !== 'True') return parent;
         const gateway = `${ref.namespace ?? s.metadata.namespace}/${ref.name}`;
-        if (!gateways.has(gateway)) continue;
+        if (!gateways.has(gateway)) return parent;
         const c = routeProgrammed(gateway, routeKey, s.metadata.generation, ready.get(gateway) ?? [], this.publishedConfigs);
         const merged = mergeConditions(previousParent(before, ref)?.conditions, [c], now)[0];
-        parent.conditions = [...parent.conditions.filter((x) => x.type !== ROUTE_PROGRAMMED), merged];
-      }
-    }
+        changed = true;
+        return { ...parent, conditions: [...parent.conditions.filter((x) => x.type !== ROUTE_PROGRAMMED), merged] };
+      });
+      if (changed) statuses[i] = { ...s, status: { ...s.status, parents } };
+    });
   }
 
   /** Programmed=False while a Gateway's objects could not be applied. */

@@ -137,12 +137,16 @@ function snapshotOf(w: World): ResourceSnapshot {
   });
 }
 
-/** What the operator does to statuses before indexing them: a condition of its own per parent. */
+/**
+ * What the operator does to statuses before indexing them: a condition of its own per parent,
+ * on copies (route statuses are handed out frozen, and may be handed out again).
+ */
 function addProgrammed(result: TranslateResult): void {
-  for (const s of result.statuses) {
-    if (s.kind !== 'HTTPRoute') continue;
-    for (const p of s.status.parents) p.conditions = [...p.conditions, { type: 'Programmed', status: 'True', reason: 'Programmed', message: '', observedGeneration: 1 }];
-  }
+  result.statuses.forEach((s, i) => {
+    if (s.kind !== 'HTTPRoute') return;
+    const parents = s.status.parents.map((p) => ({ ...p, conditions: [...p.conditions, { type: 'Programmed', status: 'True' as const, reason: 'Programmed', message: '', observedGeneration: 1 }] }));
+    result.statuses[i] = { ...s, status: { ...s.status, parents } };
+  });
 }
 
 function runSequence(seed: number, steps: number): { memo: TranslationMemo } {
@@ -265,4 +269,36 @@ test('a route change reuses the other routes: their IR vhosts are the same objec
   assert.equal(b.get('r4.example.com'), a.get('r4.example.com'), 'an unchanged route keeps its vhost');
   assert.notEqual(b.get('r3.example.com'), a.get('r3.example.com'), 'the changed route gets a new one');
   assert.deepStrictEqual(second, translate(snapshotOf(w), { defaultAddress: '127.0.0.1', now: '2030-01-01T00:00:00Z' }));
+});
+
+test('route statuses: handed out again while nothing changed, rebuilt from any other previous status, frozen', () => {
+  const routes = Array.from({ length: 5 }, (_, i) => route(`r${i}`, { hostnames: [`r${i}.example.com`] }));
+  const w: World = { routes, gateways: [gateway('gw', [listener('http')])], services: [service('svc')], grants: [], namespaces: [] };
+  const memo = new TranslationMemo();
+  const routeStatus = (r: TranslateResult, name: string) => r.statuses.find((s) => s.kind === 'HTTPRoute' && s.metadata.name === name);
+  const first = translate(snapshotOf(w), { defaultAddress: '127.0.0.1', now: '2030-01-01T00:00:00Z', memo });
+  const r1 = routeStatus(first, 'r1');
+  assert.ok(r1 && Object.isFrozen(r1) && r1.kind === 'HTTPRoute' && Object.isFrozen(r1.status.parents[0].conditions[0]));
+  assert.throws(() => {
+    (r1.status.parents[0] as { conditions: unknown[] }).conditions = [];
+  }, TypeError);
+
+  // Our own statuses as previous: r1's state is reused, so is its status object.
+  w.routes[3] = route('r3', { hostnames: ['r3.example.com'], generation: 2 });
+  const second = translate(snapshotOf(w), { defaultAddress: '127.0.0.1', now: '2030-01-01T00:00:05Z', memo, previous: indexStatuses(first.statuses) });
+  assert.equal(routeStatus(second, 'r1'), r1);
+
+  // A previous status from elsewhere (the cluster's, with its own transition times): rebuilt
+  // from it, as a full translation does.
+  const elsewhere = second.statuses.map((s) =>
+    s.kind === 'HTTPRoute' ? { ...s, status: { parents: s.status.parents.map((p) => ({ ...p, conditions: p.conditions.map((c) => ({ ...c, lastTransitionTime: '2029-06-01T00:00:00Z' })) })) } } : s,
+  );
+  w.routes[2] = route('r2', { hostnames: ['r2.example.com'], generation: 2 });
+  const options = { defaultAddress: '127.0.0.1', now: '2030-01-01T00:00:09Z', previous: indexStatuses(elsewhere) };
+  const third = translate(snapshotOf(w), { ...options, memo });
+  const r1Third = routeStatus(third, 'r1');
+  assert.ok(r1Third?.kind === 'HTTPRoute');
+  assert.notEqual(r1Third, r1);
+  assert.equal(r1Third.status.parents[0].conditions[0].lastTransitionTime, '2029-06-01T00:00:00Z');
+  assert.deepStrictEqual(third, translate(snapshotOf(w), options));
 });
