@@ -114,6 +114,8 @@ export interface ValidObject {
   field: keyof typeof FIELD_CHECK;
   object: unknown;
   id: string;
+  /** Where it is defined (the file's display name), for the message about a duplicate. */
+  file: string;
   line: number;
 }
 
@@ -210,7 +212,7 @@ export class ManifestLoader {
     const snapshot = emptySnapshot();
     const rejected: RejectedObject[] = [];
     const errors: ManifestError[] = [];
-    const seen = new Map<string, string>();
+    const seen = new Map<string, Where>();
     const next = new Map<string, CachedFile>();
     const nextGood = new Map<string, CachedFile>();
     const fileErrors: ManifestError[] = [];
@@ -288,10 +290,10 @@ export class ManifestLoader {
       // (the translator never mutates its input), and copying thousands of objects per
       // reload would cost more than the routing work itself.
       for (const o of parsed.objects) {
-        if (claim(seen, o.id, file, o.line, duplicates)) ((snapshot[o.field] ??= []) as unknown[]).push(o.object);
+        if (claim(seen, o.id, o, duplicates)) ((snapshot[o.field] ??= []) as unknown[]).push(o.object);
       }
       for (const r of parsed.rejected) {
-        if (r.name === undefined || claim(seen, rejectedId(r), file, r.line, duplicates)) rejected.push(r);
+        if (r.name === undefined || claim(seen, rejectedId(r), r, duplicates)) rejected.push(r);
       }
     }
     this.cache = next;
@@ -654,18 +656,24 @@ function readObject(item: ParsedItem, file: string, out: ParsedFile): void {
     out.warnings.push({ file, line, message: `${id}: addressType FQDN is not supported; slice ignored` });
     return;
   }
-  out.objects.push({ field: spec.field, object: valid, id, line });
+  out.objects.push({ field: spec.field, object: valid, id, file, line });
 }
 
-function claim(seen: Map<string, string>, id: string, file: string, line: number, errors: ManifestError[]): boolean {
+/**
+ * Takes `id` for the object defined `at`, or reports it as a duplicate. Every load claims every
+ * object again, so `at` is the parsed entry itself (no string built per object per load).
+ */
+function claim(seen: Map<string, Where>, id: string, at: Where, errors: ManifestError[]): boolean {
   const previous = seen.get(id);
   if (previous) {
-    errors.push({ file, line, message: `${id} is already defined at ${previous}` });
+    errors.push({ file: at.file, line: at.line, message: `${id} is already defined at ${previous.file}:${previous.line}` });
     return false;
   }
-  seen.set(id, `${file}:${line}`);
+  seen.set(id, at);
   return true;
 }
+
+type Where = { readonly file: string; readonly line: number };
 
 function rejectedId(r: RejectedObject): string {
   return `${r.kind} ${r.namespace !== undefined ? `${r.namespace}/` : ''}${r.name}`;
