@@ -109,6 +109,8 @@ export interface TranslateResult {
 
 export interface Attachment {
   route: HTTPRoute;
+  /** The route's evaluation, which this attachment is part of. */
+  state: RouteState;
   listener: ListenerState;
   hostnames: string[];
 }
@@ -263,9 +265,6 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
       return service === null ? [] : [{ service, percent: m.percent }];
     });
 
-  // Filled in a loop: a pair array per route first would be thousands of allocations per change.
-  const stateByRoute = new Map<HTTPRoute, RouteState>();
-  for (const s of routeStates) stateByRoute.set(s.route, s);
   // Built once per attachment and match: the combined and the per-Gateway tables share them.
   const built = new Map<Attachment, Map<string, IRRoute>>();
   const buildRoute: RouteBuilder = (att, rule, matchIndex) => {
@@ -274,7 +273,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
     const id = `${routeKey(att.route)}/${rule.index}/${matchIndex}`;
     let route = perAttachment.get(id);
     if (!route) {
-      const state = stateByRoute.get(att.route) as RouteState;
+      const state = att.state;
       const m = rule.matches[matchIndex];
       route = {
         id,
@@ -289,13 +288,13 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
   // ones), so the test that merging reproduces it checks two independent computations.
   const reindex = (table: string, sockets: IRSocket[]) => (envMemo ? envMemo.memo.table<Attachment, Ranked>(table).reindexServices(sockets, services) : reindexServices(sockets, services));
   const tableMemo = (table: string) => envMemo?.memo.table<Attachment, Ranked>(table);
-  const combined = reindex('', buildSockets(gateways, attachments, buildRoute, stateByRoute, tableMemo('')));
+  const combined = reindex('', buildSockets(gateways, attachments, buildRoute, tableMemo('')));
   const gatewayIRs: GatewayIR[] = gateways
     .filter((g) => g.accepted && options.perGateway !== false)
     .sort((a, b) => compareKeys(a.gateway.metadata.namespace as string, b.gateway.metadata.namespace as string) || compareKeys(a.gateway.metadata.name, b.gateway.metadata.name))
     .map((g) => {
       const own = attachments.filter((a) => a.listener.gateway === g.gateway);
-      const routing = reindex(key(g.gateway), buildSockets([g], own, buildRoute, stateByRoute, tableMemo(key(g.gateway))));
+      const routing = reindex(key(g.gateway), buildSockets([g], own, buildRoute, tableMemo(key(g.gateway))));
       const routeGenerations: Record<string, number> = {};
       for (const att of own) routeGenerations[routeKey(att.route)] = generation(att.route);
       return {
@@ -380,7 +379,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
   const ancestors = new Map<string, Set<string>>();
   // Without policies there is no status to write: the walk is skipped.
   for (const att of (snapshot.backendTLSPolicies ?? []).length ? attachments : []) {
-    const state = stateByRoute.get(att.route) as RouteState;
+    const state = att.state;
     const used = [...state.backends.flat(), ...state.mirrors.flat().map((m) => m.resolution)];
     for (const b of used) {
       if (!b.ok) continue;
@@ -417,8 +416,6 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
     problems.push({ kind: r.kind as Problem['kind'], object: r.display, message: prefix ? `${prefix}: ${rejectedMessage(r)}` : rejectedMessage(r) });
   }
 
-  const routeGenerations: Record<string, number> = {};
-  for (const att of attachments) routeGenerations[routeKey(att.route)] = generation(att.route);
   const leftOut = new Map<string, { address: string; port: number }>();
   for (const l of gateways.flatMap((g) => (g.accepted ? g.listeners : []))) {
     if (!l.usable) continue;
@@ -426,7 +423,10 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
   }
   memo?.endUse();
   return {
-    ir: { version: IR_VERSION, routeGenerations, sockets: combined.sockets, services: combined.services },
+    // No routeGenerations: those are for a data plane to report which generation of a route
+    // it serves, and data planes get per-Gateway IRs (gatewayIRs). At 5 000 routes building the
+    // record was a few ms of every route change.
+    ir: { version: IR_VERSION, sockets: combined.sockets, services: combined.services },
     gateways: gatewayIRs,
     statuses,
     problems,
@@ -533,7 +533,7 @@ function evaluateRoute(
       } else {
         for (const l of allowed) {
           const hostnames = intersectHostnames(l.listener.hostname, route.spec.hostnames ?? []);
-          if (hostnames.length) local.push({ route, listener: l, hostnames });
+          if (hostnames.length) local.push({ route, state, listener: l, hostnames });
         }
         accepted = local.length
           ? [true, 'Accepted', 'Route is accepted']
@@ -576,7 +576,6 @@ function buildSockets(
   gateways: GatewayState[],
   attachments: Attachment[],
   build: RouteBuilder,
-  states: Map<HTTPRoute, RouteState>,
   memo?: TableMemo<Attachment, Ranked>,
 ): IRSocket[] {
   const byAddress = new Map<string, { address: string; port: number; listeners: ListenerState[] }>();
@@ -624,7 +623,7 @@ function buildSockets(
       let contributions = socketMemo?.contributions.get(att);
       if (!contributions) {
         contributions = [];
-        const rules = states.get(att.route)?.rules ?? [];
+        const rules = att.state.rules ?? [];
         for (const hostname of att.hostnames) {
           if (owner(hostname) !== att.listener) continue;
           const ranked: Ranked[] = [];

@@ -38,6 +38,7 @@ import {
   service,
   startBackend,
   translateWorld,
+  gatewayRouting,
   type World,
 } from './support/chaperone-world.ts';
 
@@ -88,7 +89,7 @@ describe('chaperone (in-process, test API server, real varnishd)', () => {
   /** Ready endpoints the live config has (web + api), once it equals `n`. */
   const endpointsLive = (n: number, what: string) => eventually(`${what}: ${n} endpoints live`, () => chaperone.state.endpoints === n);
   const publish = async (w: World, partBytes?: number) => {
-    const { ir } = translateWorld(w);
+    const ir = gatewayRouting(translateWorld(w), GW);
     return { ir, ...(await publishRoutingConfig(kc, GW.namespace, GW.name, ir, partBytes)) };
   };
   const rejections = () => log.lines().filter((l) => l.event === 'config-rejected');
@@ -114,7 +115,7 @@ describe('chaperone (in-process, test API server, real varnishd)', () => {
     server.set(gatewayPod(GW.namespace, POD));
     setWebSlice([0]);
     setApiSlice();
-    await publishRoutingConfig(kc, GW.namespace, GW.name, translated.ir);
+    await publishRoutingConfig(kc, GW.namespace, GW.name, gatewayRouting(translated, GW));
 
     // The first list of EndpointSlices fails (the agent retries it after a backoff): the agent
     // must not go live on the ConfigMaps alone, with no endpoints (every route a 500).
@@ -188,7 +189,7 @@ describe('chaperone (in-process, test API server, real varnishd)', () => {
     webRoute.spec.rules = [{ matches: [{ path: { type: 'PathPrefix', value: '/' } }], backendRefs: [{ name: 'web', port: 80 }] }];
     const translated = translateWorld(world);
     server.set(kube(routeWithStatus(webRoute, translated)));
-    const published = await publishRoutingConfig(kc, GW.namespace, GW.name, translated.ir);
+    const published = await publishRoutingConfig(kc, GW.namespace, GW.name, gatewayRouting(translated, GW));
     await eventually('the new config reported', () => reported() === published.sha256);
     assert.notEqual(published.sha256, before);
     assert.equal(chaperone.state.configHash, published.sha256);

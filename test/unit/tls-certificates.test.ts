@@ -48,7 +48,8 @@ test('the IR of an HTTPS socket names its certificates, default first, and passe
   assert.equal(result.ir.sockets.find((s) => s.port === 80)?.tls, undefined, 'a plain socket has no tls');
   const parsed = parseRoutingIR(JSON.parse(JSON.stringify(result.ir)));
   assert.ok(parsed.ok, parsed.ok ? '' : parsed.reason);
-  assert.deepEqual(mergeGatewayIRs(result.gateways.map((g) => g.routing)), result.ir, 'merging the per-Gateway IRs keeps the certificates');
+  const { routeGenerations: _, ...merged } = mergeGatewayIRs(result.gateways.map((g) => g.routing));
+  assert.deepEqual(merged, result.ir, 'merging the per-Gateway IRs keeps the certificates');
 });
 
 test('the IR schema refuses a TLS socket without certificates and certificate names that are not hostnames', async () => {

@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import { startEchoServer, type EchoServer } from '../../../src/echo/server.ts';
 import { CONTROLLER_NAME } from '../../../src/gatewayapi/features.ts';
+import type { RoutingIR } from '../../../src/ir/types.ts';
 import { ofKind, type HTTPRouteStatus } from '../../../src/gatewayapi/status.ts';
 import { translate, type TranslateResult } from '../../../src/gatewayapi/translator.ts';
 import type { EndpointSlice, Gateway, GatewayClass, HTTPRoute, Namespace, Service } from '../../../src/gatewayapi/types.ts';
@@ -102,6 +103,16 @@ export function translateWorld(w: World): TranslateResult {
   const notAccepted = result.problems.map((p) => `${p.kind} ${p.object}: ${p.message}`);
   assert.deepEqual(notAccepted, [], 'every test object is accepted by the translator');
   return result;
+}
+
+/**
+ * What the operator publishes for one Gateway: its own IR (the combined IR of a translation has
+ * no route generations, which the agent reports back).
+ */
+export function gatewayRouting(result: TranslateResult, gw: { namespace: string; name: string }): RoutingIR {
+  const own = result.gateways.find((g) => g.gateway.namespace === gw.namespace && g.gateway.name === gw.name);
+  assert.ok(own, `the translation has an IR for ${gw.namespace}/${gw.name}`);
+  return own.routing;
 }
 
 /** The HTTPRoute as the operator leaves it: spec plus its translated status (Accepted, ResolvedRefs). */
