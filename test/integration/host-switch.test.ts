@@ -4,13 +4,13 @@
 // 404 on its own path, and one that reached its own branch gets 404 on its neighbour's.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startEchoServer, type EchoServer } from '../../src/echo/server.ts';
 import { StandaloneServer } from '../../src/standalone/server.ts';
 import { silentLogger } from '../../src/util/log.ts';
+import { getText } from './support/http.ts';
 import { GATEWAY_CLASS, gwRoute, httpGateway, loopbackService, yamlDocs } from './support/manifests.ts';
 import { eventually } from './support/poll.ts';
 
@@ -20,17 +20,7 @@ const NS = 'switch';
 /** More than two vhost subs of 128, and groups of every size the switch makes. */
 const HOSTS = 300;
 
-function status(host: string, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: ADDRESS, port: PORT, path, headers: { host }, agent: false, timeout: 5000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.end();
-  });
-}
+const status = async (host: string, path: string) => (await getText(PORT, path, host, ADDRESS)).status;
 
 describe('host switch of a 300-host VCL', () => {
   let dir = '';
