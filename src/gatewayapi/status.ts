@@ -86,25 +86,44 @@ export interface PreviousStatuses {
   backendTLSPolicy?(namespace: string, name: string): PolicyStatus | undefined;
 }
 
-/** Indexes a translation's statuses for the next one. */
+/**
+ * Indexes a translation's statuses for the next one. Namespaced kinds are looked up by namespace,
+ * then name: the translator looks up every route on every change, and a "namespace/name" key
+ * would be a string built and hashed per route, twice.
+ */
 export function indexStatuses(statuses: readonly ObjectStatus[]): PreviousStatuses {
   const classes = new Map<string, GatewayClassStatus>();
-  const gateways = new Map<string, GatewayStatus>();
-  const routes = new Map<string, HTTPRouteStatus>();
-  const policies = new Map<string, PolicyStatus>();
-  const id = (namespace: string | undefined, name: string) => `${namespace ?? ''}/${name}`;
+  const gateways = new ByNamespace<GatewayStatus>();
+  const routes = new ByNamespace<HTTPRouteStatus>();
+  const policies = new ByNamespace<PolicyStatus>();
   for (const s of statuses) {
     if (s.kind === 'GatewayClass') classes.set(s.metadata.name, s.status);
-    else if (s.kind === 'Gateway') gateways.set(id(s.metadata.namespace, s.metadata.name), s.status);
-    else if (s.kind === 'HTTPRoute') routes.set(id(s.metadata.namespace, s.metadata.name), s.status);
-    else policies.set(id(s.metadata.namespace, s.metadata.name), s.status);
+    else if (s.kind === 'Gateway') gateways.set(s.metadata.namespace, s.metadata.name, s.status);
+    else if (s.kind === 'HTTPRoute') routes.set(s.metadata.namespace, s.metadata.name, s.status);
+    else policies.set(s.metadata.namespace, s.metadata.name, s.status);
   }
   return {
     gatewayClass: (name) => classes.get(name),
-    gateway: (namespace, name) => gateways.get(id(namespace, name)),
-    httpRoute: (namespace, name) => routes.get(id(namespace, name)),
-    backendTLSPolicy: (namespace, name) => policies.get(id(namespace, name)),
+    gateway: (namespace, name) => gateways.get(namespace, name),
+    httpRoute: (namespace, name) => routes.get(namespace, name),
+    backendTLSPolicy: (namespace, name) => policies.get(namespace, name),
   };
+}
+
+class ByNamespace<V> {
+  private readonly namespaces = new Map<string, Map<string, V>>();
+  set(namespace: string | undefined, name: string, value: V): void {
+    const ns = namespace ?? '';
+    let names = this.namespaces.get(ns);
+    if (!names) {
+      names = new Map();
+      this.namespaces.set(ns, names);
+    }
+    names.set(name, value);
+  }
+  get(namespace: string, name: string): V | undefined {
+    return this.namespaces.get(namespace)?.get(name);
+  }
 }
 
 /** The previous status entry for the same parent (all parentRef fields equal), if any. */

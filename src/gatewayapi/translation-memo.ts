@@ -92,7 +92,7 @@ export interface Contribution<R extends RankedMatch & { route: IRRoute }> {
 /** A vhost as sorted last time, and the unsorted contributions it was sorted from. */
 interface VhostEntry<R> {
   listener: string;
-  unsorted: R[];
+  unsorted: readonly R[];
   vhost: IRVirtualHost;
 }
 
@@ -106,10 +106,11 @@ export class SocketMemo<A extends object, R extends RankedMatch & { route: IRRou
    * The vhost for `hostname`: the one built last time when the same listener owns it and the
    * same ranked entries (same objects, same order) reach it, else a new one sorted by `sort`.
    */
-  vhost(hostname: string, listener: string, unsorted: R[], sort: (ranked: R[]) => IRRoute[]): IRVirtualHost {
+  vhost(hostname: string, listener: string, unsorted: readonly R[], sort: (ranked: readonly R[]) => IRRoute[]): IRVirtualHost {
     const before = this.vhosts.get(hostname);
-    if (before && before.listener === listener && sameElements(before.unsorted, unsorted)) return before.vhost;
-    const vhost: IRVirtualHost = { hostname, listener, routes: sort([...unsorted]) };
+    if (before && before.listener === listener && (before.unsorted === unsorted || sameElements(before.unsorted, unsorted))) return before.vhost;
+    // `sort` leaves `unsorted` as it is (it is kept for the next comparison).
+    const vhost: IRVirtualHost = { hostname, listener, routes: sort(unsorted) };
     this.vhosts.set(hostname, { listener, unsorted, vhost });
     return vhost;
   }

@@ -607,11 +607,15 @@ function buildSockets(
     // With a memo, what an attachment contributes to this socket and the sorted vhosts are
     // reused while the environment (hence this socket's listeners) is the same.
     const socketMemo: SocketMemo<Attachment, Ranked> | undefined = memo?.socket(`${s.address}|${s.port}`);
-    const vhosts = new Map<string, { vhost: IRVirtualHost; ranked: Ranked[] }>();
+    // Per hostname, its listener and the ranked entries reaching it. A hostname with one
+    // contribution takes that contribution's array as it is (`own` false), the common case of
+    // one route per host: a change then allocates nothing per unchanged host, and the memo
+    // below recognises the same array. A second contribution makes it a copy of its own.
+    const vhosts = new Map<string, { listener: ListenerState; ranked: readonly Ranked[]; own: boolean }>();
     const vhostFor = (hostname: string, l: ListenerState) => {
       let v = vhosts.get(hostname);
       if (!v) {
-        v = { vhost: { hostname, listener: l.id, routes: [] }, ranked: [] };
+        v = { listener: l, ranked: NO_RANKED, own: false };
         vhosts.set(hostname, v);
       }
       return v;
@@ -645,21 +649,27 @@ function buildSockets(
       }
       for (const c of contributions) {
         const v = vhostFor(c.hostname, att.listener);
-        for (const r of c.ranked) v.ranked.push(r);
+        if (v.ranked.length === 0) {
+          v.ranked = c.ranked;
+        } else {
+          if (!v.own) {
+            v.ranked = [...v.ranked];
+            v.own = true;
+          }
+          for (const r of c.ranked) (v.ranked as Ranked[]).push(r);
+        }
       }
     }
-    const sortRanked = (ranked: Ranked[]) => ranked.sort(compareMatches).map((r) => r.route);
+    // Sorts a copy: the entries may be a contribution's own array.
+    const sortRanked = (ranked: readonly Ranked[]) => [...ranked].sort(compareMatches).map((r) => r.route);
     let list: IRVirtualHost[];
     if (socketMemo) {
       list = socketMemo.sortedHostnames(vhosts).map((hostname) => {
-        const { vhost, ranked } = vhosts.get(hostname) as { vhost: IRVirtualHost; ranked: Ranked[] };
-        return socketMemo.vhost(hostname, vhost.listener, ranked, sortRanked);
+        const { listener, ranked } = vhosts.get(hostname) as { listener: ListenerState; ranked: readonly Ranked[] };
+        return socketMemo.vhost(hostname, listener.id, ranked, sortRanked);
       });
     } else {
-      list = [...vhosts.values()].map(({ vhost, ranked }) => {
-        vhost.routes = sortRanked(ranked);
-        return vhost;
-      });
+      list = [...vhosts].map(([hostname, { listener, ranked }]) => ({ hostname, listener: listener.id, routes: sortRanked(ranked) }));
       list.sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
     }
     const socket: IRSocket = { name, address: s.address, port: s.port, vhosts: list };
@@ -717,6 +727,9 @@ function frozenRouteStatus(s: HTTPRouteObjectStatus): HTTPRouteObjectStatus {
   Object.freeze(s.metadata);
   return Object.freeze(s);
 }
+
+/** No ranked entries yet (shared, never written to). */
+const NO_RANKED: readonly Ranked[] = Object.freeze([]);
 
 function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
