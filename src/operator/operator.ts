@@ -16,7 +16,7 @@ import { indexStatuses, previousParent, type GatewayStatus, type ObjectStatus, t
 import { CLUSTER_FEATURES } from '../gatewayapi/features.ts';
 import { formatProblem, translate } from '../gatewayapi/translator.ts';
 import { TranslationMemo } from '../gatewayapi/translation-memo.ts';
-import type { GatewayClass } from '../gatewayapi/types.ts';
+import type { Condition, GatewayClass } from '../gatewayapi/types.ts';
 import { encodeRoutingConfig, GATEWAY_LABEL, headName, ROLE_LABEL } from '../ir/configmap.ts';
 import { apiStatusCode } from '../providers/kubernetes/errors.ts';
 import { Coalescer } from '../util/coalesce.ts';
@@ -98,7 +98,16 @@ export class Operator {
   private readonly elector: LeaderElector;
   private readonly coalescer: Coalescer;
   private readonly core: CoreV1Api;
+  /** The statuses last written (with the operator's own additions): lastTransitionTime of those. */
   private previous: PreviousStatuses | undefined;
+  /**
+   * The same, with each route's status as the translator produced it (without Programmed): what
+   * the next translation gets as `previous`, so that it can hand out the same status object for
+   * an unchanged route (it merges only its own condition types, which both have alike).
+   */
+  private previousTranslated: PreviousStatuses | undefined;
+  /** The copy with Programmed made of each translator route status, reused while Programmed stays the same. */
+  private programmedCopies = new WeakMap<ObjectStatus, { copy: ObjectStatus; programmed: Condition[] }>();
   /** The last translation's work: a route change does not translate every route again. */
   private readonly translationMemo = new TranslationMemo();
 
@@ -275,7 +284,7 @@ export class Operator {
     // Likewise the ConfigMaps their client certificate validation names as CA bundles.
     snapshot.configMaps = await this.caBundles.resolve(snapshot.gateways, snapshot.backendTLSPolicies ?? []);
     const endTranslate = this.metrics.translateSeconds.startTimer();
-    const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previous, sharedDataPlane: false, supportedFeatures: CLUSTER_FEATURES, memo: this.translationMemo });
+    const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previousTranslated ?? this.previous, sharedDataPlane: false, supportedFeatures: CLUSTER_FEATURES, memo: this.translationMemo });
     endTranslate();
     const statuses = result.statuses;
     // Each problem is logged once, when it appears, not on every run.
@@ -348,6 +357,8 @@ export class Operator {
       this.log.error({ event: 'cleanup-failed', err: describe(err) }, 'could not delete the objects of removed Gateways');
     }
 
+    // Gateway and class statuses are the same objects in both (changed in place above).
+    this.previousTranslated = indexStatuses(statuses);
     this.setRouteProgrammed(statuses, view.pods, keepConfigs, now);
     this.previous = indexStatuses(statuses);
     const keys = new Map<string, { kind: StatusKind; namespace: string | undefined; name: string }>();
@@ -398,12 +409,14 @@ export class Operator {
     }
     this.podProblems = seen;
     // The translator's route statuses are frozen (it may hand the same one out again): a route
-    // that gets Programmed gets a copy of its status in the list.
+    // that gets Programmed gets a copy of its status in the list. The copy is frozen too and
+    // handed out again while the translator's status and the Programmed conditions are the
+    // same, so the status writer recognises an unchanged route by identity.
     statuses.forEach((s, i) => {
       if (s.kind !== 'HTTPRoute') return;
       const routeKey = `${s.metadata.namespace}/${s.metadata.name}`;
       const before = this.previous?.httpRoute(s.metadata.namespace ?? '', s.metadata.name);
-      let changed = false;
+      const programmed: Condition[] = [];
       const parents = s.status.parents.map((parent) => {
         const ref = parent.parentRef;
         if ((ref.kind ?? 'Gateway') !== 'Gateway' || parent.conditions.find((c) => c.type === 'Accepted')?.status !== 'True') return parent;
@@ -411,10 +424,18 @@ export class Operator {
         if (!gateways.has(gateway)) return parent;
         const c = routeProgrammed(gateway, routeKey, s.metadata.generation, ready.get(gateway) ?? [], this.publishedConfigs);
         const merged = mergeConditions(previousParent(before, ref)?.conditions, [c], now)[0];
-        changed = true;
+        programmed.push(merged);
         return { ...parent, conditions: [...parent.conditions.filter((x) => x.type !== ROUTE_PROGRAMMED), merged] };
       });
-      if (changed) statuses[i] = { ...s, status: { ...s.status, parents } };
+      if (programmed.length === 0) return;
+      const last = this.programmedCopies.get(s);
+      if (last && sameConditions(last.programmed, programmed)) {
+        statuses[i] = last.copy;
+        return;
+      }
+      const copy = deepFreeze({ ...s, status: { ...s.status, parents } });
+      this.programmedCopies.set(s, { copy, programmed });
+      statuses[i] = copy;
     });
   }
 
@@ -503,6 +524,26 @@ export class Operator {
 }
 
 /** A class's parameters: defaults without parametersRef, else the referenced GatewayClassParameters. */
+/** Same conditions, field by field, in the same order. */
+function sameConditions(a: readonly Condition[], b: readonly Condition[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((c, i) => {
+      const d = b[i];
+      return c.type === d.type && c.status === d.status && c.reason === d.reason && c.message === d.message && c.observedGeneration === d.observedGeneration && c.lastTransitionTime === d.lastTransitionTime;
+    })
+  );
+}
+
+/** Freezes a plain JSON-like value and everything in it. */
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 function resolveParameters(gc: GatewayClass, view: ClusterView): ClassParameters {
   const ref = gc.spec.parametersRef as { group?: string; kind?: string; name?: string; namespace?: string } | undefined;
   if (ref === undefined) return { ok: true, spec: defaultParameters() };
