@@ -126,6 +126,24 @@ class ByNamespace<V> {
   }
 }
 
+/**
+ * Freezes an HTTPRoute status, its parents and their conditions. The translator hands route
+ * statuses out frozen because a later translation may hand the same one out again (and the
+ * operator its Programmed copy of one): a caller that adds to a status must build its own copy,
+ * and one that tries to change it in place fails loudly instead.
+ */
+export function freezeRouteStatus(s: HTTPRouteObjectStatus): HTTPRouteObjectStatus {
+  for (const p of s.status.parents) {
+    for (const c of p.conditions) Object.freeze(c);
+    Object.freeze(p.conditions);
+    Object.freeze(p);
+  }
+  Object.freeze(s.status.parents);
+  Object.freeze(s.status);
+  Object.freeze(s.metadata);
+  return Object.freeze(s);
+}
+
 /** The previous status entry for the same parent (all parentRef fields equal), if any. */
 export function previousParent(previous: HTTPRouteStatus | undefined, ref: ParentReference): RouteParentStatus | undefined {
   return previous?.parents.find((p) => sameParentRef(p.parentRef, ref));

@@ -29,7 +29,7 @@ import type { SocketMemo, TableMemo, TranslationMemo } from './translation-memo.
 import { pcreProblem, type RegexVerdicts } from './regex.ts';
 import { namespaceAllowed } from './namespaces.ts';
 import { rejectedBackends, rejectedMessage, rejectedStatuses } from './rejected.ts';
-import { previousParent, type HTTPRouteObjectStatus, type ObjectStatus, type PreviousStatuses, type StatusMetadata } from './status.ts';
+import { freezeRouteStatus, previousParent, type HTTPRouteObjectStatus, type ObjectStatus, type PreviousStatuses, type StatusMetadata } from './status.ts';
 import type { Condition, Gateway, GatewayClass, HTTPRoute, ParentReference, ResourceSnapshot } from './types.ts';
 import { GATEWAY_GROUP } from './types.ts';
 
@@ -358,7 +358,7 @@ export function translate(snapshot: ResourceSnapshot, options: TranslateOptions)
       const bad = p.conditions.find((c) => c.status !== 'True' && c.type === 'Accepted');
       if (bad) routeProblems.push({ kind: 'HTTPRoute', object: key(s.route), message: `parent ${p.ref.namespace}/${p.ref.name}: ${bad.reason}: ${bad.message}` });
     }
-    const status = frozenRouteStatus({
+    const status = freezeRouteStatus({
       apiVersion: s.route.apiVersion,
       kind: s.route.kind,
       metadata: statusMetadata(s.route),
@@ -710,23 +710,6 @@ function sortObjects<T extends { metadata: { name: string; namespace?: string; c
  * lives as long as the environment memo reuses it, so entries go with their states.
  */
 const routeOutputs = new WeakMap<RouteState, { status: HTTPRouteObjectStatus; problems: Problem[] }>();
-
-/**
- * HTTPRoute statuses are handed out frozen: one may be handed out again by a later translation
- * (see routeOutputs), so a caller that adds to a status (the operator's Programmed) must build
- * its own copy, and one that tries to change it in place fails loudly instead.
- */
-function frozenRouteStatus(s: HTTPRouteObjectStatus): HTTPRouteObjectStatus {
-  for (const p of s.status.parents) {
-    for (const c of p.conditions) Object.freeze(c);
-    Object.freeze(p.conditions);
-    Object.freeze(p);
-  }
-  Object.freeze(s.status.parents);
-  Object.freeze(s.status);
-  Object.freeze(s.metadata);
-  return Object.freeze(s);
-}
 
 /** No ranked entries yet (shared, never written to). */
 const NO_RANKED: readonly Ranked[] = Object.freeze([]);

@@ -7,12 +7,13 @@
 // skipped run is repaired by the next one.
 import { createHash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { isDeepStrictEqual } from 'node:util';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { registerProcessMetrics } from '../util/process-metrics.ts';
 import { condition, mergeConditions } from '../gatewayapi/conditions.ts';
-import { indexStatuses, previousParent, type GatewayStatus, type ObjectStatus, type PreviousStatuses } from '../gatewayapi/status.ts';
+import { freezeRouteStatus, indexStatuses, previousParent, type GatewayStatus, type ObjectStatus, type PreviousStatuses } from '../gatewayapi/status.ts';
 import { CLUSTER_FEATURES } from '../gatewayapi/features.ts';
 import { formatProblem, translate } from '../gatewayapi/translator.ts';
 import { TranslationMemo } from '../gatewayapi/translation-memo.ts';
@@ -284,7 +285,7 @@ export class Operator {
     // Likewise the ConfigMaps their client certificate validation names as CA bundles.
     snapshot.configMaps = await this.caBundles.resolve(snapshot.gateways, snapshot.backendTLSPolicies ?? []);
     const endTranslate = this.metrics.translateSeconds.startTimer();
-    const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previousTranslated ?? this.previous, sharedDataPlane: false, supportedFeatures: CLUSTER_FEATURES, memo: this.translationMemo });
+    const result = translate(snapshot, { defaultAddress: '0.0.0.0', now, previous: this.previousTranslated, sharedDataPlane: false, supportedFeatures: CLUSTER_FEATURES, memo: this.translationMemo });
     endTranslate();
     const statuses = result.statuses;
     // Each problem is logged once, when it appears, not on every run.
@@ -429,11 +430,11 @@ export class Operator {
       });
       if (programmed.length === 0) return;
       const last = this.programmedCopies.get(s);
-      if (last && sameConditions(last.programmed, programmed)) {
+      if (last && isDeepStrictEqual(last.programmed, programmed)) {
         statuses[i] = last.copy;
         return;
       }
-      const copy = deepFreeze({ ...s, status: { ...s.status, parents } });
+      const copy = freezeRouteStatus({ ...s, status: { ...s.status, parents } });
       this.programmedCopies.set(s, { copy, programmed });
       statuses[i] = copy;
     });
@@ -524,26 +525,6 @@ export class Operator {
 }
 
 /** A class's parameters: defaults without parametersRef, else the referenced GatewayClassParameters. */
-/** Same conditions, field by field, in the same order. */
-function sameConditions(a: readonly Condition[], b: readonly Condition[]): boolean {
-  return (
-    a.length === b.length &&
-    a.every((c, i) => {
-      const d = b[i];
-      return c.type === d.type && c.status === d.status && c.reason === d.reason && c.message === d.message && c.observedGeneration === d.observedGeneration && c.lastTransitionTime === d.lastTransitionTime;
-    })
-  );
-}
-
-/** Freezes a plain JSON-like value and everything in it. */
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
-}
-
 function resolveParameters(gc: GatewayClass, view: ClusterView): ClassParameters {
   const ref = gc.spec.parametersRef as { group?: string; kind?: string; name?: string; namespace?: string } | undefined;
   if (ref === undefined) return { ok: true, spec: defaultParameters() };
