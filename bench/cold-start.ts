@@ -11,7 +11,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { writeScaleDir } from './lib/manifests.ts';
+import { scaleRouteHost, scaleRoutePrefix, writeScaleDir } from './lib/manifests.ts';
 import { httpGet, ManagedProcess, startEcho, waitFor } from './lib/procs.ts';
 import { fmt, stats } from './lib/report.ts';
 
@@ -36,7 +36,6 @@ const BACKEND = { address: flags['backend-address'], port: PORT + 1 };
 const ADMIN = { address: flags['admin-address'], port: PORT + 2 };
 const HEADER = { 'x-bench': 'on' };
 
-const host = (i: number) => `r${i}.scale.test`;
 
 /**
  * CPU seconds of one process, and of it with all its descendants (varnishd runs in a process
@@ -90,8 +89,8 @@ async function coldStart(tree: string, dir: string, tmp: string, tag: string): P
   const last = Number(tag.split('-')[0]) - 1;
   try {
     let usage = { own: 0, group: 0 };
-    const okAt = await waitFor(`200 from ${host(last)}`, 300_000, 10, async () => {
-      const r = await httpGet(`http://${GATEWAY.address}:${GATEWAY.port}/p${last}/x`, { host: host(last), headers: HEADER, timeoutMs: 2_000 }).catch(() => undefined);
+    const okAt = await waitFor(`200 from ${scaleRouteHost(last)}`, 300_000, 10, async () => {
+      const r = await httpGet(`http://${GATEWAY.address}:${GATEWAY.port}${scaleRoutePrefix(last)}/x`, { host: scaleRouteHost(last), headers: HEADER, timeoutMs: 2_000 }).catch(() => undefined);
       if (r?.status !== 200) return undefined;
       const at = performance.now();
       usage = await cpu(pid);

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { scaleRouteManifest, writeScaleDir } from './lib/manifests.ts';
+import { scaleRouteHost, scaleRouteManifest, scaleRoutePrefix, writeScaleDir } from './lib/manifests.ts';
 import { countOther, describe, keepAliveAgent, newTally, pollUntil, type PollTally } from './lib/poll.ts';
 import { httpGet, spawnServe, startEcho, waitFor, waitFor200, waitForQuietMachine, type EchoBackend, type Gateway } from './lib/procs.ts';
 import { fmt, machineInfo, saveSection, stats, table, type Section } from './lib/report.ts';
@@ -63,8 +63,6 @@ const REFERENCE_ADMIN_PORT = 18591;
 const MATCH_HEADER = { 'x-bench': 'on' };
 const CACHE_HEADER = { 'X-Echo-Set-Header': 'Cache-Control:max-age=3600' };
 
-const host = (i: number) => `r${i}.scale.test`;
-const prefix = (i: number, flipped = false) => `/p${i}${flipped ? 'b' : ''}`;
 
 /** Written under a hidden name and renamed into place, as an editor or `kubectl cp` would. */
 async function writeRoute(dir: string, i: number, flipped = false): Promise<void> {
@@ -205,15 +203,15 @@ async function runSize(n: number, tmp: string, reference: Gateway | null): Promi
     try {
       for (let k = 0; k < ADDITIONS; k++) {
         const i = n + k;
-        const url = `${gatewayUrl}${prefix(i)}/new`;
+        const url = `${gatewayUrl}${scaleRoutePrefix(i)}/new`;
         const t0 = performance.now();
         await writeRoute(dir, i);
-        const t1 = await pollUntilHeader(url, host(i), agent);
+        const t1 = await pollUntilHeader(url, scaleRouteHost(i), agent);
         additions.push(t1 - t0);
         await sleep(100);
         const after = await statusOf(gw);
         additionReloads.push({ compileMs: after.lastReload?.compileMs, totalMs: after.lastReload?.totalMs, compiled: after.lastReload?.compiled });
-        console.log(`  +${host(i)}: ${fmt(t1 - t0)} ms (reload ${fmt(after.lastReload?.totalMs)} ms, vcl.inline ${fmt(after.lastReload?.compileMs)} ms)`);
+        console.log(`  +${scaleRouteHost(i)}: ${fmt(t1 - t0)} ms (reload ${fmt(after.lastReload?.totalMs)} ms, vcl.inline ${fmt(after.lastReload?.compileMs)} ms)`);
       }
     } finally {
       agent.destroy();
@@ -225,7 +223,7 @@ async function runSize(n: number, tmp: string, reference: Gateway | null): Promi
     const rssBeforeMiB = (await memory(pid)).rssMiB;
     const heapBeforeMiB = await heapUsedMiB(gw);
     const sampler = memorySampler(pid);
-    const load = hammer(`${gatewayUrl}${prefix(0)}/existing`, host(0), HAMMER_CONNECTIONS, tally);
+    const load = hammer(`${gatewayUrl}${scaleRoutePrefix(0)}/existing`, scaleRouteHost(0), HAMMER_CONNECTIONS, tally);
     let next = performance.now();
     for (let k = 1; k <= FLIPS; k++) {
       next += FLIP_MS;
@@ -280,8 +278,8 @@ async function shardCount(logFile: string): Promise<number | undefined> {
 }
 
 async function waitFor200WithHeader(gatewayUrl: string, i: number, gw: Gateway, flipped = false): Promise<number> {
-  return waitFor(`200 from ${host(i)}`, 300_000, 10, async () => {
-    const r = await httpGet(`${gatewayUrl}${prefix(i, flipped)}/x`, { host: host(i), headers: MATCH_HEADER, timeoutMs: 2_000 });
+  return waitFor(`200 from ${scaleRouteHost(i)}`, 300_000, 10, async () => {
+    const r = await httpGet(`${gatewayUrl}${scaleRoutePrefix(i, flipped)}/x`, { host: scaleRouteHost(i), headers: MATCH_HEADER, timeoutMs: 2_000 });
     return r.status === 200 ? performance.now() : undefined;
   }, gw.proc);
 }
@@ -309,11 +307,11 @@ async function measureThroughput(gatewayUrl: string, last: number): Promise<Thro
       const extra = kind === 'hit' ? CACHE_HEADER : {};
       // Warm-up (fills the cache for the hit runs), then the two measured side by side, in
       // alternating order so that neither always runs second.
-      await wrk(`${gatewayUrl}${prefix(last)}/${kind}`, host(last), extra);
-      await wrk(`${refUrl}${prefix(0)}/${kind}`, host(0), extra);
+      await wrk(`${gatewayUrl}${scaleRoutePrefix(last)}/${kind}`, scaleRouteHost(last), extra);
+      await wrk(`${refUrl}${scaleRoutePrefix(0)}/${kind}`, scaleRouteHost(0), extra);
       const pair = round % 2 === 0 ? ['big', 'ref'] : ['ref', 'big'];
       for (const which of pair) {
-        const r = which === 'big' ? await wrk(`${gatewayUrl}${prefix(last)}/${kind}`, host(last), extra) : await wrk(`${refUrl}${prefix(0)}/${kind}`, host(0), extra);
+        const r = which === 'big' ? await wrk(`${gatewayUrl}${scaleRoutePrefix(last)}/${kind}`, scaleRouteHost(last), extra) : await wrk(`${refUrl}${scaleRoutePrefix(0)}/${kind}`, scaleRouteHost(0), extra);
         if (which === 'big') {
           out[kind].rps.push(r.rps);
           out[kind].errors += wrkErrors(r);

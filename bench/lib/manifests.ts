@@ -146,12 +146,17 @@ export async function addRouteFile(dir: string, i: number): Promise<string> {
   return final;
 }
 
+/** Host of the scale workload's route i. */
+export const scaleRouteHost = (i: number) => `r${i}.scale.test`;
+/** Path prefix of the scale workload's route i (`/p<i>`, `/p<i>b` when flipped). */
+export const scaleRoutePrefix = (i: number, flipped = false) => `/p${i}${flipped ? 'b' : ''}`;
+
 /**
  * The scale workload's route i (bench:scale, bench:cold-start): host `r<i>.scale.test`, one rule
  * matching path prefix `/p<i>` (`/p<i>b` when flipped) and header `x-bench: on`.
  */
 export function scaleRouteManifest(i: number, flipped = false): string {
-  return httpRouteManifest(i, `r${i}.scale.test`, `/p${i}${flipped ? 'b' : ''}`, SERVICE_NAME, true);
+  return httpRouteManifest(i, scaleRouteHost(i), scaleRoutePrefix(i, flipped), SERVICE_NAME, true);
 }
 
 /** A directory of the scale workload: the Gateway and Service, and `n` route files. */
